@@ -19,7 +19,7 @@ type Poller struct {
 	wakefd int // eventfd, registered for reading
 	// woken is 1 from the first Wake after a drain until the next drain, so
 	// concurrent Wakes cost one eventfd write.
-	woken  atomic.Uint32
+	woken atomic.Uint32
 	// wakeMu orders Wake (any goroutine) against Close: a Wake must never
 	// write to the eventfd number after Close released it, since the number
 	// may already belong to someone else.
