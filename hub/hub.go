@@ -652,7 +652,7 @@ func (h *Hub) turn(maxWait time.Duration) error {
 func (h *Hub) poll(wait time.Duration) (int, error) {
 	if wait != 0 {
 		h.sleeping.Store(true)
-		if h.nposts.Load() != h.taken {
+		if h.wakeDue() {
 			wait = 0
 		}
 	}
@@ -664,14 +664,15 @@ func (h *Hub) poll(wait time.Duration) (int, error) {
 	case h.opts.Wait == WaitNetpoll:
 		n, err = h.pollNetpoll(wait)
 	case h.opts.Wait == WaitGosched:
+		// Each non-blocking Wait may drain a wake-up whose reason (a post or
+		// a kick) must then be seen here, or the blocking Wait would sleep
+		// through it.
 		n, err = h.p.Wait(h.events, 0)
-		if n == 0 && err == nil {
+		if n == 0 && err == nil && !h.wakeDue() {
 			runtime.Gosched()
-			if h.nposts.Load() == h.taken {
-				n, err = h.p.Wait(h.events, 0)
-				if n == 0 && err == nil && h.nposts.Load() == h.taken {
-					n, err = h.p.Wait(h.events, wait)
-				}
+			n, err = h.p.Wait(h.events, 0)
+			if n == 0 && err == nil && !h.wakeDue() {
+				n, err = h.p.Wait(h.events, wait)
 			}
 		}
 	default:

@@ -3,6 +3,7 @@ package hub_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -423,5 +424,46 @@ func TestDriveUntilCondition(t *testing.T) {
 	defer cancel2()
 	if err := h.Drive(short, func() bool { return false }); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Drive past deadline: %v", err)
+	}
+}
+
+// TestCancelWhilePostsRace cancels a running hub right after a stream of
+// posted round trips: a wake-up drained by one non-blocking poll must not
+// hide the cancellation from the next, blocking one (a regression in the
+// gosched mode, where Run never returned).
+func TestCancelWhilePostsRace(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode.String(), func(t *testing.T) {
+			for round := 0; round < 10; round++ {
+				h, err := hub.New(hub.Options{Wait: mode})
+				if err != nil {
+					t.Fatal(err)
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan error, 1)
+				go func() { done <- h.Run(ctx) }()
+				pong := make(chan struct{})
+				reply := func() { pong <- struct{}{} }
+				for i := 0; i < 2000; i++ {
+					if i%3 == 0 {
+						for j := 0; j < 50; j++ {
+							runtime.Gosched()
+						}
+					}
+					h.Post(reply)
+					<-pong
+				}
+				cancel()
+				select {
+				case err := <-done:
+					if !errors.Is(err, context.Canceled) {
+						t.Fatalf("Run: %v", err)
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatalf("round %d: Run did not return after cancel (lost wake-up)", round)
+				}
+				h.Close()
+			}
+		})
 	}
 }

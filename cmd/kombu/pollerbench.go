@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/kombu-go/kombu/bench"
+	"github.com/kombu-go/kombu/hub"
+)
+
+func init() {
+	register(command{name: "poller-bench", summary: "event-loop microbenchmarks: hub vs raw epoll vs goroutine per fd", run: runPollerBench})
+}
+
+type pollerBenchOutput struct {
+	Results  []bench.RingResult `json:"results"`
+	WakeupNs map[string]float64 `json:"wakeup_ns"`
+	TimersNs bench.TimerResult  `json:"timers_ns"`
+	// Additive fields (the contract grows only by addition):
+	HubWaitMode string             `json:"hub_wait_mode"`
+	Ratios      map[string]float64 `json:"ratios"`
+}
+
+func runPollerBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("poller-bench", "[--fds 1,100,1000,9000] [--events N] [--reps R] [--json]", stderr)
+	fdsFlag := fs.String("fds", "1,100,1000,9000", "comma-separated ring sizes (registered descriptors)")
+	events := fs.Int("events", 200000, "dispatched events per ring run")
+	reps := fs.Int("reps", 5, "repetitions per measurement; the median is reported")
+	wakeIters := fs.Int("wake-iters", 2000, "round trips per wake-up measurement")
+	jsonOut := fs.Bool("json", false, "print JSON instead of a table")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	var sizes []int
+	for _, s := range strings.Split(*fdsFlag, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 || n > 9500 {
+			fmt.Fprintf(stderr, "kombu poller-bench: bad --fds value %q (1..9500: the open-file limit is 20,000)\n", s)
+			return errUsage
+		}
+		sizes = append(sizes, n)
+	}
+	if *reps < 1 || *events < 1 || *wakeIters < 1 {
+		fmt.Fprintln(stderr, "kombu poller-bench: --reps, --events and --wake-iters must be positive")
+		return errUsage
+	}
+	out := pollerBenchOutput{WakeupNs: map[string]float64{}, Ratios: map[string]float64{}}
+	h, err := hub.New(hub.Options{})
+	if err != nil {
+		return err
+	}
+	out.HubWaitMode = h.WaitMode().String()
+	h.Close()
+
+	impls := []string{bench.ImplRawEpoll, bench.ImplHub, bench.ImplGoroutines}
+	for _, n := range sizes {
+		samples := map[string][]bench.RingResult{}
+		for r := 0; r < *reps; r++ {
+			for _, impl := range impls { // interleaved: drift hits every impl alike
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				res, err := bench.RunRing(impl, n, *events)
+				if err != nil {
+					return err
+				}
+				samples[impl] = append(samples[impl], res)
+			}
+			if !*jsonOut {
+				fmt.Fprintf(stderr, "\rring fds=%d: repetition %d/%d", n, r+1, *reps)
+			}
+		}
+		for _, impl := range impls {
+			out.Results = append(out.Results, medianRing(samples[impl]))
+		}
+		floor := out.Results[len(out.Results)-3].NsPerEvent
+		for _, res := range out.Results[len(out.Results)-3:] {
+			out.Ratios[fmt.Sprintf("%s/%s@%d", res.Impl, bench.ImplRawEpoll, n)] = res.NsPerEvent / floor
+		}
+	}
+	if !*jsonOut {
+		fmt.Fprintf(stderr, "\rwake-up round trips...                 ")
+	}
+	wake, err := bench.Wakeup(*wakeIters, *reps)
+	if err != nil {
+		return err
+	}
+	for _, w := range wake {
+		out.WakeupNs[w.Mode] = w.Ns
+	}
+	floor := out.WakeupNs[bench.WakeNetpoll]
+	if v, ok := out.WakeupNs[bench.WakeRaw]; ok && v < floor {
+		floor = v
+	}
+	out.WakeupNs["hub"] = out.WakeupNs["hub-"+out.HubWaitMode]
+	out.Ratios["wakeup hub/best-fd-floor"] = out.WakeupNs["hub"] / floor
+	if !*jsonOut {
+		fmt.Fprintf(stderr, "\rtimers...                              ")
+	}
+	out.TimersNs = bench.Timers(200000, 100000)
+	if !*jsonOut {
+		fmt.Fprintf(stderr, "\r                                       \r")
+	}
+	if *jsonOut {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	printPollerTable(stdout, out)
+	return nil
+}
+
+func medianRing(rs []bench.RingResult) bench.RingResult {
+	ns := make([]float64, len(rs))
+	al := make([]float64, len(rs))
+	g := 0
+	for i, r := range rs {
+		ns[i], al[i] = r.NsPerEvent, r.AllocsPerEvent
+		g = max(g, r.Goroutines)
+	}
+	return bench.RingResult{Impl: rs[0].Impl, Fds: rs[0].Fds, NsPerEvent: bench.Median(ns), AllocsPerEvent: bench.Median(al), Goroutines: g}
+}
+
+func printPollerTable(w io.Writer, out pollerBenchOutput) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "impl\tfds\tns/event\tallocs/event\tgoroutines\tvs raw-epoll\t")
+	for _, r := range out.Results {
+		ratio := out.Ratios[fmt.Sprintf("%s/%s@%d", r.Impl, bench.ImplRawEpoll, r.Fds)]
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.3f\t%d\t%.2fx\t\n", r.Impl, r.Fds, r.NsPerEvent, r.AllocsPerEvent, r.Goroutines, ratio)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\nwake-up round trip into an idle waiter (hub wait mode in use: %s)\n", out.HubWaitMode)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "mechanism\tns\t")
+	for _, k := range []string{bench.WakeChan, bench.WakeNetpoll, bench.WakeRaw, "hub-blocking", "hub-gosched", "hub-netpoll"} {
+		if v, ok := out.WakeupNs[k]; ok {
+			fmt.Fprintf(tw, "%s\t%.0f\t\n", k, v)
+		}
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "hub / best fd floor: %.2fx\n", out.Ratios["wakeup hub/best-fd-floor"])
+	t := out.TimersNs
+	fmt.Fprintf(w, "\ntimers (ns/op, 100k pending): heap schedule+cancel %.0f, heap schedule+fire %.0f, AfterFunc schedule+stop %.0f, AfterFunc schedule+fire %.0f (%.1fx the heap)\n",
+		t.HeapScheduleCancel, t.HeapScheduleFire, t.AfterFuncScheduleStop, t.AfterFuncScheduleFire, t.AfterFuncScheduleFire/t.HeapScheduleFire)
+}

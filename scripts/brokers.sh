@@ -1,0 +1,262 @@
+#!/usr/bin/env bash
+# scripts/brokers.sh: find, start and stop the brokers the integration tests use.
+#
+# scripts/test.sh sources this file for its functions (kb_*). Tests also run it as a command, to get
+# a Redis server of their own that they may kill and restart without disturbing other packages:
+#
+#   scripts/brokers.sh redis-start DIR          start a private redis-server whose state lives in DIR
+#                                               and print its URL (redis://127.0.0.1:PORT/0). The first
+#                                               start picks a free port (never 6379) and writes
+#                                               DIR/redis.conf; later starts reuse that port. Returns
+#                                               once the server answers PING. Idempotent.
+#   scripts/brokers.sh redis-stop DIR [SIGNAL]  stop the server of DIR (SIGNAL: TERM, the default, or
+#                                               KILL to simulate a crash). Returns once it is gone.
+#   scripts/brokers.sh redis-restart DIR        redis-stop DIR KILL, then redis-start DIR.
+#
+# The servers keep nothing on disk (save "", appendonly no): a restart starts empty. The PID of the
+# running server is in DIR/redis.pid and its log in DIR/redis.log. When KOMBU_TEST_STATE_DIR is set
+# (scripts/test.sh sets it), every DIR is recorded there, and scripts/test.sh stops them all on exit,
+# even those of a test binary that was killed before its cleanup ran.
+#
+# Only processes started here are ever signalled: a PID is signalled only while its command line
+# still names our port or our config file.
+
+# shellcheck disable=SC2016 # the bash -c scripts below expand their own $0 $1
+kb_say() { printf '%s\n' "${KB_NAME:-brokers.sh}: $*" >&2; }
+
+kb_is_root() { [[ $(id -u) == 0 ]]; }
+
+# kb_apt_install PKG...: install Debian packages (root only); apt-get update runs once per process.
+kb_apt_install() {
+	kb_is_root || return 1
+	command -v apt-get >/dev/null 2>&1 || return 1
+	local log=${KOMBU_TEST_STATE_DIR:-/tmp}/apt.log
+	export DEBIAN_FRONTEND=noninteractive
+	if [[ -z ${KB_APT_UPDATED:-} ]]; then
+		kb_say "apt-get update"
+		if ! apt-get update -q >>"$log" 2>&1; then
+			kb_say "apt-get update failed; last lines of $log:"
+			tail -n 5 "$log" >&2
+			return 1
+		fi
+		KB_APT_UPDATED=1
+	fi
+	kb_say "apt-get install -y $*"
+	if ! apt-get install -y -q --no-install-recommends "$@" </dev/null >>"$log" 2>&1; then
+		kb_say "apt-get install $* failed; last lines of $log:"
+		tail -n 10 "$log" >&2
+		return 1
+	fi
+}
+
+# kb_port_open HOST PORT: something accepts TCP connections on HOST:PORT.
+kb_port_open() {
+	timeout 3 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$1" "$2" 2>/dev/null
+}
+
+# kb_url_hostport URL DEFAULT_PORT: print "HOST PORT" of scheme://[user[:pass]@]host[:port][/path].
+kb_url_hostport() {
+	local hp=${1#*://}
+	hp=${hp%%/*}
+	hp=${hp##*@}
+	local host=${hp%:*} port=${hp##*:}
+	if [[ $hp != *:* ]]; then
+		host=$hp port=$2
+	fi
+	printf '%s %s\n' "${host:-127.0.0.1}" "${port:-$2}"
+}
+
+# kb_redis_ping HOST PORT: the server answers +PONG to an inline PING (no auth).
+kb_redis_ping() {
+	timeout 3 bash -c 'exec 3<>"/dev/tcp/$0/$1" && printf "PING\r\n" >&3 &&
+		IFS= read -r line <&3 && [[ $line == "+PONG"* ]]' "$1" "$2" 2>/dev/null
+}
+
+# kb_redis_ping_url URL: the server at URL answers PING (with its credentials when redis-cli exists).
+kb_redis_ping_url() {
+	if command -v redis-cli >/dev/null 2>&1; then
+		[[ $(timeout 5 redis-cli -u "$1" ping 2>/dev/null) == PONG ]]
+		return
+	fi
+	local host port
+	read -r host port < <(kb_url_hostport "$1" 6379)
+	kb_redis_ping "$host" "$port"
+}
+
+# kb_pid_args PID: the command line of PID (empty for a zombie or a missing process).
+kb_pid_args() {
+	if [[ -r /proc/$1/cmdline ]]; then
+		tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null
+	elif [[ ! -d /proc/self ]]; then
+		ps -o args= -p "$1" 2>/dev/null
+	fi
+}
+
+# kb_redis_is_ours PID PORT DIR: PID is alive and is the redis-server of DIR. redis-server renames
+# itself "redis-server 127.0.0.1:PORT" once started; before that its argv names DIR/redis.conf.
+kb_redis_is_ours() {
+	local args
+	[[ -n $1 ]] || return 1
+	args=$(kb_pid_args "$1")
+	[[ $args == *redis* && ($args == *"127.0.0.1:$2"* || $args == *"$3/redis.conf"*) ]]
+}
+
+kb_free_port() {
+	local port i
+	for ((i = 0; i < 50; i++)); do
+		port=$((21000 + RANDOM % 11000)) # below Linux's ephemeral range (32768-60999)
+		kb_port_open 127.0.0.1 "$port" || {
+			echo "$port"
+			return 0
+		}
+	done
+	return 1
+}
+
+kb_redis_server_bin() {
+	if [[ -n ${KOMBU_TEST_REDIS_SERVER:-} && -x ${KOMBU_TEST_REDIS_SERVER} ]]; then
+		echo "$KOMBU_TEST_REDIS_SERVER"
+	else
+		command -v redis-server 2>/dev/null
+	fi
+}
+
+# kb_redis_start DIR: see redis-start above. Prints the URL on stdout.
+kb_redis_start() {
+	local dir=$1 server port pid attempt tries=20 i
+	server=$(kb_redis_server_bin) || {
+		kb_say "redis-server not found"
+		return 1
+	}
+	mkdir -p "$dir" || return 1
+	dir=$(cd "$dir" && pwd) || return 1
+	if [[ -f $dir/redis.port ]]; then
+		port=$(<"$dir/redis.port")
+		tries=1
+		pid=$(cat "$dir/redis.pid" 2>/dev/null)
+		if kb_redis_is_ours "$pid" "$port" "$dir" && kb_redis_ping 127.0.0.1 "$port"; then
+			echo "redis://127.0.0.1:$port/0"
+			return 0
+		fi
+	fi
+	if [[ -n ${KOMBU_TEST_STATE_DIR:-} ]] && ! grep -qxF "$dir" "$KOMBU_TEST_STATE_DIR/redis.dirs" 2>/dev/null; then
+		echo "$dir" >>"$KOMBU_TEST_STATE_DIR/redis.dirs"
+	fi
+	for ((attempt = 0; attempt < tries; attempt++)); do
+		if ((tries > 1)); then
+			port=$(kb_free_port) || break
+		fi
+		cat >"$dir/redis.conf" <<-EOF
+			# private test server written by scripts/brokers.sh; nothing is persisted
+			bind 127.0.0.1
+			port $port
+			save ""
+			appendonly no
+			daemonize no
+			dir $dir
+			logfile ""
+		EOF
+		echo "$port" >"$dir/redis.port"
+		# Not daemonized, so $! is the server's own PID. stdin/stdout are detached so that a caller
+		# reading our output (a Go test's exec.Command) does not wait for the server to exit.
+		"$server" "$dir/redis.conf" </dev/null >>"$dir/redis.log" 2>&1 &
+		pid=$!
+		# Out of the job table: no "Killed" notice when a test kills it. Bash still reaps it.
+		disown "$pid" 2>/dev/null
+		echo "$pid" >"$dir/redis.pid"
+		for ((i = 0; i < 200; i++)); do
+			if kb_redis_ping 127.0.0.1 "$port"; then
+				echo "redis://127.0.0.1:$port/0"
+				return 0
+			fi
+			[[ -n $(kb_pid_args "$pid") ]] || break # exited (gone, or a zombie)
+			sleep 0.05
+		done
+		kb_redis_stop "$dir" KILL
+		kb_say "redis-server on port $port did not come up; last lines of $dir/redis.log:"
+		tail -n 3 "$dir/redis.log" >&2
+	done
+	return 1
+}
+
+# kb_redis_stop DIR [TERM|KILL]: stop the server of DIR if it is running; wait until it is gone.
+kb_redis_stop() {
+	local dir=$1 sig=${2:-TERM} pid port i
+	[[ -f $dir/redis.pid && -f $dir/redis.port ]] || return 0
+	pid=$(<"$dir/redis.pid")
+	port=$(<"$dir/redis.port")
+	if kb_redis_is_ours "$pid" "$port" "$dir"; then
+		kill "-$sig" "$pid" 2>/dev/null
+		for ((i = 0; i < 200; i++)); do
+			kb_redis_is_ours "$pid" "$port" "$dir" || break
+			((i == 100)) && kill -KILL "$pid" 2>/dev/null
+			sleep 0.05
+		done
+		if kb_redis_is_ours "$pid" "$port" "$dir"; then
+			kb_say "redis-server $pid (port $port) would not stop"
+			return 1
+		fi
+	fi
+	rm -f "$dir/redis.pid"
+	return 0
+}
+
+# kb_amqp_ok URL: an AMQP 0-9-1 server answers at URL. With a Python that has the amqp module
+# (KOMBU_TEST_PYTHON) this logs in with the URL's credentials; otherwise it checks that the server
+# answers the protocol header with a frame.
+kb_amqp_ok() {
+	local url=$1 host port
+	read -r host port < <(kb_url_hostport "$url" 5672)
+	kb_port_open "$host" "$port" || return 1
+	if [[ -n ${KOMBU_TEST_PYTHON:-} ]]; then
+		timeout 20 "$KOMBU_TEST_PYTHON" - "$url" <<-'EOF' >/dev/null 2>&1
+			import sys, urllib.parse, amqp
+			u = urllib.parse.urlparse(sys.argv[1])
+			vhost = urllib.parse.unquote(u.path[1:]) or "/"
+			c = amqp.Connection(host="%s:%d" % (u.hostname or "127.0.0.1", u.port or 5672),
+			    userid=urllib.parse.unquote(u.username or "guest"),
+			    password=urllib.parse.unquote(u.password or "guest"),
+			    virtual_host=vhost, connect_timeout=10)
+			c.connect()
+			c.close()
+		EOF
+		return
+	fi
+	timeout 5 bash -c 'exec 3<>"/dev/tcp/$0/$1" && printf "AMQP\x00\x00\x09\x01" >&3 &&
+		IFS= read -r -d "" -N 1 b <&3 && [[ $b == $'"'"'\x01'"'"' ]]' "$host" "$port" 2>/dev/null
+}
+
+# kb_mask_url URL: URL with its password replaced by ***.
+kb_mask_url() {
+	sed -E 's#(://[^:/@]*:)[^@/]*@#\1***@#' <<<"$1"
+}
+
+kb_main() {
+	KB_NAME=brokers.sh
+	local cmd=${1:-} dir=${2:-}
+	case $cmd in
+	redis-start | redis-stop | redis-restart)
+		[[ -n $dir ]] || {
+			kb_say "usage: $0 $cmd DIR"
+			return 2
+		}
+		;;
+	-h | --help | help)
+		sed -n '2,/^$/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+		return 0
+		;;
+	*)
+		kb_say "usage: $0 redis-start|redis-stop|redis-restart DIR [SIGNAL]"
+		return 2
+		;;
+	esac
+	case $cmd in
+	redis-start) kb_redis_start "$dir" ;;
+	redis-stop) kb_redis_stop "$dir" "${3:-TERM}" ;;
+	redis-restart) kb_redis_stop "$dir" KILL && kb_redis_start "$dir" ;;
+	esac
+}
+
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+	kb_main "$@"
+fi

@@ -1,0 +1,429 @@
+#!/usr/bin/env bash
+# scripts/test.sh: THE test command of this project.
+#
+# Usage: ./scripts/test.sh [go test flags] [packages]
+#        ./scripts/test.sh --help
+#
+#   ./scripts/test.sh                                  everything: ./...
+#   ./scripts/test.sh ./hub/ ./transport/...           only these packages
+#   ./scripts/test.sh -run 'TestPublish' ./messaging/  flags go straight to go test
+#   KOMBU_REQUIRE_BROKERS=1 ./scripts/test.sh          a missing broker fails the run (CI does this):
+#                                                      Redis, RabbitMQ, rabbitmqctl for a local RabbitMQ,
+#                                                      and Python's kombu are then all required
+#
+# Steps: find or start the brokers, then gofmt check, go vet (linux, darwin, freebsd) and
+#   go test -race -count=1 -timeout 15m -v [your args]
+# Every step runs even if an earlier one failed; a summary closes the run, and the exit status is 0
+# only if every step passed (2 if a required broker or tool could not be had).
+#
+# Arguments are passed to `go test` as given, after the defaults above, so a later flag wins
+# (-count=3, -timeout=30m, -race=false). Arguments that look like packages (., ./x, ../x, x/...,
+# or starting with the module path) also restrict gofmt and go vet to those packages; with none,
+# ./... is used. With -json the output of go test is passed through untouched; otherwise the `=== RUN`
+# and `--- PASS` lines are dropped and `--- SKIP` lines (with their reasons) are kept.
+#
+# Brokers and tools (when we are root, missing Debian packages are installed with apt-get):
+#   Redis     KOMBU_TEST_REDIS_URL is used if it is set and answers PING. Otherwise a PRIVATE
+#             redis-server is started on a free 127.0.0.1 port (never 6379), with nothing persisted,
+#             and stopped on exit. A system Redis on 6379 is never touched.
+#   RabbitMQ  KOMBU_TEST_AMQP_URL if it is set and answers; else amqp://guest:guest@127.0.0.1:5672//
+#             if that answers; else rabbitmq-server is started (-detached), and stopped on exit
+#             (only if this script started it).
+#   Python    /usr/bin/python3 with the kombu, redis and amqp modules (Debian's python3-kombu,
+#             python3-redis, python3-amqp), for the interoperability tests.
+#   gcc       -race needs cgo and a C compiler; without one the tests run without -race, loudly
+#             (with KOMBU_REQUIRE_BROKERS=1 that is a failure too).
+#
+# Variables the tests see (all exported to go test):
+#   KOMBU_TEST_REDIS_URL          redis://127.0.0.1:PORT/0 (unset if no Redis could be had)
+#   KOMBU_TEST_REDIS_SERVER       path of the redis-server binary (set whenever one exists)
+#   KOMBU_TEST_REDIS_CTL          path of scripts/brokers.sh: `$KOMBU_TEST_REDIS_CTL redis-start DIR`
+#                                 gives a test a private Redis of its own to kill and restart
+#                                 (redis-stop DIR [KILL], redis-restart DIR); see that file. Prefer
+#                                 this for tests that kill Redis: other packages' tests run in
+#                                 parallel against KOMBU_TEST_REDIS_URL.
+#   Set only when KOMBU_TEST_REDIS_URL is the private server started here:
+#   KOMBU_TEST_REDIS_PORT         its port
+#   KOMBU_TEST_REDIS_DIR          its state dir (redis.conf, redis.log, redis.pid)
+#   KOMBU_TEST_REDIS_PIDFILE      file holding the PID of the running server (changes on restart)
+#   KOMBU_TEST_REDIS_STOP_CMD     sh command: SIGKILL the server, return once it is gone
+#   KOMBU_TEST_REDIS_START_CMD    sh command: start it again on the same port, return once it
+#                                 answers PING (it starts empty: nothing is persisted)
+#   KOMBU_TEST_REDIS_RESTART_CMD  sh command: STOP then START
+#   KOMBU_TEST_AMQP_URL           amqp://user:pass@host:port/vhost (unset if no RabbitMQ)
+#   KOMBU_TEST_RABBITMQCTL        path of a working rabbitmqctl for that broker, when it is local
+#                                 (for `rabbitmqctl close_connection`); unset if none works
+#   KOMBU_TEST_PYTHON             /usr/bin/python3 when it imports kombu, redis and amqp
+#   KOMBU_TEST_STATE_DIR          this run's temp dir (removed on exit)
+#   KOMBU_REQUIRE_BROKERS         passed through: 1 makes the tests fail instead of skip
+#
+# Everything this script starts is stopped on exit (EXIT, INT, TERM), by PID (go test by the process
+# group it runs in), and nothing else.
+
+# shellcheck disable=SC2317 # cleanup and the step functions are reached through trap and step
+set -uo pipefail
+KB_NAME=test.sh
+
+usage() { sed -n '2,/^$/p' "$0" | sed 's/^# \{0,1\}//'; }
+case ${1:-} in -h | --help) usage; exit 0 ;; esac
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd) || exit 2
+cd "$root" || exit 2
+# shellcheck source=scripts/brokers.sh
+source "$root/scripts/brokers.sh"
+
+hr() { printf '\n==== %s\n' "$*" >&2; }
+die() {
+	kb_say "FATAL: $*"
+	exit 2
+}
+
+if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
+	export PATH=/usr/local/go/bin:$PATH
+fi
+command -v go >/dev/null 2>&1 || die "go is not installed (looked in PATH and /usr/local/go/bin)"
+# rabbitmq-server and rabbitmqctl live in /usr/sbin, which a non-login PATH may lack.
+for d in /usr/local/sbin /usr/sbin /sbin; do
+	[[ :$PATH: == *:$d:* ]] || PATH=$PATH:$d
+done
+module=$(go list -m 2>/dev/null) || die "cannot read the module path (go list -m) in $root"
+
+# ---- arguments: split out package patterns (for gofmt/vet); everything goes to go test --------------
+go_args=("$@")
+pkgs=()
+json=0
+takes_value=" -run -skip -bench -benchtime -count -cpu -parallel -timeout -tags -coverprofile -coverpkg
+ -covermode -cpuprofile -memprofile -blockprofile -mutexprofile -trace -outputdir -o -fuzz -fuzztime
+ -fuzzminimizetime -shuffle -list -exec -p -vet -ldflags -gcflags -asmflags -mod -modfile -overlay
+ -pkgdir -toolexec -blockprofilerate -memprofilerate -mutexprofilefraction "
+skip_next=0
+for a in "$@"; do
+	if ((skip_next)); then
+		skip_next=0
+		continue
+	fi
+	case $a in
+	-json | --json | -json=true) json=1 ;;
+	-*=*) ;;
+	-*)
+		f=${a#-}
+		[[ $takes_value == *" -${f#-} "* ]] && skip_next=1
+		;;
+	. | ./* | ../* | *...* | "$module" | "$module"/*) pkgs+=("$a") ;;
+	esac
+done
+if ((${#pkgs[@]} == 0)); then
+	pkgs=(./...)
+	go_args+=(./...)
+fi
+
+# ---- state and teardown -----------------------------------------------------------------------------
+state=$(mktemp -d "${TMPDIR:-/tmp}/kombu-test.XXXXXX") || die "mktemp failed"
+export KOMBU_TEST_STATE_DIR=$state
+rabbit_started=0 epmd_was_running=1 gotest_pgid=""
+
+cleanup() {
+	local rc=$? dir i
+	trap - EXIT INT TERM
+	if [[ -n $gotest_pgid ]]; then
+		kb_say "interrupted: stopping go test (process group $gotest_pgid)"
+		# SIGINT first: go test then removes its build dir. TERM, then KILL, if it lingers.
+		kill -INT -- "-$gotest_pgid" 2>/dev/null
+		for ((i = 0; i < 100; i++)); do
+			kill -0 -- "-$gotest_pgid" 2>/dev/null || break
+			((i == 30)) && kill -TERM -- "-$gotest_pgid" 2>/dev/null
+			((i == 60)) && kill -KILL -- "-$gotest_pgid" 2>/dev/null
+			sleep 0.1
+		done
+	fi
+	if [[ -f $state/redis.dirs ]]; then
+		while IFS= read -r dir; do
+			kb_redis_stop "$dir" TERM
+		done < <(tac "$state/redis.dirs")
+	fi
+	if ((rabbit_started)); then
+		kb_say "stopping the rabbitmq-server this run started"
+		# shutdown returns once the Erlang VM has exited.
+		timeout 120 rabbitmqctl shutdown >/dev/null 2>&1 || kb_say "rabbitmqctl shutdown failed"
+		if ((!epmd_was_running)) && command -v epmd >/dev/null 2>&1; then
+			epmd -kill >/dev/null 2>&1 # the Erlang port mapper that the node started
+		fi
+	fi
+	rm -rf "$state"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+unset KOMBU_TEST_REDIS_PORT KOMBU_TEST_REDIS_DIR KOMBU_TEST_REDIS_PIDFILE KOMBU_TEST_REDIS_STOP_CMD \
+	KOMBU_TEST_REDIS_START_CMD KOMBU_TEST_REDIS_RESTART_CMD KOMBU_TEST_RABBITMQCTL
+require=${KOMBU_REQUIRE_BROKERS:-0}
+[[ $require == 1 ]] || require=0
+missing=()
+redis_desc="" amqp_desc="" python_desc=""
+
+# ---- Python (first: the AMQP check logs in with it) -------------------------------------------------
+hr "brokers and tools"
+py=/usr/bin/python3
+py_ok() { [[ -x $py ]] && "$py" -c 'import kombu, redis, amqp' >/dev/null 2>&1; }
+if ! py_ok && kb_is_root; then
+	kb_apt_install python3 python3-kombu python3-redis python3-amqp
+fi
+if py_ok; then
+	export KOMBU_TEST_PYTHON=$py
+	python_desc="$py (kombu $("$py" -c 'import kombu; print(kombu.__version__)' 2>/dev/null))"
+else
+	unset KOMBU_TEST_PYTHON
+	missing+=("python3-kombu: $py cannot import kombu, redis and amqp (apt-get install python3-kombu python3-redis python3-amqp)")
+fi
+
+# ---- Redis ------------------------------------------------------------------------------------------
+if ! command -v redis-server >/dev/null 2>&1 && [[ -z ${KOMBU_TEST_REDIS_SERVER:-} ]] && kb_is_root; then
+	kb_apt_install redis-server
+fi
+if server=$(kb_redis_server_bin) && [[ -n $server ]]; then
+	export KOMBU_TEST_REDIS_SERVER=$server
+	export KOMBU_TEST_REDIS_CTL=$root/scripts/brokers.sh
+else
+	unset KOMBU_TEST_REDIS_SERVER KOMBU_TEST_REDIS_CTL
+fi
+if [[ -n ${KOMBU_TEST_REDIS_URL:-} ]] && kb_redis_ping_url "$KOMBU_TEST_REDIS_URL"; then
+	redis_desc="$(kb_mask_url "$KOMBU_TEST_REDIS_URL") (given in KOMBU_TEST_REDIS_URL)"
+else
+	[[ -n ${KOMBU_TEST_REDIS_URL:-} ]] &&
+		kb_say "KOMBU_TEST_REDIS_URL=$(kb_mask_url "$KOMBU_TEST_REDIS_URL") does not answer PING; starting a private server instead"
+	unset KOMBU_TEST_REDIS_URL
+	if [[ -n ${KOMBU_TEST_REDIS_SERVER:-} ]]; then
+		rdir=$state/redis
+		# Not in $(...): the server stays a child of this shell, which reaps it on exit.
+		if kb_redis_start "$rdir" >"$state/redis.url"; then
+			KOMBU_TEST_REDIS_URL=$(<"$state/redis.url")
+			KOMBU_TEST_REDIS_PORT=$(<"$rdir/redis.port")
+			export KOMBU_TEST_REDIS_URL KOMBU_TEST_REDIS_PORT
+			export KOMBU_TEST_REDIS_DIR=$rdir
+			export KOMBU_TEST_REDIS_PIDFILE=$rdir/redis.pid
+			q_ctl=$(printf '%q' "$root/scripts/brokers.sh")
+			q_dir=$(printf '%q' "$rdir")
+			export KOMBU_TEST_REDIS_STOP_CMD="$q_ctl redis-stop $q_dir KILL"
+			export KOMBU_TEST_REDIS_START_CMD="$q_ctl redis-start $q_dir >/dev/null"
+			export KOMBU_TEST_REDIS_RESTART_CMD="$q_ctl redis-restart $q_dir >/dev/null"
+			redis_desc="$KOMBU_TEST_REDIS_URL (private $("$server" --version | awk '{print $3}'), pid $(<"$rdir/redis.pid"))"
+		else
+			missing+=("Redis: could not start a private $server")
+		fi
+	else
+		missing+=("Redis: KOMBU_TEST_REDIS_URL is unset and redis-server is not installed (apt-get install redis-server)")
+	fi
+fi
+
+# ---- RabbitMQ ---------------------------------------------------------------------------------------
+default_amqp='amqp://guest:guest@127.0.0.1:5672//'
+amqp_url=""
+if [[ -n ${KOMBU_TEST_AMQP_URL:-} ]]; then
+	if kb_amqp_ok "$KOMBU_TEST_AMQP_URL"; then
+		amqp_url=$KOMBU_TEST_AMQP_URL
+		amqp_desc="$(kb_mask_url "$amqp_url") (given in KOMBU_TEST_AMQP_URL)"
+	else
+		kb_say "KOMBU_TEST_AMQP_URL=$(kb_mask_url "$KOMBU_TEST_AMQP_URL") does not answer; trying $(kb_mask_url "$default_amqp")"
+	fi
+fi
+if [[ -z $amqp_url ]] && kb_port_open 127.0.0.1 5672; then
+	if kb_amqp_ok "$default_amqp"; then
+		amqp_url=$default_amqp
+		amqp_desc="$(kb_mask_url "$amqp_url") (already running)"
+	else
+		missing+=("RabbitMQ: something listens on 127.0.0.1:5672 but guest/guest cannot log in; set KOMBU_TEST_AMQP_URL")
+	fi
+elif [[ -z $amqp_url ]]; then
+	if ! command -v rabbitmq-server >/dev/null 2>&1 && kb_is_root; then
+		kb_apt_install rabbitmq-server
+	fi
+	if kb_port_open 127.0.0.1 5672; then
+		: # the package's install script started it
+	elif command -v rabbitmq-server >/dev/null 2>&1; then
+		kb_say "starting rabbitmq-server -detached (waiting up to 90 s for port 5672)"
+		epmd -names >/dev/null 2>&1 || epmd_was_running=0
+		if rabbitmq-server -detached >"$state/rabbitmq-start.log" 2>&1; then
+			rabbit_started=1
+			for ((i = 0; i < 180; i++)); do
+				kb_port_open 127.0.0.1 5672 && break
+				sleep 0.5
+			done
+		else
+			kb_say "rabbitmq-server -detached failed: $(tail -n 3 "$state/rabbitmq-start.log")"
+		fi
+	fi
+	if kb_port_open 127.0.0.1 5672 && kb_amqp_ok "$default_amqp"; then
+		amqp_url=$default_amqp
+		amqp_desc="$(kb_mask_url "$amqp_url") ($( ((rabbit_started)) && echo "started by this run" || echo "already running"))"
+	else
+		missing+=("RabbitMQ: no broker answers on 127.0.0.1:5672 and none could be started (apt-get install rabbitmq-server)")
+	fi
+fi
+if [[ -n $amqp_url ]]; then
+	export KOMBU_TEST_AMQP_URL=$amqp_url
+	read -r amqp_host _ < <(kb_url_hostport "$amqp_url" 5672)
+	if ctl=$(command -v rabbitmqctl 2>/dev/null) && [[ $amqp_host == 127.0.0.1 || $amqp_host == localhost ]] &&
+		timeout 60 "$ctl" -q list_connections name >/dev/null 2>&1; then
+		export KOMBU_TEST_RABBITMQCTL=$ctl
+	elif [[ $amqp_host == 127.0.0.1 || $amqp_host == localhost ]]; then
+		missing+=("rabbitmqctl: none works for the local broker (tests that close connections from the broker side need it; run as root or as rabbitmq)")
+	else
+		kb_say "remote broker $amqp_host: no rabbitmqctl, tests that close connections from the broker side will skip"
+	fi
+else
+	unset KOMBU_TEST_AMQP_URL
+fi
+
+# ---- report, and stop here if a required broker is missing ------------------------------------------
+kb_say "Redis:    ${redis_desc:-MISSING}"
+kb_say "RabbitMQ: ${amqp_desc:-MISSING}${KOMBU_TEST_RABBITMQCTL:+ (rabbitmqctl: $KOMBU_TEST_RABBITMQCTL)}"
+kb_say "Python:   ${python_desc:-MISSING}"
+if ((${#missing[@]})); then
+	{
+		echo
+		echo "************************************************************************"
+		for m in "${missing[@]}"; do echo "* MISSING $m"; done
+		if ((require)); then
+			echo "* KOMBU_REQUIRE_BROKERS=1: not running the tests."
+		else
+			echo "* The tests that need these will SKIP. Set KOMBU_REQUIRE_BROKERS=1 to fail instead."
+		fi
+		echo "************************************************************************"
+	} >&2
+	((require)) && exit 2
+fi
+
+# ---- -race needs cgo and a C compiler ---------------------------------------------------------------
+race=(-race)
+if [[ $(go env CGO_ENABLED) != 1 ]]; then
+	if kb_is_root && ! command -v gcc >/dev/null 2>&1; then
+		kb_apt_install gcc libc6-dev
+	fi
+	if [[ $(go env CGO_ENABLED) != 1 ]]; then
+		((require)) && die "cgo is disabled (no C compiler?), so -race cannot run (apt-get install gcc)"
+		kb_say "WARNING: cgo is disabled (no C compiler?): running the tests WITHOUT -race"
+		race=()
+	fi
+fi
+
+# ---- checks -----------------------------------------------------------------------------------------
+declare -A result
+order=()
+step() { # step NAME COMMAND...: run, record PASS/FAIL
+	local name=$1
+	shift
+	hr "$name"
+	order+=("$name")
+	if "$@"; then result[$name]=PASS; else result[$name]=FAIL; fi
+}
+
+go_files() { # the .go files of the selected packages (testdata and nested dirs of x/ excluded)
+	local p
+	for p in "${pkgs[@]}"; do
+		p=${p#"$module"}
+		p=${p#/}
+		case $p in
+		"" | . | ./) find . -maxdepth 1 -name '*.go' ;;
+		... | ./...) find . \( -name testdata -o -name vendor -o -name '.*' ! -name . \) -prune -o -name '*.go' -print ;;
+		*/...) find "./${p%/...}" \( -name testdata -o -name '.*' ! -name . \) -prune -o -name '*.go' -print ;;
+		*) find "./${p#./}" -maxdepth 1 -name '*.go' ;;
+		esac
+	done 2>/dev/null | sort -u
+}
+
+check_gofmt() {
+	local files bad
+	mapfile -t files < <(go_files)
+	((${#files[@]})) || return 0
+	bad=$(gofmt -l "${files[@]}") || return 1
+	if [[ -n $bad ]]; then
+		echo "gofmt would change these files (run: make fmt):"
+		printf '  %s\n' "${bad//$'\n'/$'\n'  }"
+		return 1
+	fi
+	echo "gofmt: ${#files[@]} files ok"
+}
+
+vet() { # vet GOOS
+	GOOS=$1 go vet "${pkgs[@]}" && echo "go vet ($1): ok"
+}
+
+# Drop the RUN/PASS chatter of go test -v; show a test's name only before output it printed.
+filter() {
+	if ((json)); then
+		cat
+		return
+	fi
+	awk '
+		/^=== (RUN|PAUSE|CONT|NAME) / { pending = $0; next }
+		/^ *--- PASS: / { pending = ""; next }
+		/^PASS$/ { next }
+		/^ *--- (FAIL|SKIP): / { pending = ""; print; fflush(); next }
+		/^    / && pending != "" { print pending; pending = "" }
+		{ print; fflush() }'
+}
+
+run_tests() {
+	local verbose=(-v) rc
+	((json)) && verbose=()
+	kb_say "go test ${race[*]} -count=1 -timeout 15m ${verbose[*]} ${go_args[*]}"
+	# In a process group of its own (set -m), in the background, so that a signal to this script
+	# is handled at once and cleanup can stop go test and its test binaries by group.
+	set -m
+	{
+		go test "${race[@]}" -count=1 -timeout 15m "${verbose[@]}" "${go_args[@]}"
+		echo $? >"$state/go-test.rc"
+	} 2>&1 | (
+		trap '' INT # keep reading until go test has printed its last line and exited
+		tee "$state/go-test.log" | filter
+	) &
+	gotest_pgid=$(jobs -p %%)
+	set +m
+	wait "$!"
+	gotest_pgid=""
+	rc=$(cat "$state/go-test.rc" 2>/dev/null) || rc=1
+	return "$rc"
+}
+
+step gofmt check_gofmt
+step "go vet linux" vet linux
+step "go vet darwin" vet darwin
+step "go vet freebsd" vet freebsd
+start=$SECONDS
+step "go test" run_tests
+elapsed=$((SECONDS - start))
+
+# ---- summary ----------------------------------------------------------------------------------------
+log=$state/go-test.log
+count() {
+	local n
+	n=$(grep -cE "$1" "$log" 2>/dev/null)
+	echo "${n:-0}"
+}
+hr "summary"
+{
+	echo "Redis:    ${redis_desc:-MISSING (tests skipped)}"
+	echo "RabbitMQ: ${amqp_desc:-MISSING (tests skipped)}"
+	echo "Python:   ${python_desc:-MISSING (interop tests skipped)}"
+	((${#race[@]})) || echo "race detector: OFF (no cgo)"
+	for name in "${order[@]}"; do printf '%-16s %s\n' "$name" "${result[$name]}"; done
+	if ((json)); then
+		passed=$(count '"Action":"pass","Package":"[^"]*","Test"')
+		failed=$(count '"Action":"fail","Package":"[^"]*","Test"')
+		skipped=$(count '"Action":"skip","Package":"[^"]*","Test"')
+	else
+		printf 'packages: %s ok, %s FAIL, %s without tests (go test took %ds)\n' \
+			"$(count '^ok ')" "$(count '^FAIL[[:space:]]')" "$(count '^\?[[:space:]]')" "$elapsed"
+		passed=$(count '^ *--- PASS: ')
+		failed=$(count '^ *--- FAIL: ')
+		skipped=$(count '^ *--- SKIP: ')
+	fi
+	echo "tests: $passed passed, $failed failed, $skipped skipped"
+}
+
+for name in "${order[@]}"; do
+	[[ ${result[$name]} == PASS ]] || exit 1
+done
+exit 0

@@ -1,0 +1,169 @@
+package memory
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/kombu-go/kombu/channel"
+	"github.com/kombu-go/kombu/hub"
+	"github.com/kombu-go/kombu/transport"
+)
+
+// Transport is the in-process transport. It is safe for concurrent use.
+type Transport struct {
+	b    *broker
+	opts channel.Options
+}
+
+var _ transport.Transport = (*Transport)(nil)
+
+// New returns a memory transport. Every transport of the process with the
+// same broker name shares its exchanges, bindings and queues, as Kombu's
+// memory transport shares them across connections; the name is
+// cfg.Hostname ("memory://name"), where "" and "localhost" name the default
+// broker. cfg.Options are Kombu transport options: deadletter_queue and
+// restore_on_close (see channel.ParseOptions).
+func New(cfg transport.Config) (transport.Transport, error) {
+	opts, err := channel.ParseOptions(cfg.Options)
+	if err != nil {
+		return nil, fmt.Errorf("memory: %w", err)
+	}
+	name := cfg.Hostname
+	if name == "localhost" {
+		name = ""
+	}
+	b := namedBroker(name)
+	opts.State = b.state
+	opts.VHost = cfg.VirtualHost
+	opts.Logger = cfg.Logger
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Transport{b: b, opts: opts}, nil
+}
+
+// Info describes the memory transport.
+func (t *Transport) Info() transport.Info {
+	return transport.Info{
+		Driver:        "memory",
+		ExchangeTypes: []string{transport.Direct, transport.Topic, transport.Fanout, transport.Headers},
+		// Priority is ignored, as in Kombu: queues are FIFO.
+		Priorities: false,
+		Fanout:     "broadcast",
+		// Publish returns once the message is stored: nothing to confirm
+		// asynchronously.
+		Confirms: true,
+	}
+}
+
+// Dial returns a connection attached to h. It fails only when ctx has
+// ended: the in-process broker is always reachable.
+func (t *Transport) Dial(ctx context.Context, h *hub.Hub) (transport.Conn, error) {
+	if h == nil {
+		return nil, fmt.Errorf("memory: dial with a nil hub")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("memory: dial: %w", err)
+	}
+	return &Conn{t: t, h: h, chans: make(map[*Channel]struct{}), done: make(chan struct{})}, nil
+}
+
+// Conn is a connection to the in-process broker.
+type Conn struct {
+	t *Transport
+	h *hub.Hub
+
+	// mu guards chans and closed: Channel and Close are called from any
+	// goroutine.
+	mu     sync.Mutex
+	chans  map[*Channel]struct{}
+	closed bool
+	done   chan struct{}
+}
+
+var _ transport.Conn = (*Conn)(nil)
+
+// Channel opens a channel. Safe for concurrent use.
+func (c *Conn) Channel(ctx context.Context) (transport.Channel, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("memory: channel: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, fmt.Errorf("memory: %w", transport.ErrClosed)
+	}
+	st := &store{b: c.t.b, log: c.t.opts.Logger}
+	ch := &Channel{Channel: channel.New(c.h, st, c.t.opts), conn: c}
+	st.ch = ch.Channel
+	c.chans[ch] = struct{}{}
+	return ch, nil
+}
+
+// Done is closed when the connection is closed.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Err returns nil while the connection is open and transport.ErrClosed
+// after Close.
+func (c *Conn) Err() error {
+	select {
+	case <-c.done:
+		return transport.ErrClosed
+	default:
+		return nil
+	}
+}
+
+// Close closes every channel (restoring their unacknowledged messages) and
+// the connection. Idempotent; must not be called from a hub callback.
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		<-c.done
+		return nil
+	}
+	c.closed = true
+	chans := make([]*Channel, 0, len(c.chans))
+	for ch := range c.chans {
+		chans = append(chans, ch)
+	}
+	clear(c.chans)
+	c.mu.Unlock()
+	var err error
+	for _, ch := range chans {
+		if e := ch.Channel.Close(); e != nil && err == nil {
+			err = e
+		}
+	}
+	close(c.done)
+	return err
+}
+
+// Channel is a memory channel: a channel.Channel that also returns
+// unroutable mandatory messages (transport.Returner).
+type Channel struct {
+	*channel.Channel
+	conn *Conn
+}
+
+var (
+	_ transport.Channel  = (*Channel)(nil)
+	_ transport.Returner = (*Channel)(nil)
+)
+
+// OnReturn sets the function that receives mandatory messages no queue
+// took (reply code 312, NO_ROUTE); it runs on the hub goroutine.
+func (ch *Channel) OnReturn(fn func(*transport.Returned)) { ch.HandleReturns(fn) }
+
+// Close closes the channel (see channel.Channel.Close) and forgets it on
+// its connection. Must not be called from a hub callback.
+func (ch *Channel) Close() error {
+	err := ch.Channel.Close()
+	ch.conn.mu.Lock()
+	delete(ch.conn.chans, ch)
+	ch.conn.mu.Unlock()
+	return err
+}
