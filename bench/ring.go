@@ -25,7 +25,8 @@ type RingResult struct {
 	Goroutines int `json:"goroutines"`
 }
 
-// Ring implementations.
+// Ring implementations. ImplHub uses the hub's default wait mode;
+// "hub-blocking", "hub-gosched" and "hub-netpoll" force one.
 const (
 	ImplHub        = "hub"
 	ImplRawEpoll   = "raw-epoll"
@@ -80,7 +81,13 @@ func RunRing(impl string, n, events int) (RingResult, error) {
 	var run func() (int, error)
 	switch impl {
 	case ImplHub:
-		run = func() (int, error) { return ringHub(rg, events) }
+		run = func() (int, error) { return ringHub(rg, events, hub.WaitDefault) }
+	case ImplHub + "-" + hub.WaitBlocking.String():
+		run = func() (int, error) { return ringHub(rg, events, hub.WaitBlocking) }
+	case ImplHub + "-" + hub.WaitGosched.String():
+		run = func() (int, error) { return ringHub(rg, events, hub.WaitGosched) }
+	case ImplHub + "-" + hub.WaitNetpoll.String():
+		run = func() (int, error) { return ringHub(rg, events, hub.WaitNetpoll) }
 	case ImplRawEpoll:
 		run = func() (int, error) { return ringRaw(rg, events) }
 	case ImplGoroutines:
@@ -106,8 +113,8 @@ func RunRing(impl string, n, events int) (RingResult, error) {
 	}, nil
 }
 
-func ringHub(rg *ring, events int) (int, error) {
-	h, err := hub.New(hub.Options{})
+func ringHub(rg *ring, events int, mode hub.WaitMode) (int, error) {
+	h, err := hub.New(hub.Options{Wait: mode})
 	if err != nil {
 		return 0, err
 	}

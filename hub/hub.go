@@ -127,6 +127,9 @@ type Hub struct {
 		Read(func(fd uintptr) bool) error
 	}
 	lastDeadline time.Time
+	parkFn       func(uintptr) bool // h.parkReady, bound once
+	parkN        int
+	parkErr      error
 
 	// token is held by the goroutine driving the hub (capacity 1).
 	token chan struct{}

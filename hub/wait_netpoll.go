@@ -36,17 +36,24 @@ func (h *Hub) initNetpoll() error {
 		return fmt.Errorf("hub: netpoll: poller fd not pollable: %w", err)
 	}
 	h.waitF, h.waitRC = f, rc
+	h.parkFn = h.parkReady
 	return nil
 }
 
 // pollNetpoll parks in the runtime's netpoller until the poller descriptor
 // is readable (or the hub is woken, or wait passes), then collects the
-// events without blocking.
+// events without blocking. The fast path (events already pending) must not
+// allocate: the parking callback is a method value bound once in
+// initNetpoll, and its results travel in hub fields, not captured locals.
 func (h *Hub) pollNetpoll(wait time.Duration) (int, error) {
 	n, err := h.p.Wait(h.events, 0)
 	if n > 0 || err != nil || h.wakeDue() {
 		return n, err
 	}
+	return h.parkNetpoll(wait)
+}
+
+func (h *Hub) parkNetpoll(wait time.Duration) (int, error) {
 	var dl time.Time
 	if wait > 0 {
 		dl = time.Now().Add(wait)
@@ -57,13 +64,10 @@ func (h *Hub) pollNetpoll(wait time.Duration) (int, error) {
 		}
 		h.lastDeadline = dl
 	}
-	var werr error
-	err = h.waitRC.Read(func(uintptr) bool {
-		n, werr = h.p.Wait(h.events, 0)
-		return n > 0 || werr != nil || h.wakeDue()
-	})
-	if werr != nil {
-		return 0, werr
+	h.parkN, h.parkErr = 0, nil
+	err := h.waitRC.Read(h.parkFn)
+	if h.parkErr != nil {
+		return 0, h.parkErr
 	}
 	if err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -71,5 +75,11 @@ func (h *Hub) pollNetpoll(wait time.Duration) (int, error) {
 		}
 		return 0, err
 	}
-	return n, nil
+	return h.parkN, nil
+}
+
+// parkReady is the RawConn.Read callback: true ends the wait.
+func (h *Hub) parkReady(uintptr) bool {
+	h.parkN, h.parkErr = h.p.Wait(h.events, 0)
+	return h.parkN > 0 || h.parkErr != nil || h.wakeDue()
 }

@@ -33,6 +33,7 @@ func runPollerBench(ctx context.Context, args []string, stdout, stderr io.Writer
 	reps := fs.Int("reps", 5, "repetitions per measurement; the median is reported")
 	wakeIters := fs.Int("wake-iters", 2000, "round trips per wake-up measurement")
 	jsonOut := fs.Bool("json", false, "print JSON instead of a table")
+	implsFlag := fs.String("impls", "raw-epoll,hub,goroutines", "ring implementations, the first is the floor (also hub-blocking, hub-gosched, hub-netpoll)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -57,7 +58,7 @@ func runPollerBench(ctx context.Context, args []string, stdout, stderr io.Writer
 	out.HubWaitMode = h.WaitMode().String()
 	h.Close()
 
-	impls := []string{bench.ImplRawEpoll, bench.ImplHub, bench.ImplGoroutines}
+	impls := strings.Split(*implsFlag, ",")
 	for _, n := range sizes {
 		samples := map[string][]bench.RingResult{}
 		for r := 0; r < *reps; r++ {
@@ -78,9 +79,9 @@ func runPollerBench(ctx context.Context, args []string, stdout, stderr io.Writer
 		for _, impl := range impls {
 			out.Results = append(out.Results, medianRing(samples[impl]))
 		}
-		floor := out.Results[len(out.Results)-3].NsPerEvent
-		for _, res := range out.Results[len(out.Results)-3:] {
-			out.Ratios[fmt.Sprintf("%s/%s@%d", res.Impl, bench.ImplRawEpoll, n)] = res.NsPerEvent / floor
+		group := out.Results[len(out.Results)-len(impls):]
+		for _, res := range group {
+			out.Ratios[fmt.Sprintf("%s/%s@%d", res.Impl, impls[0], n)] = res.NsPerEvent / group[0].NsPerEvent
 		}
 	}
 	if !*jsonOut {
@@ -111,7 +112,7 @@ func runPollerBench(ctx context.Context, args []string, stdout, stderr io.Writer
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	}
-	printPollerTable(stdout, out)
+	printPollerTable(stdout, out, impls[0])
 	return nil
 }
 
@@ -126,11 +127,11 @@ func medianRing(rs []bench.RingResult) bench.RingResult {
 	return bench.RingResult{Impl: rs[0].Impl, Fds: rs[0].Fds, NsPerEvent: bench.Median(ns), AllocsPerEvent: bench.Median(al), Goroutines: g}
 }
 
-func printPollerTable(w io.Writer, out pollerBenchOutput) {
+func printPollerTable(w io.Writer, out pollerBenchOutput, floor string) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "impl\tfds\tns/event\tallocs/event\tgoroutines\tvs raw-epoll\t")
+	fmt.Fprintf(tw, "impl\tfds\tns/event\tallocs/event\tgoroutines\tvs %s\t\n", floor)
 	for _, r := range out.Results {
-		ratio := out.Ratios[fmt.Sprintf("%s/%s@%d", r.Impl, bench.ImplRawEpoll, r.Fds)]
+		ratio := out.Ratios[fmt.Sprintf("%s/%s@%d", r.Impl, floor, r.Fds)]
 		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.3f\t%d\t%.2fx\t\n", r.Impl, r.Fds, r.NsPerEvent, r.AllocsPerEvent, r.Goroutines, ratio)
 	}
 	tw.Flush()
