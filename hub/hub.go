@@ -145,6 +145,7 @@ type Hub struct {
 	done     chan struct{} // closed once Close finished
 	closeMu  sync.Mutex    // serialises Close callers
 	kicked   atomic.Bool   // Wake was called: end the current poll
+	closing  atomic.Bool   // Close is waiting for the driver to return
 	err      error
 	pending  error // the error that ends the current turn
 	// until, while set by Drive or Call, is checked before the poll: once it
@@ -415,7 +416,7 @@ func (h *Hub) Run(ctx context.Context) error {
 			h.stopReq.Store(false)
 			return nil
 		}
-		if h.closed.Load() {
+		if h.closed.Load() || h.closing.Load() {
 			return ErrClosed
 		}
 		if err := h.turn(-1); err != nil {
@@ -461,8 +462,9 @@ func (h *Hub) Call(ctx context.Context, fn func()) error {
 }
 
 // Drive runs turns on the calling goroutine until cond returns true (checked
-// after every turn), ctx ends, or a turn fails. It returns ErrRunning when
-// another goroutine drives the hub. It is how synchronous APIs such as
+// after every turn and before each poll), ctx ends, Close is called
+// (ErrClosed), or a turn fails. It returns ErrRunning when another goroutine
+// drives the hub. It is how synchronous APIs such as
 // DrainEvents wait for their event.
 func (h *Hub) Drive(ctx context.Context, cond func() bool) error {
 	if h.closed.Load() {
@@ -486,7 +488,7 @@ func (h *Hub) drive(ctx context.Context, cond func() bool) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if h.closed.Load() {
+		if h.closed.Load() || h.closing.Load() {
 			return ErrClosed
 		}
 		wait := time.Duration(-1)
@@ -514,8 +516,9 @@ func (h *Hub) Close() error {
 	default:
 	}
 	h.stopReq.Store(true)
+	h.closing.Store(true)
 	h.Wake()
-	h.token <- struct{}{} // wait for a running loop to return
+	h.token <- struct{}{} // wait for a running loop (Run, Drive, Call) to return
 	defer h.release()
 	// Pending work first, so that it may still use the poller and timers.
 	for i := 0; i < 2 && (len(h.ready) > 0 || h.nposts.Load() != h.taken); i++ {

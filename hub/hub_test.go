@@ -472,3 +472,28 @@ func TestCancelWhilePostsRace(t *testing.T) {
 		})
 	}
 }
+
+// TestCloseEndsDrive: Close from another goroutine ends a Drive in
+// progress instead of waiting for its condition.
+func TestCloseEndsDrive(t *testing.T) {
+	h, err := hub.New(hub.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan struct{})
+	h.Post(func() { close(started) })
+	done := make(chan error, 1)
+	go func() { done <- h.Drive(context.Background(), func() bool { return false }) }()
+	<-started
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, hub.ErrClosed) {
+			t.Fatalf("Drive returned %v, want ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Drive did not return after Close")
+	}
+}

@@ -145,3 +145,19 @@ type Config struct {
 	// Logger receives the transport's diagnostics; nil discards them.
 	Logger *slog.Logger
 }
+
+// PublishRequest is one message of a batch.
+type PublishRequest struct {
+	Message    *Message
+	Exchange   string
+	RoutingKey string
+	Options    PublishOptions
+}
+
+// BatchPublisher is implemented by channels that can publish many messages
+// for the cost of about one round trip (Redis pipelines them). Messages are
+// published in order; on error, a prefix of the batch may have been
+// published. Safe for concurrent use, like Publish.
+type BatchPublisher interface {
+	PublishBatch(ctx context.Context, reqs []PublishRequest) error
+}

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/kombu-go/kombu/bench"
+)
+
+func init() {
+	register(command{name: "bench", summary: "publish and consume with acks through the hub; msg/s and latency", run: runBench})
+}
+
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("bench", "[--url memory://] [--messages N] [--size BYTES] [--queues Q] [--prefetch P] [--json]", stderr)
+	url := fs.String("url", "memory://", "broker URL (default: the in-process memory transport)")
+	messages := fs.Int("messages", 200000, "messages to publish and then consume")
+	size := fs.Int("size", 64, "payload bytes in each JSON body")
+	queues := fs.Int("queues", 1, "queues the consumer consumes from")
+	busy := fs.Int("busy-queues", 1, "how many of the queues receive the messages")
+	prefetch := fs.Int("prefetch", 100, "prefetch count (unacknowledged messages in flight)")
+	batch := fs.Int("batch", 1, "publish in batches of this size (pipelined where the transport can)")
+	latency := fs.Int("latency", 2000, "ping-pong round trips for the latency percentiles (0: skip)")
+	idle := fs.Duration("idle", 0, "after the run, measure idle CPU and goroutines for this long")
+	jsonOut := fs.Bool("json", false, "print one JSON object instead of a report")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *messages < 1 || *size < 0 || *queues < 1 || *prefetch < 0 || *latency < 0 {
+		fmt.Fprintln(stderr, "kombu bench: --messages and --queues must be positive; --size, --prefetch and --latency not negative")
+		return errUsage
+	}
+	pr := progress{w: stderr, quiet: *jsonOut}
+	res, err := bench.RunMessaging(ctx, bench.MessagingConfig{
+		URL: *url, Messages: *messages, Size: *size, Queues: *queues, Busy: *busy,
+		Prefetch: *prefetch, Batch: *batch, Latency: *latency, Idle: *idle,
+		Progress: func(phase string, done, total int) { pr.update("%s %d/%d", phase, done, total) },
+	})
+	pr.done()
+	if err != nil {
+		return err
+	}
+	if *jsonOut {
+		return json.NewEncoder(stdout).Encode(res)
+	}
+	fmt.Fprintf(stdout, "transport %s: %d messages of %d payload bytes, %d queue(s) (%d busy), prefetch %d\n",
+		res.Transport, res.Messages, res.Size, res.Queues, res.BusyQueues, res.Prefetch)
+	fmt.Fprintf(stdout, "  publish  %10.0f msg/s%s\n", res.PublishPerSec, batchNote(res.Batch))
+	fmt.Fprintf(stdout, "  consume  %10.0f msg/s  (with acks, through the hub)\n", res.ConsumePerSec)
+	if res.LatencySamples > 0 {
+		fmt.Fprintf(stdout, "  latency  p50 %.1f µs  p99 %.1f µs  (publish -> callback, %d round trips)\n", res.P50us, res.P99us, res.LatencySamples)
+	}
+	if *idle > 0 {
+		fmt.Fprintf(stdout, "  idle     %d goroutines, %.2f%% CPU over %s\n", res.IdleGoroutines, res.IdleCPUPercent, idle.Round(time.Millisecond))
+	}
+	return nil
+}
+
+func batchNote(b int) string {
+	if b > 1 {
+		return fmt.Sprintf("  (batches of %d)", b)
+	}
+	return "  (one by one)"
+}

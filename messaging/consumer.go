@@ -1,0 +1,475 @@
+package messaging
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/kombu-go/kombu/messaging/serializer"
+	"github.com/kombu-go/kombu/transport"
+)
+
+// Callback receives a decoded body and its message. It runs on the hub
+// goroutine and must not block: hand slow work to another goroutine (see
+// [Workers]) and settle the message from there.
+type Callback func(body any, m *Message)
+
+// DefaultTagPrefix prefixes consumer tags when ConsumerOptions.TagPrefix is
+// empty. (Kombu's default prefix is the string "None", giving tags "None1",
+// "None2" ...; this port uses a readable one.)
+const DefaultTagPrefix = "kombu-go-"
+
+// defaultAccept is the accept list of consumers that name none: JSON,
+// text/plain and raw bytes (application/data). Never modified.
+var defaultAccept = []string{"json", "text", "raw"}
+
+// tagCounter numbers consumer tags for the whole process, as Kombu's
+// itertools.count does, so tags never repeat on a connection.
+var tagCounter atomic.Uint64
+
+// ConsumerOptions configure a [Consumer] (Kombu's Consumer arguments).
+type ConsumerOptions struct {
+	// Queues to consume from.
+	Queues []Queue
+	// Channel to consume on. Default: the connection's default channel
+	// (followed across reconnections by Consume).
+	Channel transport.Channel
+	// NoAck consumes without acknowledgements: messages count as settled
+	// on delivery. Default: false, or the queue's NoAck.
+	NoAck bool
+	// NoDeclare turns off declaring the queues (with their exchanges and
+	// bindings) before consuming (Kombu's auto_declare=False).
+	NoDeclare bool
+	// Callbacks receive each decoded message, in order.
+	Callbacks []Callback
+	// OnMessage, when set, receives each message instead of Callbacks,
+	// undecoded (Kombu's on_message).
+	OnMessage func(m *Message)
+	// OnDecodeError receives messages that cannot be decoded (malformed
+	// envelope, failed decompression, refused content type, bad body),
+	// with a *DecodeError; the handler settles the message. Default: the
+	// message is rejected (not requeued), the error is logged and returned
+	// by the next DrainEvents. It runs on the hub goroutine.
+	OnDecodeError func(m *Message, err error)
+	// Accept lists the serializer names or content types the consumer
+	// decodes (Kombu's accept). Default (nil): json, text (text/plain) and
+	// raw (application/data). (Kombu's default admits every enabled
+	// serializer; name them here to accept more, e.g. "msgpack".) An empty non-nil list accepts only application/data and
+	// application/text. Unknown names are an error (ErrNotInstalled).
+	Accept []string
+	// PrefetchCount bounds the unacknowledged deliveries of the channel
+	// (basic.qos), applied before consuming. Default: 0, no limit.
+	PrefetchCount int
+	// TagPrefix prefixes the consumer tags, followed by a process-wide
+	// counter. Default: DefaultTagPrefix.
+	TagPrefix string
+}
+
+// Consumer consumes from a set of queues and hands the messages to
+// callbacks on the hub goroutine (Kombu's Consumer). Create one with
+// [NewConsumer], start it with Consume, and drive deliveries with
+// Connection.DrainEvents or by running the hub.
+//
+// The methods are safe for concurrent use, and must not be called from a
+// hub callback (they may wait for the broker). Callbacks never run under
+// the consumer's lock.
+type Consumer struct {
+	conn      *Connection
+	opts      ConsumerOptions
+	accept    *serializer.AcceptSet
+	tagPrefix string
+
+	// opMu serialises the operations and guards their state. It is held
+	// across channel calls, which may drive the hub and so run this
+	// consumer's deliveries on the same goroutine: receive must therefore
+	// never take it.
+	opMu    sync.Mutex
+	ch      transport.Channel
+	revived bool
+	queues  []Queue
+	tags    map[string]string // queue name -> consumer tag
+
+	// mu guards the callbacks, read by receive on the hub goroutine while
+	// user goroutines register more. Never held across a call out.
+	mu      sync.Mutex
+	cbs     []Callback
+	taps    map[uint64]Callback
+	nextTap uint64
+}
+
+// NewConsumer returns a consumer on conn. It resolves the accept list
+// (errors match [ErrNotInstalled]) but does no I/O.
+func NewConsumer(conn *Connection, opts ConsumerOptions) (*Consumer, error) {
+	if conn == nil {
+		return nil, fmt.Errorf("messaging: NewConsumer: nil connection")
+	}
+	names := opts.Accept
+	if names == nil {
+		names = defaultAccept
+	}
+	accept, err := conn.ser.PrepareAccept(names)
+	if err != nil {
+		return nil, err
+	}
+	c := &Consumer{
+		conn:      conn,
+		opts:      opts,
+		accept:    accept,
+		tagPrefix: opts.TagPrefix,
+		queues:    slices.Clone(opts.Queues),
+		tags:      map[string]string{},
+		cbs:       slices.Clone(opts.Callbacks),
+		ch:        opts.Channel,
+	}
+	if c.tagPrefix == "" {
+		c.tagPrefix = DefaultTagPrefix
+	}
+	return c, nil
+}
+
+// Accept returns the content types the consumer decodes.
+func (c *Consumer) Accept() []string { return c.accept.ContentTypes() }
+
+// Connection returns the consumer's connection.
+func (c *Consumer) Connection() *Connection { return c.conn }
+
+// Queues returns the queues the consumer consumes from (or will).
+func (c *Consumer) Queues() []Queue {
+	c.opMu.Lock()
+	defer c.opMu.Unlock()
+	return slices.Clone(c.queues)
+}
+
+// RegisterCallback adds a callback (Kombu's register_callback).
+func (c *Consumer) RegisterCallback(cb Callback) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cbs = append(c.cbs, cb)
+}
+
+// tap adds an internal callback and returns its removal.
+func (c *Consumer) tap(cb Callback) (remove func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.taps == nil {
+		c.taps = map[uint64]Callback{}
+	}
+	id := c.nextTap
+	c.nextTap++
+	c.taps[id] = cb
+	return func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		delete(c.taps, id)
+	}
+}
+
+func (c *Consumer) newTag() string {
+	return c.tagPrefix + strconv.FormatUint(tagCounter.Add(1), 10)
+}
+
+// channel returns the consumer's channel, reviving the consumer when the
+// default channel changed (after a reconnection). Called with c.opMu held.
+func (c *Consumer) channelLocked(ctx context.Context) (transport.Channel, error) {
+	if c.opts.Channel != nil {
+		return c.ch, nil
+	}
+	ch, err := c.conn.DefaultChannel(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if ch != c.ch {
+		c.ch, c.revived = ch, false
+		clear(c.tags)
+	}
+	return ch, nil
+}
+
+// Revive makes the consumer use ch from now on (Kombu's revive): the
+// active consumer tags are forgotten, and the next Consume declares the
+// queues and applies the prefetch count on ch before consuming.
+func (c *Consumer) Revive(ch transport.Channel) {
+	c.opMu.Lock()
+	defer c.opMu.Unlock()
+	c.ch, c.revived = ch, false
+	c.opts.Channel = ch
+	clear(c.tags)
+}
+
+// reviveLocked declares the queues and sets the prefetch window once per
+// channel. Called with c.opMu held.
+func (c *Consumer) reviveLocked(ctx context.Context, ch transport.Channel) error {
+	if c.revived {
+		return nil
+	}
+	if !c.opts.NoDeclare {
+		for i := range c.queues {
+			info, err := c.queues[i].Declare(ctx, ch)
+			if err != nil {
+				return err
+			}
+			if c.queues[i].Name == "" {
+				c.queues[i].Name = info.Name
+			}
+		}
+	}
+	if c.opts.PrefetchCount > 0 {
+		if err := ch.Qos(ctx, c.opts.PrefetchCount); err != nil {
+			return err
+		}
+	}
+	c.revived = true
+	return nil
+}
+
+// Declare declares the consumer's queues, with their exchanges and
+// bindings (Kombu's declare).
+func (c *Consumer) Declare(ctx context.Context) error {
+	c.opMu.Lock()
+	defer c.opMu.Unlock()
+	ch, err := c.channelLocked(ctx)
+	if err != nil {
+		return err
+	}
+	for i := range c.queues {
+		info, err := c.queues[i].Declare(ctx, ch)
+		if err != nil {
+			return err
+		}
+		if c.queues[i].Name == "" {
+			c.queues[i].Name = info.Name
+		}
+	}
+	return nil
+}
+
+// Consume starts consuming from every queue that has no active consumer
+// yet (Kombu's consume); it can be called again after AddQueue. The first
+// call on a channel declares the queues (unless NoDeclare) and applies
+// PrefetchCount. Returns [ErrNoCallbacks] without callbacks or OnMessage.
+func (c *Consumer) Consume(ctx context.Context) error {
+	c.opMu.Lock()
+	defer c.opMu.Unlock()
+	c.mu.Lock()
+	none := len(c.cbs) == 0 && len(c.taps) == 0 && c.opts.OnMessage == nil
+	c.mu.Unlock()
+	if none {
+		return ErrNoCallbacks
+	}
+	ch, err := c.channelLocked(ctx)
+	if err != nil {
+		return err
+	}
+	if err := c.reviveLocked(ctx, ch); err != nil {
+		return err
+	}
+	for _, q := range c.queues {
+		if _, ok := c.tags[q.Name]; ok {
+			continue
+		}
+		noAck := c.opts.NoAck || q.NoAck
+		tag, err := ch.Consume(ctx, transport.ConsumeOptions{
+			Queue: q.Name, ConsumerTag: c.newTag(), NoAck: noAck, Arguments: q.ConsumerArguments,
+		}, c.deliverFunc(ch, noAck))
+		if err != nil {
+			return err
+		}
+		c.tags[q.Name] = tag
+	}
+	return nil
+}
+
+// ConsumerTags returns the active consumer tags by queue name.
+func (c *Consumer) ConsumerTags() map[string]string {
+	c.opMu.Lock()
+	defer c.opMu.Unlock()
+	out := make(map[string]string, len(c.tags))
+	for k, v := range c.tags {
+		out[k] = v
+	}
+	return out
+}
+
+// ConsumingFrom reports whether the consumer has a queue of that name
+// (Kombu's consuming_from).
+func (c *Consumer) ConsumingFrom(queue string) bool {
+	c.opMu.Lock()
+	defer c.opMu.Unlock()
+	return slices.ContainsFunc(c.queues, func(q Queue) bool { return q.Name == queue })
+}
+
+// AddQueue adds a queue, declaring it now unless NoDeclare; Consume starts
+// consuming from it (Kombu's add_queue).
+func (c *Consumer) AddQueue(ctx context.Context, q Queue) (Queue, error) {
+	c.opMu.Lock()
+	defer c.opMu.Unlock()
+	if !c.opts.NoDeclare {
+		ch, err := c.channelLocked(ctx)
+		if err != nil {
+			return q, err
+		}
+		info, err := q.Declare(ctx, ch)
+		if err != nil {
+			return q, err
+		}
+		if q.Name == "" {
+			q.Name = info.Name
+		}
+	}
+	c.queues = append(c.queues, q)
+	return q, nil
+}
+
+// Cancel stops every active consumer (Kombu's cancel). The queues stay, so
+// Consume starts them again.
+func (c *Consumer) Cancel(ctx context.Context) error {
+	c.opMu.Lock()
+	defer c.opMu.Unlock()
+	var errs []error
+	for name, tag := range c.tags {
+		if c.ch != nil {
+			errs = append(errs, ignoreGone(c.ch.Cancel(ctx, tag)))
+		}
+		delete(c.tags, name)
+	}
+	return errors.Join(errs...)
+}
+
+// ignoreGone drops the errors of cancelling on a channel that is already
+// closed or broken: the consumer is gone either way.
+func ignoreGone(err error) error {
+	if errors.Is(err, transport.ErrClosed) || transport.IsConnectionError(err) {
+		return nil
+	}
+	return err
+}
+
+// Close is Cancel (Kombu's close).
+func (c *Consumer) Close(ctx context.Context) error { return c.Cancel(ctx) }
+
+// CancelByQueue stops consuming from a queue and removes it (Kombu's
+// cancel_by_queue).
+func (c *Consumer) CancelByQueue(ctx context.Context, queue string) error {
+	c.opMu.Lock()
+	defer c.opMu.Unlock()
+	var err error
+	if tag, ok := c.tags[queue]; ok && c.ch != nil {
+		err = ignoreGone(c.ch.Cancel(ctx, tag))
+		delete(c.tags, queue)
+	}
+	c.queues = slices.DeleteFunc(c.queues, func(q Queue) bool { return q.Name == queue })
+	return err
+}
+
+// Purge removes the ready messages of every queue and returns how many
+// (Kombu's purge). Unacknowledged messages stay.
+func (c *Consumer) Purge(ctx context.Context) (int, error) {
+	c.opMu.Lock()
+	defer c.opMu.Unlock()
+	ch, err := c.channelLocked(ctx)
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for _, q := range c.queues {
+		n, err := q.Purge(ctx, ch)
+		if err != nil {
+			return total, err
+		}
+		total += n
+	}
+	return total, nil
+}
+
+// Qos sets the prefetch window of the consumer's channel (Kombu's qos).
+func (c *Consumer) Qos(ctx context.Context, prefetchCount int) error {
+	c.opMu.Lock()
+	defer c.opMu.Unlock()
+	ch, err := c.channelLocked(ctx)
+	if err != nil {
+		return err
+	}
+	c.opts.PrefetchCount = prefetchCount
+	return ch.Qos(ctx, prefetchCount)
+}
+
+// Recover asks the broker to redeliver the channel's unacknowledged
+// messages (Kombu's recover).
+func (c *Consumer) Recover(ctx context.Context) error {
+	c.opMu.Lock()
+	defer c.opMu.Unlock()
+	ch, err := c.channelLocked(ctx)
+	if err != nil {
+		return err
+	}
+	return ch.Recover(ctx)
+}
+
+// Flow pauses (false) or resumes (true) deliveries on the channel (Kombu's
+// flow). Transports without basic.flow return transport.ErrUnsupported.
+func (c *Consumer) Flow(ctx context.Context, active bool) error {
+	c.opMu.Lock()
+	defer c.opMu.Unlock()
+	ch, err := c.channelLocked(ctx)
+	if err != nil {
+		return err
+	}
+	f, ok := ch.(transport.Flower)
+	if !ok {
+		return fmt.Errorf("messaging: flow: %w", transport.ErrUnsupported)
+	}
+	return f.Flow(ctx, active)
+}
+
+// deliverFunc is the transport callback of one queue consumer.
+func (c *Consumer) deliverFunc(ch transport.Channel, noAck bool) transport.DeliverFunc {
+	return func(tm *transport.Message) { c.receive(ch, noAck, tm) }
+}
+
+// receive is Kombu's _receive_callback. Runs on the hub goroutine.
+func (c *Consumer) receive(ch transport.Channel, noAck bool, tm *transport.Message) {
+	m := newMessage(tm, ch, c.conn.ser, c.conn.comp, c.accept, noAck)
+	c.conn.delivered()
+	if err := m.Err(); err != nil {
+		c.decodeFailed(m, err)
+		return
+	}
+	c.mu.Lock()
+	onMessage := c.opts.OnMessage
+	cbs := slices.Clone(c.cbs)
+	for _, t := range c.taps {
+		cbs = append(cbs, t)
+	}
+	c.mu.Unlock()
+	if onMessage != nil {
+		onMessage(m)
+		return
+	}
+	body, err := m.Decode()
+	if err != nil {
+		c.decodeFailed(m, err)
+		return
+	}
+	for _, cb := range cbs {
+		cb(body, m)
+	}
+}
+
+// decodeFailed hands an undecodable message to OnDecodeError, or rejects
+// it, logs, and reports the error to DrainEvents.
+func (c *Consumer) decodeFailed(m *Message, err error) {
+	if h := c.opts.OnDecodeError; h != nil {
+		h(m, err)
+		return
+	}
+	c.conn.log.Error("messaging: rejecting a message that cannot be decoded",
+		"queue", m.DeliveryInfo.Queue, "delivery_tag", m.DeliveryTag(), "err", err)
+	if !m.noAck {
+		m.RejectLogError(c.conn.log)
+	}
+	c.conn.report(err)
+}

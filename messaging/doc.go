@@ -1,0 +1,133 @@
+// Package messaging is Kombu's user API in Go: [Connection] (URLs,
+// failover, lazy connect, ensure/retry), [Producer], [Consumer], [Message],
+// the entities [Exchange], [Queue] and [Binding], pools, a consumer worker
+// with reconnection ([ConsumerWorker]), a bounded pool of handler
+// goroutines ([Workers]), the simple interface ([SimpleQueue]) and Kombu's
+// common helpers. The wire formats are Kombu's, so a Go service and a Python
+// Kombu or Celery service can share a broker.
+//
+// The quickstart (see Example): connect to "memory://" (or "redis://",
+// "amqp://..."), declare a direct exchange "media" and a queue "video"
+// bound to it, publish a JSON body with a Producer, consume it with a
+// Consumer whose callback prints and acknowledges it, and call
+// conn.DrainEvents.
+//
+// # Design
+//
+// Entities are values: Exchange and Queue are plain structs, and the calls
+// that do I/O take a context and a channel (q.Declare(ctx, ch)), where
+// Kombu binds entities to channels. Kombu's keyword arguments become option
+// structs whose zero values are Kombu's defaults, with two exceptions
+// spelled out where they apply: Durable (Kombu's default is true; use
+// [NewExchange] and [NewQueue], which set it) and MaxRetries (0 means "no
+// limit", [NoRetries] means Kombu's max_retries=0).
+//
+// URLs follow Kombu's parser ([ParseURL]): percent-decoding, the path as
+// virtual host ("amqp://h/%2f" is "/"), query parameters as transport
+// options (ssl_* grouped), "redis+socket:///path", ';'-separated alternates
+// with round-robin or shuffle failover. [Connection.AsURI] masks the
+// password ("amqp://guest:**@localhost:5672//").
+//
+// Kombu to Go:
+//
+//	Kombu                                   Go
+//	Connection(url, ...)                    NewConnection(url, Options{...})   (lazy, as Kombu)
+//	conn.connect()                          conn.Connect(ctx)
+//	conn.ensure_connection(...)             conn.EnsureConnection(ctx, RetryPolicy{...})
+//	conn.ensure(obj, fun, ...)              conn.Ensure(ctx, RetryPolicy{...}, fn)
+//	conn.autoretry(fun, channel)            conn.Ensure (fn receives the current channel)
+//	conn.default_channel / channel()        conn.DefaultChannel(ctx) / conn.Channel(ctx)
+//	conn.drain_events(timeout=t)            conn.DrainEvents(ctx with deadline t)
+//	socket.timeout                          ErrTimeout (also context.DeadlineExceeded)
+//	conn.register_with_event_loop(hub)      conn.RegisterWithEventLoop(h) / Options.Hub
+//	conn.info() / as_uri() / clone()        conn.Info() / conn.AsURI(pw) / conn.Clone()
+//	conn.release() / close()                conn.Close()
+//	retry_over_time(fun, ...)               Retry(ctx, RetryPolicy{...}, retryable, fn)
+//	Exchange('media', 'direct')             NewExchange("media", Direct)
+//	Queue('video', media, 'video')          NewQueue("video", media, "video")
+//	Queue(..., expires=1.5)                 Queue{..., Expires: 1500 * time.Millisecond}
+//	binding(ex, routing_key)                Binding{Exchange: ex, RoutingKey: rk}
+//	queue(channel).declare()                q.Declare(ctx, ch)
+//	maybe_declare(entity, channel)          conn.MaybeDeclare(ctx, ch, entity)
+//	Producer(conn, exchange=...)            NewProducer(conn, ProducerOptions{Exchange: ...})
+//	producer.publish(body, routing_key=...) p.Publish(ctx, body, PublishOptions{RoutingKey: ...})
+//	publish(..., reply_to=queue)            PublishOptions{ReplyTo: queue.Name}
+//	publish(..., expiration=10)             PublishOptions{Expiration: 10 * time.Second}
+//	Consumer(conn, queues, callbacks=[f])   NewConsumer(conn, ConsumerOptions{Queues, Callbacks})
+//	callback(body, message)                 func(body any, m *Message)
+//	with consumer: / consumer.consume()     c.Consume(ctx) ... c.Cancel(ctx)
+//	message.payload / decode()              m.Decode() (cached), m.DecodeInto(&v)
+//	message.ack() / reject() / requeue()    m.Ack() / m.Reject() / m.Requeue()
+//	ConsumerMixin                           NewConsumerWorker(conn, ConsumerWorkerOptions{...}).Run(ctx)
+//	conn.SimpleQueue(name)                  NewSimpleQueue(ctx, conn, name, SimpleQueueOptions{})
+//	queue.get(block=True, timeout=t)        sq.Get(ctx with deadline t)
+//	Empty                                   ErrEmpty
+//	connections[conn].acquire(block=True)   NewConnectionPool(conn, PoolOptions{}).Acquire(ctx)
+//	producers[conn].acquire()               NewProducerPool(pool, ...).Acquire(ctx)
+//	drain_consumer / itermessages           DrainConsumer / IterMessages (iterators)
+//	send_reply / collect_replies            SendReply / CollectReplies
+//	Broadcast(name)                         Broadcast(name, BroadcastOptions{})
+//
+// The serializer and compression registries are the packages serializer
+// and compression; a Connection uses their immutable defaults unless
+// Options name others.
+//
+// # Concurrency
+//
+// Every Connection belongs to one hub.Hub: its own (created on first use,
+// closed by Close) or the caller's (Options.Hub, RegisterWithEventLoop),
+// which the caller runs and closes. Deliveries, consumer callbacks,
+// OnDecodeError, OnReturn and the transports' timers run on the hub
+// goroutine: whoever is running the hub at the time. Callbacks must not
+// block: hand slow work to a [Workers] pool (or any goroutine) and settle
+// the message from there.
+//
+// Someone must run the hub for deliveries to arrive and for
+// acknowledgements to reach the broker. Either call [Connection.DrainEvents]
+// (Kombu's synchronous style: it runs the hub on the calling goroutine until
+// a delivery, then returns), or run the hub yourself: h, _ := conn.Hub();
+// go h.Run(ctx). Only one goroutine can run a hub at a time: while h.Run
+// runs elsewhere, DrainEvents returns an error matching hub.ErrRunning
+// (deliveries then already flow). [SimpleQueue.Get], [DrainConsumer] and
+// [ConsumerWorker] run the hub through DrainEvents.
+//
+// When a connection breaks, DrainEvents reports it once (a connection
+// error: transport.IsConnectionError) and the next use reconnects lazily,
+// but consumers are not restarted by themselves: call Consume again (it
+// revives a consumer on the new default channel), or let a
+// [ConsumerWorker] do it all.
+//
+// Safe for concurrent use from any goroutine: Connection (all methods),
+// Producer.Publish and PublishBatch, the Consumer methods, Message's Ack,
+// Reject, Requeue and Decode, the pools, Workers and
+// ConsumerWorker.Stop. Do not call Connection, Producer or Consumer methods
+// from a hub callback, except Message settlement and Producer.Publish on
+// transports whose publish does not need the hub (memory, Redis). Close
+// joins everything it started; Workers owns its goroutines and Close joins
+// them; nothing else in this package starts goroutines.
+//
+// # Errors
+//
+// Errors wrap this package's sentinels and the transport's
+// (transport.ErrNotFound, transport.IsConnectionError ...); match them
+// with errors.Is and errors.As:
+//
+//   - [ErrOperational] / [*OperationalError]: a connection that could not be
+//     established within the retry policy (Kombu's OperationalError).
+//   - [ErrTimeout]: DrainEvents' deadline passed (also matches
+//     context.DeadlineExceeded).
+//   - [ErrEmpty]: SimpleQueue.Get, GetNowait, Queue.Get found no message.
+//   - [ErrMessageState] / [*MessageStateError]: a message settled twice
+//     ("Message already acknowledged with state: ACK").
+//   - [ErrDecode] / [*DecodeError]: an undecodable message (malformed envelope,
+//     failed decompression, [ErrContentDisallowed], a serializer error);
+//     it goes to OnDecodeError, or the message is rejected, logged and the
+//     error returned by DrainEvents: never dropped silently.
+//   - [ErrContentDisallowed], [ErrNotInstalled], [ErrEncode]: re-exported
+//     from the serializer package.
+//   - [ErrLimitExceeded] / [*LimitExceededError]: a full pool and a caller
+//     that would not wait.
+//   - [ErrUnknownTransport], [ErrInvalidURL]: bad URLs, found by
+//     NewConnection before anything dials.
+//   - [ErrClosed], [ErrNoCallbacks], [ErrSlowConsumer].
+package messaging

@@ -1,0 +1,259 @@
+package messaging
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/kombu-go/kombu/hub"
+	"github.com/kombu-go/kombu/transport"
+)
+
+// ConsumerWorkerOptions configure a [ConsumerWorker] (the methods a Kombu
+// ConsumerMixin subclass overrides).
+type ConsumerWorkerOptions struct {
+	// Consumers returns the consumers to run on a fresh connection
+	// (Kombu's get_consumers). The worker creates them with NewConsumer on
+	// that connection, with OnDecodeError defaulting to "log and
+	// acknowledge" as in Kombu's mixin. Required.
+	Consumers func(conn *Connection) ([]ConsumerOptions, error)
+	// ConnectRetry is the policy of each (re)connection (Kombu's
+	// ensure_connection with connect_max_retries). Default: intervals 2 s,
+	// 2 s, 30 s, unlimited retries. When it gives up, Run returns the
+	// *OperationalError.
+	ConnectRetry RetryPolicy
+	// OnConnectionError is called when a connection attempt fails, with
+	// the sleep that follows. Default: log a warning.
+	OnConnectionError func(err error, interval time.Duration)
+	// OnConnectionRevived is called after each (re)connection.
+	OnConnectionRevived func(conn *Connection)
+	// OnConsumeReady is called once the consumers consume.
+	OnConsumeReady func(conn *Connection, consumers []*Consumer)
+	// OnConsumeEnd is called when consuming stops on a connection.
+	OnConsumeEnd func(conn *Connection)
+	// OnIteration is called before each wait for events.
+	OnIteration func()
+	// SafetyInterval bounds each wait for events, so that Stop and the
+	// connection checks are noticed. Default: 1 s.
+	SafetyInterval time.Duration
+	// RestartInterval is the least time between two starts of consuming
+	// (Kombu's restart_limit: one per second). Default: 1 s.
+	RestartInterval time.Duration
+	// Logger receives diagnostics. Default: the connection's logger.
+	Logger *slog.Logger
+}
+
+// ConsumerWorker runs consumers on a connection until stopped, and
+// reconnects when the connection breaks (Kombu's ConsumerMixin, as
+// composition). Run blocks on the calling goroutine and starts no
+// goroutine of its own.
+type ConsumerWorker struct {
+	tmpl *Connection
+	opts ConsumerWorkerOptions
+	log  *slog.Logger
+	clk  clock
+
+	mu     sync.Mutex
+	stop   bool
+	cancel context.CancelFunc
+}
+
+// NewConsumerWorker returns a worker that consumes through clones of conn
+// (conn itself is not used or closed).
+func NewConsumerWorker(conn *Connection, opts ConsumerWorkerOptions) (*ConsumerWorker, error) {
+	if conn == nil || opts.Consumers == nil {
+		return nil, errors.New("messaging: NewConsumerWorker needs a connection and a Consumers function")
+	}
+	if opts.SafetyInterval <= 0 {
+		opts.SafetyInterval = time.Second
+	}
+	if opts.RestartInterval <= 0 {
+		opts.RestartInterval = time.Second
+	}
+	w := &ConsumerWorker{tmpl: conn, opts: opts, log: opts.Logger, clk: conn.clk}
+	if w.log == nil {
+		w.log = conn.log
+	}
+	return w, nil
+}
+
+// Stop makes Run return soon (Kombu's should_stop). Safe for concurrent
+// use, from a hub callback too.
+func (w *ConsumerWorker) Stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stop = true
+	if w.cancel != nil {
+		w.cancel()
+	}
+}
+
+func (w *ConsumerWorker) stopped() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.stop
+}
+
+// Run consumes until ctx ends or Stop is called, and then returns nil.
+// When the connection breaks it logs "Connection to broker lost, trying to
+// re-establish connection...", waits at least RestartInterval since the
+// last start, and starts again on a new connection. It returns an error
+// when a connection cannot be made within ConnectRetry, or when building
+// or starting the consumers fails with anything but a connection error.
+func (w *ConsumerWorker) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w.mu.Lock()
+	if w.stop {
+		w.mu.Unlock()
+		return nil
+	}
+	w.cancel = cancel
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		w.cancel = nil
+		w.mu.Unlock()
+	}()
+	var lastStart time.Time
+	for {
+		if w.stopped() || ctx.Err() != nil {
+			return nil
+		}
+		if !lastStart.IsZero() {
+			if wait := w.opts.RestartInterval - w.clk.now().Sub(lastStart); wait > 0 {
+				if w.clk.sleep(ctx, wait) != nil {
+					return nil
+				}
+			}
+		}
+		lastStart = w.clk.now()
+		err := w.consume(ctx)
+		switch {
+		case w.stopped() || ctx.Err() != nil:
+			return nil
+		case err == nil:
+		case errors.Is(err, ErrOperational):
+			return err
+		case transport.IsConnectionError(err) || errors.Is(err, errLost) || errors.Is(err, transport.ErrClosed):
+			w.log.Warn("messaging: Connection to broker lost, trying to re-establish connection...", "err", err)
+		default:
+			return err
+		}
+	}
+}
+
+// errLost reports a connection that broke while consuming.
+var errLost = errors.New("messaging: connection lost while consuming")
+
+// consume runs one connection's worth of consuming (Kombu's consume and
+// consumer_context).
+func (w *ConsumerWorker) consume(ctx context.Context) (err error) {
+	conn := w.tmpl.Clone()
+	defer conn.Close()
+	policy := w.opts.ConnectRetry
+	policy.Errback = func(err error, interval time.Duration) {
+		if w.opts.OnConnectionError != nil {
+			w.opts.OnConnectionError(err, interval)
+		} else {
+			w.log.Warn("messaging: broker connection error, trying again", "err", err, "retry_in", interval)
+		}
+	}
+	if err := conn.EnsureConnection(ctx, policy); err != nil {
+		return err
+	}
+	if w.opts.OnConnectionRevived != nil {
+		w.opts.OnConnectionRevived(conn)
+	}
+	optsList, err := w.opts.Consumers(conn)
+	if err != nil {
+		return err
+	}
+	consumers := make([]*Consumer, 0, len(optsList))
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.opts.SafetyInterval)
+		defer cancel()
+		for _, c := range consumers {
+			_ = c.Cancel(cctx)
+		}
+		if w.opts.OnConsumeEnd != nil {
+			w.opts.OnConsumeEnd(conn)
+		}
+	}()
+	for _, o := range optsList {
+		if o.OnDecodeError == nil {
+			o.OnDecodeError = w.onDecodeError
+		}
+		c, err := NewConsumer(conn, o)
+		if err != nil {
+			return err
+		}
+		if err := c.Consume(ctx); err != nil {
+			return err
+		}
+		consumers = append(consumers, c)
+	}
+	if w.opts.OnConsumeReady != nil {
+		w.opts.OnConsumeReady(conn, consumers)
+	}
+	// The consumers live on this generation of the connection; a
+	// reconnection (by anything) leaves them behind.
+	gen := conn.generation()
+	for {
+		if conn.generation() != gen {
+			return errLost
+		}
+		if w.stopped() || ctx.Err() != nil {
+			return nil
+		}
+		if w.opts.OnIteration != nil {
+			w.opts.OnIteration()
+		}
+		dctx, cancel := context.WithTimeout(ctx, w.opts.SafetyInterval)
+		err := conn.DrainEvents(dctx)
+		cancel()
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrTimeout):
+			if !conn.Connected() {
+				return errLost
+			}
+		case errors.Is(err, ErrDecode):
+			// Already logged and rejected by the consumer.
+		case errors.Is(err, hub.ErrRunning):
+			// The caller runs the hub: deliveries flow without us; wait for
+			// the end or a broken connection.
+			if err := w.await(ctx, conn); err != nil {
+				return err
+			}
+		case ctx.Err() != nil:
+			return nil
+		default:
+			return fmt.Errorf("messaging: consuming: %w", err)
+		}
+	}
+}
+
+// await waits until ctx ends or conn breaks.
+func (w *ConsumerWorker) await(ctx context.Context, conn *Connection) error {
+	tc, _, err := conn.current(ctx)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-tc.Done():
+		return errLost
+	}
+}
+
+// onDecodeError is Kombu's mixin default: log and acknowledge.
+func (w *ConsumerWorker) onDecodeError(m *Message, err error) {
+	w.log.Error("messaging: cannot decode message, acknowledging it", "queue", m.DeliveryInfo.Queue,
+		"content_type", m.ContentType, "content_encoding", m.ContentEncoding, "err", err)
+	m.AckLogError(w.log)
+}
