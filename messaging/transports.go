@@ -8,6 +8,7 @@ import (
 
 	"github.com/kombu-go/kombu/transport"
 	"github.com/kombu-go/kombu/transport/memory"
+	"github.com/kombu-go/kombu/transport/redis"
 )
 
 // TransportFactory creates a transport from its configuration, like the
@@ -36,9 +37,6 @@ type Scheme struct {
 // builtinSchemes is the scheme -> transport table. It is never modified
 // after initialisation; Options.Schemes extends or overrides it per
 // connection.
-//
-// LEAD: newRedis and newAMQP below are wired when transport/redis and
-// transport/amqp land (messaging may import them; see internal/archtest).
 var builtinSchemes = map[string]Scheme{
 	"memory": {New: newMemory},
 	"redis":  {New: newRedis, DefaultHostname: "localhost", DefaultPort: 6379},
@@ -52,14 +50,12 @@ var builtinSchemes = map[string]Scheme{
 		DefaultUserID: "guest", DefaultPassword: "guest", DefaultLoginMethod: "PLAIN", TLS: true},
 }
 
-// The constructors of the built-in transports, behind one indirection so
-// that this package compiles before they exist. LEAD: replace the nil
-// values with redis.New and amqp.New (adapting the signature if a package
-// returns a concrete type).
+// The constructors of the built-in transports. LEAD: newAMQP is wired when
+// transport/amqp lands.
 var (
-	newMemory TransportFactory = memory.New // transport/memory
-	newRedis  TransportFactory = nil        // LEAD: redis.New (transport/redis)
-	newAMQP   TransportFactory = nil        // LEAD: amqp.New (transport/amqp)
+	newMemory TransportFactory = memory.New
+	newRedis  TransportFactory = redis.New
+	newAMQP   TransportFactory = nil // LEAD: amqp.New (transport/amqp)
 )
 
 // DefaultTransport is the transport of a bare host name ("example.com"),

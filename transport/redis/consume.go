@@ -1,0 +1,663 @@
+package redis
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"encoding/json"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kombu-go/kombu/channel"
+	"github.com/kombu-go/kombu/internal/resp"
+	"github.com/kombu-go/kombu/transport"
+)
+
+// maxBatch bounds the messages one pop takes when the prefetch window is
+// unlimited, so that one busy channel leaves the hub to its other work.
+const maxBatch = 256
+
+// hubState is the consumer side of a store, owned by the hub goroutine.
+type hubState struct {
+	st       *store
+	cycle    channel.Cycle
+	active   []string            // consumed list queues, first-consume order
+	fanoutQs []string            // consumed queues bound to fanout exchanges
+	fanoutTo map[string]string   // exchange -> the queue its messages go to
+	topics   map[string]struct{} // subscribed patterns (prefixed)
+	brpop    *hubSock
+	listen   *hubSock
+	// drained is set when the last pop got fewer messages than it asked
+	// for: the next command blocks in BRPOP instead of popping again.
+	drained bool
+	// carry is a message a BRPOP took whose unacked record has not been
+	// confirmed yet; the next pop records and delivers it first.
+	carry *popped
+	// pending are popped messages not delivered yet (deliverPending).
+	pending   []*popped
+	pendingAt int
+	// fanout messages read but not delivered yet: waiting for their unacked
+	// record (inflight), or for room in the prefetch window (backlog).
+	inflight int
+	backlog  []fanoutMsg
+	// pendingTopics are the patterns to subscribe once the LISTEN socket
+	// is ready.
+	pendingTopics map[string]struct{}
+	paused        bool // the LISTEN reader is removed while the window is full
+	subscribed    int  // subscriptions the server confirmed
+	consuming     bool
+	closed        bool
+}
+
+// popCmd is one pop (script or BRPOP) sent on the BRPOP socket.
+type popCmd struct {
+	keys   []string // prefixed list keys in order (the script's KEYS[3:])
+	queues []string // the queue of each key
+	n      int      // the most messages asked for
+	first  *popped  // the message a BRPOP took, recorded by this pop
+	record bool
+}
+
+func (hs *hubState) init(st *store) {
+	hs.st = st
+	hs.cycle, _ = channel.NewCycle(st.o.queueOrder) // validated in parseOptions
+	hs.fanoutTo = make(map[string]string)
+	hs.topics = make(map[string]struct{})
+}
+
+// needs reports whether a socket of this kind is still wanted.
+func (hs *hubState) needs(k sockKind) bool {
+	if hs.closed {
+		return false
+	}
+	if k == kindBRPOP {
+		return len(hs.active) > 0 || hs.carry != nil
+	}
+	return len(hs.fanoutQs) > 0
+}
+
+// room is what the prefetch window admits beyond the fanout messages
+// already on their way.
+func (hs *hubState) room() int {
+	return hs.st.ch.Room() - hs.inflight - len(hs.backlog)
+}
+
+// Consuming takes the set of consumed queues: queues bound to a fanout
+// exchange are read with PSUBSCRIBE, the others with BRPOP.
+func (st *store) Consuming(queues []string) {
+	if st.closed {
+		return
+	}
+	var lists, fan []string
+	fanoutTo := make(map[string]string)
+	topics := make(map[string]struct{})
+	for _, q := range queues {
+		if b, ok := st.c.t.fanoutOf(q); ok {
+			fan = append(fan, q)
+			fanoutTo[b.exchange] = q // one queue per exchange per channel (Kombu)
+			topics[st.o.key(st.o.fanoutTopic(b.exchange, b.key))] = struct{}{}
+			continue
+		}
+		lists = append(lists, q)
+	}
+	changed := !slices.Equal(lists, st.active)
+	st.active = lists
+	st.fanoutQs = fan
+	st.fanoutTo = fanoutTo
+	st.cycle.Update(lists)
+	if len(queues) > 0 && !st.consuming {
+		st.consuming = true
+		if !st.c.mp.restoredOnce && st.o.ackEmulation {
+			st.c.mp.restoredOnce = true // Kombu's on_poll_init
+			st.c.mp.restoreVisible()
+		}
+	}
+	// A BRPOP in flight waits on the old keys: unblock it so that the next
+	// one uses the new set at once.
+	if s := st.brpop; changed && s != nil && len(s.exp) > 0 && s.exp[0].kind == rBRPOP && s.clientID > 0 {
+		id := s.clientID
+		st.c.exec.do(func(ctx context.Context) { st.c.rdb.ClientUnblock(ctx, id) })
+	}
+	st.subscribe(topics)
+	st.pump()
+}
+
+// subscribe brings the PSUBSCRIBE set to topics. Kombu subscribes once per
+// connection and sends UNSUBSCRIBE on cancel; this subscribes new patterns
+// as they come and PUNSUBSCRIBEs the old ones.
+func (st *store) subscribe(topics map[string]struct{}) {
+	s := st.listen
+	if len(topics) > 0 && s == nil {
+		s = newHubSock(st, kindLISTEN)
+		st.listen = s
+	}
+	if s == nil {
+		return
+	}
+	if s.state == sockIdle {
+		st.topics = make(map[string]struct{})
+		if len(topics) > 0 {
+			s.connect()
+		}
+		st.pendingTopics = topics
+		return
+	}
+	if !s.ready {
+		st.pendingTopics = topics
+		return
+	}
+	var add, del []string
+	for t := range topics {
+		if _, ok := st.topics[t]; !ok {
+			add = append(add, t)
+		}
+	}
+	for t := range st.topics {
+		if _, ok := topics[t]; !ok {
+			del = append(del, t)
+		}
+	}
+	st.topics = topics
+	if len(add) > 0 {
+		s.send(resp.AppendCommand(nil, append([]string{"PSUBSCRIBE"}, add...)...))
+	}
+	if len(del) > 0 {
+		s.send(resp.AppendCommand(nil, append([]string{"PUNSUBSCRIBE"}, del...)...))
+	}
+}
+
+// Resume is called when the prefetch window reopens.
+func (st *store) Resume() {
+	if st.closed {
+		return
+	}
+	st.deliverBacklog()
+	if s := st.listen; st.paused && s != nil && s.state == sockOpen && st.room() > 0 {
+		st.paused = false
+		if err := s.addReader(); err != nil {
+			s.fail(err)
+		}
+	}
+	st.pump()
+}
+
+// onReady runs when a hub socket finished its handshake.
+func (st *store) onReady(s *hubSock) {
+	if s.kind == kindLISTEN {
+		t := st.pendingTopics
+		st.pendingTopics = nil
+		if t == nil {
+			t = make(map[string]struct{})
+			for _, q := range st.fanoutQs {
+				if b, ok := st.c.t.fanoutOf(q); ok {
+					t[st.o.key(st.o.fanoutTopic(b.exchange, b.key))] = struct{}{}
+				}
+			}
+		}
+		st.topics = make(map[string]struct{})
+		st.subscribe(t)
+		return
+	}
+	st.pump()
+}
+
+// onLost runs when a hub socket dropped its connection.
+func (st *store) onLost(s *hubSock) {
+	if s.kind == kindLISTEN {
+		st.topics = make(map[string]struct{})
+		st.paused = false
+		st.subscribed = 0
+	}
+}
+
+// pump sends the next command on the BRPOP socket when nothing is in
+// flight, the channel consumes list queues and its window has room: the
+// pop script while messages are known to be waiting (it pops up to the
+// room and writes their unacked records atomically), else a BRPOP over the
+// queues' priority keys in Kombu's order.
+func (st *store) pump() {
+	if st.closed || (len(st.active) == 0 && st.carry == nil) || st.pendingAt < len(st.pending) {
+		return
+	}
+	s := st.brpop
+	if s == nil {
+		s = newHubSock(st, kindBRPOP)
+		st.brpop = s
+	}
+	if s.state == sockIdle {
+		s.connect()
+		return
+	}
+	if !s.ready || len(s.exp) > 0 {
+		return
+	}
+	room := st.room()
+	if room <= 0 {
+		return
+	}
+	n := min(room, maxBatch)
+	cmd := &popCmd{n: n, record: st.o.ackEmulation}
+	cmd.keys, cmd.queues = st.o.popKeys(st.cycle.Consume(len(st.active)))
+	o := st.o
+	if st.carry == nil && st.drained && len(cmd.keys) > 0 {
+		b := resp.AppendArrayHeader(s.out[len(s.out):], len(cmd.keys)+2)
+		b = resp.AppendBulkString(b, "BRPOP")
+		for _, k := range cmd.keys {
+			b = resp.AppendBulkString(b, k)
+		}
+		b = resp.AppendBulkString(b, o.brpopTimeoutArg())
+		s.send(b, expect{kind: rBRPOP, wait: o.brpopTimeout + o.connTimeout + o.sockTimeout, cmd: cmd})
+		return
+	}
+	cmd.first, st.carry = st.carry, nil
+	args := 3 + 2 + len(cmd.keys) + 3
+	if cmd.first != nil {
+		args++
+	}
+	b := resp.AppendArrayHeader(s.out[len(s.out):], args)
+	b = resp.AppendBulkString(b, "EVALSHA")
+	b = resp.AppendBulkString(b, popSHA)
+	b = resp.AppendBulkInt(b, int64(2+len(cmd.keys)))
+	b = resp.AppendBulkString(b, o.key(o.unackedKey))
+	b = resp.AppendBulkString(b, o.key(o.unackedIndexKey))
+	for _, k := range cmd.keys {
+		b = resp.AppendBulkString(b, k)
+	}
+	b = resp.AppendBulkInt(b, int64(n))
+	b = resp.AppendBulkString(b, score(time.Now()))
+	b = resp.AppendBulkString(b, flag(cmd.record))
+	if cmd.first != nil {
+		b = resp.AppendBulk(b, cmd.first.raw)
+	}
+	s.send(b, expect{kind: rPop, wait: o.connTimeout + o.sockTimeout + 10*time.Second, cmd: cmd})
+}
+
+// popKeys returns the prefixed list keys of queues in Kombu's BRPOP order
+// (kombu-spec §1.9): step-major, then queue; and the queue of each key.
+func (o *options) popKeys(queues []string) (keys, qs []string) {
+	keys = make([]string, 0, len(queues)*len(o.steps))
+	qs = make([]string, 0, cap(keys))
+	for _, step := range o.steps {
+		for _, q := range queues {
+			keys = append(keys, o.key(o.queueKey(q, step)))
+			qs = append(qs, q)
+		}
+	}
+	return keys, qs
+}
+
+// brpopTimeoutArg is BRPOP's timeout argument: seconds, "1" by default.
+func (o *options) brpopTimeoutArg() string {
+	return strconv.FormatFloat(o.brpopTimeout.Seconds(), 'f', -1, 64)
+}
+
+// onBRPOP handles a BRPOP reply: null on timeout, else [key, envelope].
+// The message is not delivered yet: the pop script records it first (and
+// takes what else is ready, up to the window).
+func (st *store) onBRPOP(s *hubSock, cmd *popCmd, v resp.Value) {
+	if v.IsNull() || len(v.Array()) != 2 {
+		st.pump()
+		return
+	}
+	key := v.Array()[0].Str
+	i := 0
+	for i < len(cmd.keys) && cmd.keys[i] != string(key) {
+		i++
+	}
+	if i == len(cmd.keys) {
+		// Not one of our keys: impossible unless the server is confused.
+		s.fail(errorf("BRPOP replied with unknown key %q", key))
+		return
+	}
+	p := &popped{key: cmd.keys[i], queue: cmd.queues[i], raw: bytes.Clone(v.Array()[1].Str)}
+	st.drained = false
+	if !contains(st.active, p.queue) {
+		st.giveBack([]*popped{p}) // cancelled meanwhile: no record needed
+		st.pump()
+		return
+	}
+	st.carry = p
+	if !st.o.ackEmulation {
+		p := st.carry
+		st.carry = nil
+		st.deliver(p)
+	}
+	st.pump()
+}
+
+// onPopped handles the pop script's reply: triples of key index,
+// envelope and tag, recorded in Redis before this reply was sent.
+func (st *store) onPopped(s *hubSock, cmd *popCmd, v resp.Value) {
+	elems := v.Array()
+	got := 0
+	for i := 0; i+2 < len(elems); i += 3 {
+		idx := int(elems[i].Int)
+		p := &popped{raw: bytes.Clone(elems[i+1].Str), tag: string(elems[i+2].Str)}
+		switch {
+		case idx == 0 && cmd.first != nil:
+			p.key, p.queue = cmd.first.key, cmd.first.queue
+		case idx >= 3 && idx-3 < len(cmd.keys):
+			p.key, p.queue = cmd.keys[idx-3], cmd.queues[idx-3]
+			got++
+		default:
+			continue
+		}
+		st.pending = append(st.pending, p)
+	}
+	want := cmd.n
+	if cmd.first != nil {
+		want--
+	}
+	st.drained = got < want
+	st.deliverPending()
+}
+
+// deliverPending delivers the popped messages in order, then sends the
+// next pop. Should a callback panic (the hub recovers it), the messages
+// after it are not lost: the rest is delivered in the next turn.
+func (st *store) deliverPending() {
+	defer func() {
+		if st.pendingAt < len(st.pending) {
+			st.c.h.CallSoon(st.deliverPending)
+		}
+	}()
+	for st.pendingAt < len(st.pending) {
+		p := st.pending[st.pendingAt]
+		st.pending[st.pendingAt] = nil
+		st.pendingAt++
+		st.deliver(p)
+	}
+	st.pending, st.pendingAt = st.pending[:0], 0
+	st.pump()
+}
+
+// deliver hands a popped message to the channel, or back to Redis when its
+// queue is no longer consumed.
+func (st *store) deliver(p *popped) {
+	if st.closed || !contains(st.active, p.queue) {
+		st.giveBack([]*popped{p})
+		return
+	}
+	m := p.message()
+	st.cycle.Rotate(p.queue)
+	if p.tag != "" && st.ch.NoAck(p.queue) {
+		st.c.exec.ack(p.tag) // a no-ack consumer: no record to keep
+	}
+	st.ch.Deliver(p.queue, m)
+}
+
+// giveBack returns popped messages that no consumer will see to the head
+// of their list (where they are consumed next) and deletes their records,
+// in one transaction per message.
+func (st *store) giveBack(ps []*popped) {
+	c := st.c
+	c.exec.do(func(ctx context.Context) {
+		for _, p := range ps {
+			if err := c.giveBack(ctx, p); err != nil {
+				c.o.log.Error("redis: could not give a popped message back; its unacked record restores it",
+					"queue", p.queue, "delivery_tag", p.tag, "err", err)
+			}
+		}
+	})
+}
+
+// fanoutMsg is a message received on the PSUBSCRIBE socket.
+type fanoutMsg struct {
+	queue string
+	raw   []byte
+	tag   string
+	ex    string
+	rk    string
+	m     *transport.Message
+}
+
+// onPubsub handles the replies of a subscribed LISTEN socket (arrays
+// whose first element names them); it returns false for other replies.
+func (st *store) onPubsub(s *hubSock, v resp.Value) bool {
+	a := v.Array()
+	if v.Kind != resp.Array || len(a) == 0 {
+		return false
+	}
+	switch string(a[0].Str) {
+	case "psubscribe", "punsubscribe", "subscribe", "unsubscribe":
+		if len(a) == 3 {
+			st.subscribed = int(a[2].Int) // the server's count after this reply
+		}
+		return true
+	case "pong":
+		s.pingOut = false
+		if len(s.exp) > 0 && s.exp[0].kind == rPing {
+			s.exp = s.exp[:copy(s.exp, s.exp[1:])]
+		}
+		return true
+	case "pmessage":
+		if len(a) == 4 {
+			st.onFanout(a[2].Str, a[3].Str)
+		}
+		return true
+	case "message":
+		if len(a) == 3 {
+			st.onFanout(a[1].Str, a[2].Str)
+		}
+		return true
+	}
+	return false
+}
+
+// onFanout takes one PUB/SUB message: the exchange is the channel name
+// without the global prefix and the fanout prefix, up to the first "/".
+func (st *store) onFanout(chanName, data []byte) {
+	if len(data) == 0 {
+		return
+	}
+	name := string(chanName)
+	name = strings.TrimPrefix(name, st.o.prefix)
+	if rest, ok := strings.CutPrefix(name, st.o.fanoutPrefix); ok && st.o.fanoutPrefix != "" {
+		name = rest
+	} else if strings.HasPrefix(name, "/") { // Kombu: drop "/<db>."
+		if _, rest, ok := strings.Cut(name, "."); ok {
+			name = rest
+		}
+	}
+	name, _, _ = strings.Cut(name, "/")
+	q := st.fanoutTo[name]
+	if q == "" {
+		return
+	}
+	fm := fanoutMsg{queue: q, raw: bytes.Clone(data)}
+	m, err := transport.DecodeEnvelope(fm.raw)
+	if err != nil {
+		m = &transport.Message{Body: fm.raw, Err: err}
+	}
+	fm.m = m
+	fm.tag = m.DeliveryInfo.DeliveryTag
+	if fm.tag == "" {
+		sum := sha1.Sum(fm.raw)
+		fm.tag = hex.EncodeToString(sum[:])
+		m.DeliveryInfo.DeliveryTag = fm.tag
+	} else {
+		fm.ex, fm.rk = m.DeliveryInfo.Exchange, m.DeliveryInfo.RoutingKey
+	}
+	st.backlog = append(st.backlog, fm)
+}
+
+// afterRead runs once a read burst has been handled: fanout messages are
+// recorded (the executor writes their unacked records, then they are
+// delivered) or delivered, within the window; the LISTEN reader pauses
+// while the window is full.
+func (st *store) afterRead(s *hubSock) {
+	if s.kind != kindLISTEN {
+		return
+	}
+	st.deliverBacklog()
+	if st.room() <= 0 && s.state == sockOpen && !st.paused {
+		st.paused = true
+		st.c.h.RemoveReader(s.fd)
+	}
+}
+
+// deliverBacklog moves backlogged fanout messages on, as far as the window
+// allows.
+func (st *store) deliverBacklog() {
+	room := st.ch.Room() - st.inflight
+	if room <= 0 || len(st.backlog) == 0 {
+		return
+	}
+	var rec []fanoutMsg
+	for ; room > 0 && len(st.backlog) > 0; room-- {
+		fm := st.backlog[0]
+		st.backlog[0] = fanoutMsg{}
+		st.backlog = st.backlog[1:]
+		if st.o.ackEmulation && !st.ch.NoAck(fm.queue) {
+			rec = append(rec, fm)
+			continue
+		}
+		st.ch.Deliver(fm.queue, fm.m)
+	}
+	if len(st.backlog) == 0 {
+		st.backlog = nil
+	}
+	if len(rec) == 0 {
+		return
+	}
+	st.inflight += len(rec)
+	c := st.c
+	c.exec.do(func(ctx context.Context) {
+		err := c.record(ctx, rec)
+		c.h.Post(func() {
+			st.inflight -= len(rec)
+			if err != nil {
+				c.o.log.Warn("redis: unacked records of fanout messages not written", "count", len(rec), "err", err)
+			}
+			for _, fm := range rec {
+				if st.closed {
+					break
+				}
+				st.ch.Deliver(fm.queue, fm.m)
+			}
+			if st.closed && err == nil {
+				tags := make([]string, 0, len(rec))
+				for _, fm := range rec {
+					tags = append(tags, fm.tag)
+				}
+				c.exec.ack(tags...)
+			}
+		})
+	})
+}
+
+// recordValue is the unacked hash value [envelope, exchange, routing_key]
+// in Python's formatting.
+func recordValue(raw []byte, ex, rk string) []byte {
+	b := make([]byte, 0, len(raw)+len(ex)+len(rk)+16)
+	b = append(b, '[')
+	b = append(b, raw...)
+	b = append(b, ", "...)
+	b = appendJSONString(b, ex)
+	b = append(b, ", "...)
+	b = appendJSONString(b, rk)
+	return append(b, ']')
+}
+
+func appendJSONString(b []byte, s string) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.Encode(s) // a string always encodes
+	return append(b, bytes.TrimRight(buf.Bytes(), "\n")...)
+}
+
+// closeSockets closes the hub sockets of a store. Hub goroutine.
+func (st *store) closeSockets() {
+	for _, s := range [...]*hubSock{st.brpop, st.listen} {
+		if s != nil {
+			s.close()
+		}
+	}
+}
+
+// finishInFlight waits (blocking the hub, on the close path only) for the
+// reply of a command in flight on the BRPOP socket, so that a message Redis
+// already popped is given back rather than lost (Kombu's close reads the
+// outstanding BRPOP too). A BRPOP is cut short with CLIENT UNBLOCK.
+func (st *store) finishInFlight() {
+	s := st.brpop
+	if s == nil || s.state != sockOpen || len(s.exp) == 0 {
+		return
+	}
+	o := st.o
+	deadline := time.Now().Add(o.brpopTimeout + o.connTimeout + o.sockTimeout + time.Second)
+	if s.exp[0].kind == rBRPOP && s.clientID > 0 {
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		st.c.rdb.ClientUnblock(ctx, s.clientID)
+		cancel()
+	}
+	for s.state == sockOpen && len(s.exp) > 0 {
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			s.fail(errorf("no reply to the command in flight at close"))
+			return
+		}
+		if s.writer {
+			s.flush()
+		}
+		ok, err := fdWaitReadable(s.fd, wait)
+		if err != nil {
+			s.fail(err)
+			return
+		}
+		if ok {
+			s.onReadable()
+		}
+	}
+}
+
+// Close releases the store: a pop in flight is finished and its messages
+// given back, the fanout queues declared auto_delete are deleted (Kombu),
+// the sockets are closed, and Close waits for the executor to finish the
+// work queued so far (acks and restores), so that a message given back is
+// in its list when Close returns.
+func (st *store) Close() error {
+	if st.closed {
+		return nil
+	}
+	st.active, st.fanoutQs = nil, nil
+	st.finishInFlight()
+	st.closed = true
+	if st.carry != nil {
+		st.giveBack([]*popped{st.carry})
+		st.carry = nil
+	}
+	if rest := st.pending[st.pendingAt:]; len(rest) > 0 {
+		st.giveBack(append([]*popped(nil), rest...))
+	}
+	st.pending, st.pendingAt = nil, 0
+	for _, fm := range st.backlog {
+		st.c.exec.ack(fm.tag)
+	}
+	st.backlog = nil
+	st.closeSockets()
+	st.c.mp.discard(st)
+	st.mu.Lock()
+	var autoDelete []string
+	for q := range st.autoDelete {
+		if _, ok := st.c.t.fanoutOf(q); ok {
+			autoDelete = append(autoDelete, q)
+		}
+	}
+	st.mu.Unlock()
+	if len(autoDelete) > 0 {
+		state := st.ch.State()
+		st.c.exec.do(func(ctx context.Context) {
+			for _, q := range autoDelete {
+				if _, err := st.DeleteQueue(ctx, q, state.QueueBindings(q), false); err != nil {
+					st.o.log.Warn("redis: deleting auto-delete fanout queue failed", "queue", q, "err", err)
+				}
+			}
+		})
+	}
+	return st.c.exec.wait(30 * time.Second)
+}

@@ -1,0 +1,523 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kombu-go/kombu/hub"
+	"github.com/kombu-go/kombu/transport"
+)
+
+func TestConsumeAck(t *testing.T) {
+	e := newEnv(t, nil)
+	ch := e.channel()
+	ctx := ctxT(t)
+	q := "q"
+	if _, err := ch.DeclareQueue(ctx, transport.Queue{Name: q}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 50
+	for i := 0; i < n; i++ {
+		if err := ch.Publish(ctx, textMsg(fmt.Sprint(i)), "", q, transport.PublishOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type got struct {
+		body     string
+		recorded bool
+	}
+	out := make(chan got, n)
+	if err := ch.Qos(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	_, err := ch.Consume(ctx, transport.ConsumeOptions{Queue: q}, func(m *transport.Message) {
+		// The unacked record exists before the callback runs.
+		ok, err := e.rdb.HExists(context.Background(), e.prefix+"unacked", m.DeliveryInfo.DeliveryTag).Result()
+		out <- got{string(m.Body), ok && err == nil}
+		ch.Ack(m.DeliveryInfo.DeliveryTag)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for i := 0; i < n; i++ {
+		g := waitFor(t, out, "delivery")
+		if !g.recorded {
+			t.Errorf("message %s delivered without an unacked record", g.body)
+		}
+		seen[g.body] = true
+	}
+	for i := 0; i < n; i++ {
+		if !seen[fmt.Sprint(i)] {
+			t.Errorf("message %d not delivered", i)
+		}
+	}
+	if err := ch.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := e.rdb.HLen(ctx, e.prefix+"unacked").Result(); n != 0 {
+		t.Errorf("%d unacked records left after acking everything", n)
+	}
+}
+
+// consumeN starts a consumer and returns a channel of its deliveries.
+func consumeN(t *testing.T, ch *Channel, q string, noAck bool, ack bool) <-chan *transport.Message {
+	t.Helper()
+	out := make(chan *transport.Message, 1000)
+	_, err := ch.Consume(ctxT(t), transport.ConsumeOptions{Queue: q, NoAck: noAck}, func(m *transport.Message) {
+		out <- m
+		if ack {
+			ch.Ack(m.DeliveryInfo.DeliveryTag)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// A consumer blocked in BRPOP gets a message published later, recorded
+// before its callback (the BRPOP-then-record path).
+func TestBRPOPWakes(t *testing.T) {
+	e := newEnv(t, nil)
+	ch := e.channel()
+	ctx := ctxT(t)
+	seen := make(chan bool, 10)
+	_, err := ch.Consume(ctx, transport.ConsumeOptions{Queue: "late"}, func(m *transport.Message) {
+		ok, _ := e.rdb.HExists(context.Background(), e.prefix+"unacked", m.DeliveryInfo.DeliveryTag).Result()
+		seen <- ok && string(m.Body) == "hello"
+		ch.Ack(m.DeliveryInfo.DeliveryTag)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the consumer's BRPOP is parked on the server.
+	waitClients(t, e, "BRPOP")
+	if err := ch.Publish(ctx, textMsg("hello"), "", "late", transport.PublishOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(t, seen, "delivery") {
+		t.Error("delivered without a record, or wrong body")
+	}
+}
+
+// waitClients waits until some client of the server runs cmd (CLIENT LIST).
+func waitClients(t *testing.T, e *env, cmd string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		list, err := e.rdb.ClientList(context.Background()).Result()
+		if err == nil && strings.Contains(strings.ToLower(list), "cmd="+strings.ToLower(cmd)) {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("no client running %s", cmd)
+}
+
+// Item 31: priorities 6, 3, 6 are consumed 3, 6, 6 (lower first).
+func TestPriorityOrderConsume(t *testing.T) {
+	e := newEnv(t, nil)
+	ch := e.channel()
+	ctx := ctxT(t)
+	for _, x := range []struct {
+		b string
+		p int
+	}{{"first", 6}, {"second", 3}, {"third", 6}, {"zero", 0}} {
+		m := textMsg(x.b)
+		m.Properties.Priority = x.p
+		ch.Publish(ctx, m, "", "pq", transport.PublishOptions{})
+	}
+	ch.Qos(ctx, 1) // one at a time, so every pop sees every key
+	out := consumeN(t, ch, "pq", false, true)
+	var order []string
+	for i := 0; i < 4; i++ {
+		order = append(order, string(waitFor(t, out, "delivery").Body))
+	}
+	if join(order) != "zero second first third" {
+		t.Errorf("order %q", join(order))
+	}
+}
+
+// Round robin: a busy queue does not starve the others.
+func TestRoundRobin(t *testing.T) {
+	e := newEnv(t, nil)
+	ch := e.channel()
+	ctx := ctxT(t)
+	for i := 0; i < 20; i++ {
+		ch.Publish(ctx, textMsg("a"), "", "qa", transport.PublishOptions{})
+	}
+	ch.Publish(ctx, textMsg("b"), "", "qb", transport.PublishOptions{})
+	ch.Qos(ctx, 1)
+	out := make(chan string, 100)
+	for _, q := range []string{"qa", "qb"} {
+		ch.Consume(ctx, transport.ConsumeOptions{Queue: q}, func(m *transport.Message) {
+			out <- string(m.Body)
+			ch.Ack(m.DeliveryInfo.DeliveryTag)
+		})
+	}
+	pos := -1
+	for i := 0; i < 21; i++ {
+		if waitFor(t, out, "delivery") == "b" {
+			pos = i
+		}
+	}
+	if pos < 0 || pos > 3 {
+		t.Errorf("qb's message came at position %d of 21", pos)
+	}
+}
+
+// Close and Recover give unacknowledged messages back, marked redelivered;
+// a no-ack consumer leaves no records.
+func TestRecoverAndCloseRestore(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := ctxT(t)
+	ch := e.channel()
+	for i := 0; i < 5; i++ {
+		ch.Publish(ctx, textMsg(fmt.Sprint(i)), "", "rq", transport.PublishOptions{})
+	}
+	ch.Qos(ctx, 5)
+	out := consumeN(t, ch, "rq", false, false)
+	first := map[string]bool{}
+	for i := 0; i < 5; i++ {
+		m := waitFor(t, out, "delivery")
+		if m.DeliveryInfo.Redelivered {
+			t.Error("fresh message marked redelivered")
+		}
+		first[m.DeliveryInfo.DeliveryTag] = true
+	}
+	if err := ch.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		m := waitFor(t, out, "redelivery")
+		if !m.DeliveryInfo.Redelivered || !first[m.DeliveryInfo.DeliveryTag] {
+			t.Errorf("redelivery %+v", m.DeliveryInfo)
+		}
+	}
+	if err := ch.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Close restored them again: all five are back in the list.
+	if n, _ := e.rdb.LLen(ctx, e.prefix+"rq").Result(); n != 5 {
+		t.Errorf("after close the queue holds %d, want 5", n)
+	}
+	if n, _ := e.rdb.HLen(ctx, e.prefix+"unacked").Result(); n != 0 {
+		t.Errorf("%d records left after close", n)
+	}
+	ch2 := e.channel()
+	out2 := consumeN(t, ch2, "rq", true, false)
+	for i := 0; i < 5; i++ {
+		waitFor(t, out2, "no-ack delivery")
+	}
+	ch2.Close()
+	if n, _ := e.rdb.HLen(ctx, e.prefix+"unacked").Result(); n != 0 {
+		t.Errorf("no-ack consumer left %d records", n)
+	}
+}
+
+// A message that is not an envelope is delivered with Err set, never
+// dropped, and can be acknowledged.
+func TestMalformedDelivered(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := ctxT(t)
+	e.rdb.LPush(ctx, e.prefix+"bad", "not json")
+	ch := e.channel()
+	out := consumeN(t, ch, "bad", false, true)
+	m := waitFor(t, out, "delivery")
+	if m.Err == nil || !errors.Is(m.Err, transport.ErrBadEnvelope) || string(m.Body) != "not json" {
+		t.Errorf("got %+v", m)
+	}
+	ch.Close()
+	if n, _ := e.rdb.HLen(ctx, e.prefix+"unacked").Result(); n != 0 {
+		t.Errorf("%d records left", n)
+	}
+}
+
+// Fanout through PUB/SUB: a consumer of a queue bound to a fanout
+// exchange gets what is published after it subscribed (item 9, 13).
+func TestFanoutConsume(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := ctxT(t)
+	ch := e.channel()
+	fx := uniq("fx")
+	for _, c := range []*Channel{ch} {
+		c.DeclareExchange(ctx, transport.Exchange{Name: fx, Type: transport.Fanout})
+	}
+	ch.DeclareQueue(ctx, transport.Queue{Name: "fq1"})
+	if err := ch.BindQueue(ctx, transport.Binding{Queue: "fq1", Exchange: fx}); err != nil {
+		t.Fatal(err)
+	}
+	out := consumeN(t, ch, "fq1", false, true)
+	waitClients(t, e, "psubscribe")
+	for i := 0; i < 3; i++ {
+		if err := ch.Publish(ctx, textMsg(fmt.Sprint(i)), fx, "", transport.PublishOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		m := waitFor(t, out, "fanout delivery")
+		if string(m.Body) != fmt.Sprint(i) || m.DeliveryInfo.Queue != "fq1" || m.DeliveryInfo.Exchange != fx {
+			t.Errorf("got %q %+v", m.Body, m.DeliveryInfo)
+		}
+	}
+	ch.Close()
+	if n, _ := e.rdb.HLen(ctx, e.prefix+"unacked").Result(); n != 0 {
+		t.Errorf("%d fanout records left after acks", n)
+	}
+}
+
+// The visibility timeout brings back a message whose consumer died.
+func TestVisibilityTimeoutRestore(t *testing.T) {
+	e := newEnv(t, map[string]any{"visibility_timeout": 1, "unacked_restore_interval": "0.2",
+		"unacked_restore_throttle": 1})
+	ctx := ctxT(t)
+	ch := e.channel()
+	ch.Publish(ctx, textMsg("v"), "", "vq", transport.PublishOptions{})
+	// Take it the way a dead consumer would: popped and recorded, never acked.
+	if _, err := e.conn.pop(ctx, []string{e.prefix + "vq"}, 1, true); err != nil {
+		t.Fatal(err)
+	}
+	out := consumeN(t, ch, "vq", false, true)
+	m := waitFor(t, out, "restored delivery")
+	if !m.DeliveryInfo.Redelivered || string(m.Body) != "v" {
+		t.Errorf("got %+v", m)
+	}
+}
+
+// Items 6 and 7: restore_visible scans on calls 1, 1+N, 1+2N...; a
+// throttle of 0 scans every time.
+func TestRestoreVisibleThrottle(t *testing.T) {
+	for _, tc := range []struct {
+		throttle int
+		calls    int
+		scans    int
+	}{{3, 6, 2}, {10, 10, 1}, {10, 11, 2}, {0, 4, 4}, {1, 3, 3}} {
+		c := &Conn{o: &options{restoreThrottle: tc.throttle}}
+		c.exec = newExecutor(c)
+		p := &multiPoller{c: c}
+		for i := 0; i < tc.calls; i++ {
+			p.restoreVisible()
+		}
+		if got := len(c.exec.jobs); got != tc.scans {
+			t.Errorf("throttle %d, %d calls: %d scans, want %d", tc.throttle, tc.calls, got, tc.scans)
+		}
+	}
+}
+
+// Item 20: closing while a BRPOP is in flight loses nothing: a message
+// that arrives at that moment is either delivered (and restored by the
+// close) or given back; it ends up in its list, with no record left.
+func TestCloseWhileInFlight(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := ctxT(t)
+	for i := 0; i < 20; i++ {
+		q := fmt.Sprintf("cq%d", i)
+		ch := e.channel()
+		consumeN(t, ch, q, false, false)
+		waitClients(t, e, "BRPOP")
+		e.rdb.LPush(ctx, e.prefix+q, fmt.Sprintf(`{"body": "%d", "properties": {"delivery_tag": "tag-%d"}}`, i, i))
+		if err := ch.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := e.rdb.LLen(ctx, e.prefix+q).Result(); n != 1 {
+			t.Fatalf("round %d: the list holds %d after close, want 1", i, n)
+		}
+		if n, _ := e.rdb.HLen(ctx, e.prefix+"unacked").Result(); n != 0 {
+			t.Fatalf("round %d: %d records left", i, n)
+		}
+	}
+}
+
+// Kombu's close deletes the auto-delete queues bound to fanout exchanges;
+// a channel that consumes only fanout queues opens no BRPOP socket (item
+// 14).
+func TestCloseDeletesAutoDeleteFanoutQueue(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := ctxT(t)
+	ch := e.channel()
+	fx := uniq("adfx")
+	ch.DeclareExchange(ctx, transport.Exchange{Name: fx, Type: transport.Fanout})
+	ch.DeclareQueue(ctx, transport.Queue{Name: "adq", AutoDelete: true})
+	ch.BindQueue(ctx, transport.Binding{Queue: "adq", Exchange: fx})
+	if n, _ := e.rdb.SCard(ctx, e.prefix+"_kombu.binding."+fx).Result(); n != 1 {
+		t.Fatalf("binding members %d", n)
+	}
+	consumeN(t, ch, "adq", false, true)
+	waitSubscribed(t, e, ch, 1)
+	var brpop *hubSock
+	e.h.Call(ctx, func() { brpop = ch.st.brpop })
+	if brpop != nil {
+		t.Error("a fanout-only channel opened a BRPOP socket")
+	}
+	if err := ch.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := e.rdb.SCard(ctx, e.prefix+"_kombu.binding."+fx).Result(); n != 0 {
+		t.Errorf("auto-delete fanout queue's binding survived close (%d)", n)
+	}
+}
+
+// PublishBatch routes like Publish: default exchange, direct and topic
+// bindings (read once), fanout (PUBLISH), the dead-letter queue for the
+// unroutable; every stored copy has its own tag.
+func TestPublishBatch(t *testing.T) {
+	e := newEnv(t, map[string]any{"deadletter_queue": "dlq"})
+	ctx := ctxT(t)
+	ch := e.channel()
+	ch.DeclareExchange(ctx, transport.Exchange{Name: "bdx", Type: transport.Direct})
+	ch.DeclareExchange(ctx, transport.Exchange{Name: "btx", Type: transport.Topic})
+	fx := uniq("bfx")
+	ch.DeclareExchange(ctx, transport.Exchange{Name: fx, Type: transport.Fanout})
+	ch.BindQueue(ctx, transport.Binding{Queue: "b1", Exchange: "bdx", RoutingKey: "k"})
+	ch.BindQueue(ctx, transport.Binding{Queue: "b2", Exchange: "bdx", RoutingKey: "k"})
+	ch.BindQueue(ctx, transport.Binding{Queue: "b3", Exchange: "btx", RoutingKey: "a.#"})
+	ch.BindQueue(ctx, transport.Binding{Queue: "bf", Exchange: fx})
+	fout := consumeN(t, ch, "bf", false, true)
+	waitSubscribed(t, e, ch, 1)
+	hi := textMsg("hi")
+	hi.Properties.Priority = 9
+	err := ch.PublishBatch(ctx, []PublishRequest{
+		{Message: textMsg("plain"), RoutingKey: "b0"},
+		{Message: textMsg("direct"), Exchange: "bdx", RoutingKey: "k"},
+		{Message: textMsg("topic"), Exchange: "btx", RoutingKey: "a.b.c"},
+		{Message: textMsg("fan"), Exchange: fx},
+		{Message: textMsg("lost"), Exchange: "bdx", RoutingKey: "nobody"},
+		{Message: hi, RoutingKey: "b0"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tags := map[string]bool{}
+	for key, want := range map[string]string{"b0": "plain", "b0\x06\x169": "hi", "b1": "direct", "b2": "direct",
+		"b3": "topic", "dlq": "lost"} {
+		msgs := lrange(t, e, key)
+		if len(msgs) != 1 || string(msgs[0].Body) != want {
+			t.Errorf("%q: %d messages, want one %q", key, len(msgs), want)
+			continue
+		}
+		if tag := msgs[0].DeliveryInfo.DeliveryTag; tags[tag] || !uuidRE.MatchString(tag) {
+			t.Errorf("tag %q reused or not a uuid", tag)
+		} else {
+			tags[tag] = true
+		}
+	}
+	if m := waitFor(t, fout, "fanout from PublishBatch"); string(m.Body) != "fan" {
+		t.Errorf("fanout got %q", m.Body)
+	}
+}
+
+// Both hub sockets killed by the server (CLIENT KILL): each reconnects by
+// itself, the LISTEN socket subscribes again, and consuming goes on.
+func TestHubSocketsKilled(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := ctxT(t)
+	ch := e.channel()
+	fx := uniq("kfx")
+	ch.DeclareExchange(ctx, transport.Exchange{Name: fx, Type: transport.Fanout})
+	ch.BindQueue(ctx, transport.Binding{Queue: "kfq", Exchange: fx})
+	lout := consumeN(t, ch, "klq", false, true)
+	fout := consumeN(t, ch, "kfq", false, true)
+	waitSubscribed(t, e, ch, 1)
+	for round := 0; round < 3; round++ {
+		var ids []int64
+		e.h.Call(ctx, func() {
+			for _, s := range []*hubSock{ch.st.brpop, ch.st.listen} {
+				if s != nil && s.ready {
+					ids = append(ids, s.clientID)
+				}
+			}
+		})
+		if len(ids) != 2 {
+			t.Fatalf("round %d: %d hub sockets ready, want 2", round, len(ids))
+		}
+		for _, id := range ids {
+			if err := e.rdb.ClientKillByFilter(ctx, "ID", fmt.Sprint(id)).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The list socket: a message pushed meanwhile is consumed after the
+		// reconnect.
+		ch.Publish(ctx, textMsg(fmt.Sprint("list", round)), "", "klq", transport.PublishOptions{})
+		if m := waitFor(t, lout, "list delivery after the kill"); string(m.Body) != fmt.Sprint("list", round) {
+			t.Errorf("got %q", m.Body)
+		}
+		// The fanout socket: wait for the new subscription, then publish.
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			var ok bool
+			e.h.Call(ctx, func() {
+				s := ch.st.listen
+				ok = s != nil && s.ready && s.clientID != ids[1] && ch.st.subscribed > 0
+			})
+			if ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the LISTEN socket did not come back")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		ch.Publish(ctx, textMsg(fmt.Sprint("fan", round)), fx, "", transport.PublishOptions{})
+		if m := waitFor(t, fout, "fanout delivery after the kill"); string(m.Body) != fmt.Sprint("fan", round) {
+			t.Errorf("got %q", m.Body)
+		}
+	}
+}
+
+// A callback that panics (the hub recovers it and goes on) does not strand
+// the rest of its batch: they are delivered in the next turn.
+func TestPanicInCallbackKeepsBatch(t *testing.T) {
+	raw := redisURL(t)
+	prefix := uniq("pan") + ":"
+	tr, err := New(configFromURL(t, raw, map[string]any{"global_keyprefix": prefix}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := hub.New(hub.Options{OnError: func(error) error { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); h.Run(runCtx) }()
+	defer func() { cancel(); <-done; h.Close() }()
+	ctx := ctxT(t)
+	rdb := tr.(*Transport).o.newClient()
+	defer func() { // last: after the connection restored what it held
+		keys, _ := rdb.Keys(context.Background(), prefix+"*").Result()
+		if len(keys) > 0 {
+			rdb.Del(context.Background(), keys...)
+		}
+		rdb.Close()
+	}()
+	conn, err := tr.Dial(ctx, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c, _ := conn.Channel(ctx)
+	ch := c.(*Channel)
+	for i := 0; i < 10; i++ {
+		ch.Publish(ctx, textMsg(fmt.Sprint(i)), "", "pq", transport.PublishOptions{})
+	}
+	out := make(chan string, 20)
+	_, err = ch.Consume(ctx, transport.ConsumeOptions{Queue: "pq"}, func(m *transport.Message) {
+		ch.Ack(m.DeliveryInfo.DeliveryTag)
+		out <- string(m.Body)
+		if string(m.Body) == "3" {
+			panic("callback failure")
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for len(seen) < 10 {
+		seen[waitFor(t, out, "delivery after a panic")] = true
+	}
+}

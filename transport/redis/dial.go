@@ -1,0 +1,124 @@
+package redis
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// dialResult carries a dialled socket from its dial goroutine to the hub.
+// claimed makes sure exactly one side owns the descriptor: the hub when the
+// posted callback runs, or Conn.Close (releaseDials) when the hub was gone
+// before that.
+type dialResult struct {
+	fd      int
+	err     error
+	claimed atomic.Bool
+}
+
+// release closes the descriptor of a result nobody claimed.
+func (r *dialResult) release() {
+	if r.claimed.CompareAndSwap(false, true) && r.err == nil {
+		fdClose(r.fd)
+	}
+}
+
+// dialFD connects to the Redis server (the current master when Redis is
+// reached through sentinels) and returns a non-blocking descriptor the hub
+// may own: the net.Conn's socket is duplicated and the net.Conn closed, so
+// Go's runtime poller no longer watches it. A TLS connection cannot be
+// read through a raw descriptor; it is bridged instead (see bridgeTLS).
+func (c *Conn) dialFD(ctx context.Context) (int, error) {
+	network, addr := c.o.network, c.o.addr
+	if c.o.masterName != "" {
+		a, err := c.masterAddr(ctx)
+		if err != nil {
+			return -1, err
+		}
+		network, addr = "tcp", a
+	}
+	d := net.Dialer{Timeout: c.o.connTimeout, KeepAlive: c.o.keepAlive}
+	nc, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return -1, err
+	}
+	if c.o.tls != nil {
+		cfg := c.o.tls.Clone()
+		if cfg.ServerName == "" {
+			if h, _, err := net.SplitHostPort(addr); err == nil {
+				cfg.ServerName = h
+			}
+		}
+		tc := tls.Client(nc, cfg)
+		hctx, cancel := context.WithTimeout(ctx, c.o.connTimeout)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			nc.Close()
+			return -1, err
+		}
+		return c.bridgeTLS(tc)
+	}
+	return takeFD(nc)
+}
+
+// bridgeTLS is the TLS fallback: crypto/tls needs a net.Conn read by a
+// goroutine, so the hub gets one end of a unix socket pair and two
+// goroutines copy between the other end and the TLS connection. The hub's
+// code is the same as for a plain socket. When either side closes, both
+// goroutines close everything and exit; they belong to the Conn, which
+// joins them in Close.
+func (c *Conn) bridgeTLS(tc *tls.Conn) (int, error) {
+	fd, pc, err := socketPair()
+	if err != nil {
+		tc.Close()
+		return -1, err
+	}
+	var once sync.Once
+	shut := func() {
+		once.Do(func() {
+			tc.Close()
+			pc.Close()
+		})
+	}
+	c.wg.Add(2)
+	go func() { // server -> hub
+		defer c.wg.Done()
+		io.Copy(pc, tc)
+		shut()
+	}()
+	go func() { // hub -> server
+		defer c.wg.Done()
+		io.Copy(tc, pc)
+		shut()
+	}()
+	return fd, nil
+}
+
+// masterAddr asks the sentinels, in order, for the address of the master.
+func (c *Conn) masterAddr(ctx context.Context) (string, error) {
+	var errs []error
+	for _, s := range c.o.sentinels {
+		sc := goredis.NewSentinelClient(&goredis.Options{
+			Addr: s, Username: c.o.sentinelUsr, Password: c.o.sentinelPwd,
+			DialTimeout: c.o.connTimeout, Protocol: 2, DisableIdentity: true,
+		})
+		addr, err := sc.GetMasterAddrByName(ctx, c.o.masterName).Result()
+		sc.Close()
+		if err == nil && len(addr) == 2 {
+			return net.JoinHostPort(addr[0], addr[1]), nil
+		}
+		if err == nil {
+			err = fmt.Errorf("unexpected reply %q", addr)
+		}
+		errs = append(errs, fmt.Errorf("sentinel %s: %w", s, err))
+	}
+	return "", fmt.Errorf("redis: no sentinel knows master %q: %w", c.o.masterName, errors.Join(errs...))
+}

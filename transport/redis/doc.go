@@ -1,0 +1,123 @@
+// Package redis is Kombu's Redis transport (kombu.transport.redis) on the
+// hub: the same keys, JSON envelopes, binding sets, priority lists, PUB/SUB
+// fanout and unacked hash as Python's Kombu, so that a Go service and a
+// Kombu or Celery service share one Redis and consume each other's
+// messages, and either side restores what the other left unacknowledged.
+//
+// Create a transport with [New] from a transport.Config (redis://,
+// rediss://, redis+socket:// and sentinel:// forms, Kombu's transport
+// options); [Transport.Dial] returns a connection whose channels are
+// channel.Channel (Kombu's virtual channel) over this package's store, plus
+// [Channel.PublishBatch].
+//
+// # Design
+//
+// Two kinds of connections serve a channel:
+//
+//   - Request/response commands go through go-redis: publishing (LPUSH to
+//     the priority list, PUBLISH for fanout), bindings (SADD, SMEMBERS),
+//     declarations, purge, size, basic_get, and, on an executor goroutine
+//     of the connection, the consumer side's acknowledgements (ZREM + HDEL,
+//     coalesced into one pipeline per batch), restores (restore_by_tag in a
+//     WATCH/MULTI transaction), the visibility-timeout sweep
+//     (restore_visible under the unacked_mutex) and the unacked records of
+//     fanout messages. The hub goroutine never waits for go-redis, except
+//     when a channel closes.
+//   - Each consuming channel owns up to two sockets that go-redis never
+//     touches, registered in the hub's poller (Kombu's MultiChannelPoller,
+//     one per connection): one for BRPOP and the pop script over the
+//     consumed queues' priority keys, one for PSUBSCRIBE (fanout queues).
+//     They are dialled with net.Dialer on a short-lived goroutine, and the
+//     hub takes the descriptor over (a duplicate through
+//     SyscallConn().Control; the net.Conn is then closed). The handshake
+//     (AUTH, SELECT, CLIENT SETNAME, CLIENT ID, SCRIPT LOAD) is pipelined
+//     on the socket in RESP2. Writes are flushed at once, and a writer is
+//     registered only while bytes wait; replies are parsed by
+//     internal/resp from whatever bytes arrived and dispatched straight to
+//     the channel (Deliver) and its consumers' callbacks. A descriptor is
+//     always removed from the hub before it is closed, and every
+//     registration carries a generation so that a stale event for a reused
+//     descriptor number is dropped.
+//
+// TLS (rediss://) cannot be read through a raw descriptor. Its documented
+// fallback: the TLS connection is bridged to one end of a unix socket pair
+// by two goroutines (one per direction), and the hub owns the other end,
+// so the hub's code is the same for TLS; the goroutines end when either
+// side closes and the connection joins them in Close.
+//
+// Sentinel: go-redis's failover client serves the commands; the hub
+// sockets ask the sentinels for the current master each time they dial, so
+// they follow a failover when they reconnect.
+//
+// # Consuming beyond Kombu
+//
+// Kombu sends one BRPOP per delivery and records each message with a MULTI
+// (ZADD unacked_index, HSET unacked) after Redis has handed it over. Here
+// the BRPOP socket alternates between two commands:
+//
+//   - While messages are known to wait, one EVALSHA of a Lua script pops up
+//     to the channel's free prefetch room from the keys in Kombu's order
+//     (step-major, then queue, rotated by the queue_order_strategy) and,
+//     for each message, writes HSET unacked <tag> '[<envelope>, <exchange>,
+//     <routing_key>]' and ZADD unacked_index <now> <tag> in the same atomic
+//     step (tag, exchange and routing key read with cjson inside Redis).
+//     Such a message is never out of its list without a record.
+//   - When a pop comes back short, the next command is a BRPOP (timeout
+//     brpop_timeout, Kombu's 1 s). When it returns a message, the script
+//     is sent again with that message as an argument: it records it first,
+//     pops more up to the room, and only then are the messages delivered.
+//
+// Every callback therefore runs after its message's unacked record exists
+// in Redis. The window that remains is the BRPOP itself: from the moment
+// Redis pops a message for the BRPOP until the script's record of it
+// commits (one round trip later), the message exists only in the socket
+// and in this process. If the connection breaks after the script was sent,
+// the message is carried over and recorded on the next connection; it is
+// lost only if the process dies in that window, or the connection breaks
+// with the BRPOP reply unread. A pop script whose reply is lost leaves its
+// messages recorded but undelivered: the visibility timeout restores them
+// (an hour by default). Closing the window completely (BLMOVE into a
+// per-consumer processing list, recorded from there) is later work.
+//
+// A change of the consumed queues while a BRPOP waits sends CLIENT UNBLOCK
+// (through go-redis) so that the next BRPOP uses the new keys at once.
+// Messages popped for a queue no longer consumed, and those in flight when
+// the channel closes, go back to the head of their list (RPUSH) and their
+// records are deleted, in one transaction.
+//
+// # Compatibility notes
+//
+// Differences from Kombu, all deliberate: EXISTS (passive queue_declare)
+// carries global_keyprefix, where Kombu forgets it; fanout queues consumed
+// after the first subscription are subscribed at once (Kombu waits for a
+// reconnect), and cancelling sends PUNSUBSCRIBE (Kombu sends UNSUBSCRIBE,
+// which leaves the pattern subscribed); a restored message whose exchange
+// routes nowhere goes back to the queue it was delivered from (Kombu drops
+// it); restores push to the priority key of the message (Kombu main; 5.2.4
+// used the base key). A message that is not a Kombu envelope is delivered
+// with Message.Err set and recorded under the SHA-1 of its bytes.
+//
+// # Concurrency
+//
+// [Transport], [Conn] and [Channel] are safe for concurrent use, with the
+// rules of transport.Channel: declarations, Publish, PublishBatch and Get
+// block the caller for their round trips (from a hub callback they stall
+// the loop meanwhile); Ack, Reject, Qos and Recover return at once.
+// Deliveries and every piece of consumer state live on the hub goroutine.
+// Locks: the transport's table of fanout bindings (written by BindQueue on
+// any goroutine), each store's x-expires and auto_delete records
+// (NewQueue), the executor's job queue, and the connection's channel set;
+// each is commented where it is declared. Goroutines: one executor per
+// connection, a dial goroutine while a hub socket connects, two per TLS
+// hub socket; Conn.Close joins them all.
+//
+// # Errors
+//
+// Failures to reach Redis are *transport.BrokerError values of kind
+// transport.KindConnection (transport.IsConnectionError), as Kombu's
+// connection_errors; error replies are plain wrapped errors. A hub socket
+// that fails reconnects by itself with backoff (100 ms doubling to 5 s) on
+// hub timers, and its channel resubscribes and goes on consuming; the
+// connection never gives up by itself. Malformed envelopes are delivered
+// with Message.Err wrapping transport.ErrBadEnvelope.
+package redis

@@ -1,0 +1,84 @@
+package redis
+
+import (
+	"crypto/sha1"
+	"encoding/hex"
+)
+
+// popSrc pops up to N messages from list keys in order and, when asked,
+// writes each one's unacked record in the same atomic step, so a message is
+// never out of its list without a record (kombu-spec §1.13: the hash value
+// is the JSON array [envelope, exchange, routing_key], the zset score the
+// delivery time).
+//
+//	KEYS[1]    the unacked hash, KEYS[2] the unacked_index zset
+//	KEYS[3..]  the list keys, in the order to try them (Kombu's BRPOP order)
+//	ARGV[1]    N, the most messages to return
+//	ARGV[2]    the zset score: Unix time in seconds
+//	ARGV[3]    "1" to write unacked records, "0" not to
+//	ARGV[4]    optional: an envelope already popped (by BRPOP), recorded
+//	           first and counted in N
+//
+// The reply is a flat array of triples: the index of the list key in KEYS
+// (0 for ARGV[4]), the envelope, and the delivery tag it was recorded under
+// ("" when not recording). The tag, exchange and routing key are read with
+// cjson; an envelope without a usable tag (not Kombu's) is recorded under
+// the SHA-1 of its bytes, with an empty exchange and routing key.
+const popSrc = `
+local n = tonumber(ARGV[1])
+local rec = ARGV[3] == '1'
+local out = {}
+local function str(v)
+  if type(v) == 'string' then return v end
+  if type(v) == 'number' then return tostring(v) end
+  return ''
+end
+local function take(idx, raw)
+  local tag = ''
+  if rec then
+    local ex, rk = '', ''
+    local ok, env = pcall(cjson.decode, raw)
+    if ok and type(env) == 'table' and type(env['properties']) == 'table' then
+      local p = env['properties']
+      tag = str(p['delivery_tag'])
+      if type(p['delivery_info']) == 'table' then
+        ex = str(p['delivery_info']['exchange'])
+        rk = str(p['delivery_info']['routing_key'])
+      end
+    end
+    if tag == '' then
+      tag = redis.sha1hex(raw)
+      ex, rk = '', ''
+    end
+    redis.call('HSET', KEYS[1], tag, '[' .. raw .. ', ' .. cjson.encode(ex) .. ', ' .. cjson.encode(rk) .. ']')
+    redis.call('ZADD', KEYS[2], ARGV[2], tag)
+  end
+  out[#out + 1] = idx
+  out[#out + 1] = raw
+  out[#out + 1] = tag
+  n = n - 1
+end
+if ARGV[4] then take(0, ARGV[4]) end
+local i = 3
+while n > 0 and i <= #KEYS do
+  local raw = redis.call('RPOP', KEYS[i])
+  if raw then take(i, raw) else i = i + 1 end
+end
+return out
+`
+
+// unlockSrc releases the unacked_mutex only if it still holds our token
+// (redis-py's Lock.release).
+const unlockSrc = `
+local token = redis.call('GET', KEYS[1])
+if not token or token ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+return 1
+`
+
+var popSHA = sha1Hex(popSrc)
+
+func sha1Hex(s string) string {
+	sum := sha1.Sum([]byte(s))
+	return hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,541 @@
+package redis
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/kombu-go/kombu/hub"
+	"github.com/kombu-go/kombu/internal/resp"
+)
+
+// multiPoller is Kombu's MultiChannelPoller for one connection: the
+// channels (stores) attached to the connection, their hub sockets by
+// descriptor, and the timers of the Redis transport (visibility-timeout
+// restore, pub/sub health check, reply watchdog). Hub goroutine only,
+// except for the dial bookkeeping (dmu).
+type multiPoller struct {
+	c      *Conn
+	h      *hub.Hub
+	stores []*store
+	// socks maps a registered descriptor to its socket and the generation it
+	// was registered under: a stale event (a descriptor closed and reused)
+	// finds another generation and is dropped.
+	socks  map[int]sockRef
+	gen    uint64
+	buf    []byte
+	timers []func() // cancel functions of the repeating timers
+	closed bool
+
+	restoreCalls int  // Kombu's _vrestore_count
+	restoredOnce bool // the on_poll_init restore ran
+
+	// dmu guards dials: dial goroutines register their results, and
+	// Conn.Close releases those the hub never claimed.
+	dmu   sync.Mutex
+	dials map[*dialResult]struct{}
+}
+
+type sockRef struct {
+	s   *hubSock
+	gen uint64
+}
+
+func newMultiPoller(c *Conn) *multiPoller {
+	return &multiPoller{c: c, h: c.h, socks: make(map[int]sockRef), buf: make([]byte, 64<<10),
+		dials: make(map[*dialResult]struct{})}
+}
+
+// add registers a channel's store (Kombu's cycle.add) and starts the timers
+// with the first one.
+func (p *multiPoller) add(st *store) {
+	if p.closed {
+		return
+	}
+	p.stores = append(p.stores, st)
+	if len(p.timers) > 0 {
+		return
+	}
+	o := p.c.o
+	if o.ackEmulation {
+		e := p.h.CallRepeatedly(o.restoreInterval, p.maybeRestore)
+		p.timers = append(p.timers, e.Cancel)
+	}
+	if o.healthCheck > 0 {
+		e := p.h.CallRepeatedly(o.healthCheck, p.healthCheck)
+		p.timers = append(p.timers, e.Cancel)
+	}
+	e := p.h.CallRepeatedly(max(o.brpopTimeout, time.Second), p.watchdog)
+	p.timers = append(p.timers, e.Cancel)
+}
+
+// discard unregisters a store (Kombu's cycle.discard).
+func (p *multiPoller) discard(st *store) {
+	for i, x := range p.stores {
+		if x == st {
+			p.stores = append(p.stores[:i:i], p.stores[i+1:]...)
+			return
+		}
+	}
+}
+
+// close stops the timers and closes every socket left. Hub goroutine.
+func (p *multiPoller) close() {
+	if p.closed {
+		return
+	}
+	p.closed = true
+	for _, cancel := range p.timers {
+		cancel()
+	}
+	p.timers = nil
+	for _, st := range p.stores {
+		st.closeSockets()
+	}
+	p.stores = nil
+}
+
+// releaseDials closes the descriptors of dials whose result never reached
+// the hub. Called by Conn.Close after every dial goroutine has returned.
+func (p *multiPoller) releaseDials() {
+	p.dmu.Lock()
+	defer p.dmu.Unlock()
+	for r := range p.dials {
+		r.release()
+	}
+	clear(p.dials)
+}
+
+// maybeRestore is the periodic visibility-timeout sweep (Kombu's
+// maybe_restore_messages): it runs for the first channel that consumes.
+func (p *multiPoller) maybeRestore() {
+	for _, st := range p.stores {
+		if len(st.active) > 0 {
+			p.restoreVisible()
+			return
+		}
+	}
+}
+
+// restoreVisible counts a restore_visible call and, on every
+// unacked_restore_throttle-th one starting with the first, has the
+// executor scan the unacked index (kombu-spec §1.13).
+func (p *multiPoller) restoreVisible() {
+	p.restoreCalls++
+	if (p.restoreCalls-1)%max(p.c.o.restoreThrottle, 1) != 0 {
+		return
+	}
+	p.c.exec.do(p.c.restoreVisible)
+}
+
+// healthCheck pings the pub/sub sockets (Kombu's
+// maybe_check_subclient_health); one whose previous ping got no answer is
+// dropped and reconnects.
+func (p *multiPoller) healthCheck() {
+	for _, st := range p.stores {
+		if s := st.listen; s != nil && s.ready && !st.paused {
+			if s.pingOut {
+				s.fail(errors.New("no answer to the health-check PING"))
+				continue
+			}
+			s.pingOut = true
+			s.send(resp.AppendCommand(nil, "PING"), expect{kind: rPing})
+		}
+	}
+}
+
+// watchdog drops sockets whose oldest command has waited too long for its
+// reply (a network partition gives no EOF).
+func (p *multiPoller) watchdog() {
+	now := p.h.Now()
+	for _, st := range p.stores {
+		for _, s := range [...]*hubSock{st.brpop, st.listen} {
+			if s != nil && len(s.exp) > 0 && !(s.kind == kindLISTEN && st.paused) && now.Sub(s.since) > s.exp[0].wait {
+				s.fail(fmt.Errorf("no reply within %v", s.exp[0].wait))
+			}
+		}
+	}
+}
+
+// sockKind says what a hub socket is for (Kombu's 'BRPOP' and 'LISTEN').
+type sockKind uint8
+
+const (
+	kindBRPOP sockKind = iota + 1
+	kindLISTEN
+)
+
+func (k sockKind) String() string {
+	if k == kindBRPOP {
+		return "BRPOP"
+	}
+	return "LISTEN"
+}
+
+type sockState uint8
+
+const (
+	sockIdle    sockState = iota // no connection; maybe a retry timer
+	sockDialing                  // a dial goroutine is running
+	sockOpen                     // registered in the hub
+	sockClosed                   // released for good
+)
+
+// replyKind says what reply a command sent on a hub socket expects.
+type replyKind uint8
+
+const (
+	rOK       replyKind = iota + 1 // AUTH, SELECT, CLIENT SETNAME: +OK
+	rClientID                      // CLIENT ID: an integer
+	rReady                         // the last handshake reply: SCRIPT LOAD or PING
+	rPop                           // EVALSHA of the pop script
+	rBRPOP                         // BRPOP: [key, envelope] or null
+	rPing                          // health-check PING
+)
+
+// expect is one reply a hub socket waits for.
+type expect struct {
+	kind replyKind
+	wait time.Duration // the watchdog's limit
+	cmd  *popCmd       // rPop, rBRPOP
+}
+
+// hubSock is one Redis connection owned by the hub: a non-blocking
+// descriptor in the hub's poller, a buffer of commands waiting for
+// writability, and an incremental RESP reader fed with whatever bytes
+// arrived. go-redis never sees it.
+type hubSock struct {
+	p     *multiPoller
+	st    *store
+	kind  sockKind
+	state sockState
+	fd    int
+	gen   uint64
+	rd    resp.Reader
+	out   []byte
+	// writer is set while a writer is registered: only while out holds
+	// bytes the kernel did not take.
+	writer   bool
+	exp      []expect
+	since    time.Time // when exp[0] was sent (or became the oldest)
+	ready    bool      // the handshake is done
+	clientID int64
+	pingOut  bool
+	backoff  time.Duration
+	retry    func() // cancels a pending reconnect timer
+	dial     *dialResult
+}
+
+func newHubSock(st *store, kind sockKind) *hubSock {
+	return &hubSock{p: st.c.mp, st: st, kind: kind, fd: -1}
+}
+
+// connect starts a dial goroutine; the hub takes the socket over when its
+// result is posted back.
+func (s *hubSock) connect() {
+	if s.state != sockIdle || s.retry != nil || s.p.closed {
+		return
+	}
+	s.state = sockDialing
+	s.gen++
+	gen := s.gen
+	r := &dialResult{fd: -1}
+	s.dial = r
+	p := s.p
+	p.dmu.Lock()
+	p.dials[r] = struct{}{}
+	p.dmu.Unlock()
+	c := p.c
+	c.dialWG.Add(1)
+	go func() { // owned by the Conn, joined in Close
+		defer c.dialWG.Done()
+		r.fd, r.err = c.dialFD(c.ctx)
+		c.h.Post(func() {
+			if !r.claimed.CompareAndSwap(false, true) {
+				return
+			}
+			p.dmu.Lock()
+			delete(p.dials, r)
+			p.dmu.Unlock()
+			s.onDialed(gen, r)
+		})
+	}()
+}
+
+// onDialed takes the dialled socket over, or schedules a retry.
+func (s *hubSock) onDialed(gen uint64, r *dialResult) {
+	if gen != s.gen || s.state != sockDialing {
+		if r.err == nil {
+			fdClose(r.fd)
+		}
+		return
+	}
+	s.dial = nil
+	if r.err != nil {
+		s.state = sockIdle
+		s.st.c.o.log.Warn("redis: cannot connect hub socket", "kind", s.kind, "err", r.err)
+		s.scheduleRetry()
+		return
+	}
+	s.fd = r.fd
+	s.state = sockOpen
+	p := s.p
+	p.gen++
+	p.socks[s.fd] = sockRef{s: s, gen: p.gen}
+	if err := s.addReader(); err != nil {
+		s.fail(err)
+		return
+	}
+	s.handshake()
+}
+
+// addReader registers the socket's reader; the callback checks that the
+// descriptor still belongs to this registration (generation).
+func (s *hubSock) addReader() error {
+	p := s.p
+	ref := p.socks[s.fd]
+	return p.h.AddReader(s.fd, func(fd int, ev hub.Event) {
+		if cur, ok := p.socks[fd]; ok && cur == ref {
+			s.onReadable()
+		}
+	})
+}
+
+// handshake sends AUTH, SELECT and CLIENT SETNAME as needed, then CLIENT ID
+// (for CLIENT UNBLOCK), then SCRIPT LOAD (BRPOP socket) or PING (LISTEN
+// socket), whose reply marks the socket ready. RESP2: no HELLO, so pub/sub replies are plain arrays.
+func (s *hubSock) handshake() {
+	o := s.st.c.o
+	wait := o.connTimeout + o.sockTimeout
+	var b []byte
+	var exps []expect
+	if o.password != "" {
+		if o.username != "" {
+			b = resp.AppendCommand(b, "AUTH", o.username, o.password)
+		} else {
+			b = resp.AppendCommand(b, "AUTH", o.password)
+		}
+		exps = append(exps, expect{kind: rOK, wait: wait})
+	}
+	if o.db != 0 {
+		b = resp.AppendCommand(b, "SELECT", strconv.Itoa(o.db))
+		exps = append(exps, expect{kind: rOK, wait: wait})
+	}
+	if o.clientName != "" {
+		b = resp.AppendCommand(b, "CLIENT", "SETNAME", o.clientName)
+		exps = append(exps, expect{kind: rOK, wait: wait})
+	}
+	b = resp.AppendCommand(b, "CLIENT", "ID")
+	exps = append(exps, expect{kind: rClientID, wait: wait})
+	if s.kind == kindBRPOP {
+		b = resp.AppendCommand(b, "SCRIPT", "LOAD", popSrc)
+	} else {
+		b = resp.AppendCommand(b, "PING")
+	}
+	exps = append(exps, expect{kind: rReady, wait: wait})
+	s.send(b, exps...)
+}
+
+// send queues a command (or several) and the replies they expect, and
+// writes as much as the socket takes now.
+func (s *hubSock) send(cmd []byte, exps ...expect) {
+	if s.state != sockOpen {
+		return
+	}
+	if len(s.exp) == 0 {
+		s.since = s.p.h.Now()
+	}
+	s.exp = append(s.exp, exps...)
+	s.out = append(s.out, cmd...)
+	s.flush()
+}
+
+// flush writes the buffered commands; what the kernel does not take waits
+// for writability (a writer is registered only while bytes wait).
+func (s *hubSock) flush() {
+	for len(s.out) > 0 {
+		n, err := fdWrite(s.fd, s.out)
+		if n > 0 {
+			s.out = s.out[:copy(s.out, s.out[n:])]
+			continue
+		}
+		switch {
+		case isIntr(err):
+			continue
+		case isAgain(err):
+			if !s.writer {
+				s.writer = true
+				ref := s.p.socks[s.fd]
+				if err := s.p.h.AddWriter(s.fd, func(fd int, ev hub.Event) {
+					if cur, ok := s.p.socks[fd]; ok && cur == ref {
+						s.flush()
+					}
+				}); err != nil {
+					s.fail(err)
+				}
+			}
+			return
+		case err == nil:
+			err = io.ErrShortWrite
+		}
+		s.fail(fmt.Errorf("write: %w", err))
+		return
+	}
+	if s.writer {
+		s.writer = false
+		s.p.h.RemoveWriter(s.fd)
+	}
+}
+
+// onReadable reads what the kernel has, feeds the RESP reader and handles
+// every complete reply.
+func (s *hubSock) onReadable() {
+	gen := s.gen
+	for s.state == sockOpen && gen == s.gen {
+		n, err := fdRead(s.fd, s.p.buf)
+		if n > 0 {
+			s.rd.Feed(s.p.buf[:n])
+			s.parse(gen)
+			if n < len(s.p.buf) {
+				break
+			}
+			continue
+		}
+		if isIntr(err) {
+			continue
+		}
+		if isAgain(err) {
+			break
+		}
+		if err == nil {
+			err = io.EOF
+		}
+		s.fail(err)
+		return
+	}
+	if s.state == sockOpen && gen == s.gen {
+		s.st.afterRead(s)
+	}
+}
+
+// parse hands every complete reply to the socket's handler.
+func (s *hubSock) parse(gen uint64) {
+	for s.state == sockOpen && gen == s.gen {
+		v, ok, err := s.rd.Next()
+		if err != nil {
+			s.fail(err)
+			return
+		}
+		if !ok {
+			return
+		}
+		if s.kind == kindLISTEN && s.st.onPubsub(s, v) {
+			continue
+		}
+		if len(s.exp) == 0 {
+			s.fail(fmt.Errorf("unexpected reply %s", v.String()))
+			return
+		}
+		e := s.exp[0]
+		s.exp = s.exp[:copy(s.exp, s.exp[1:])]
+		s.since = s.p.h.Now()
+		s.onReply(e, v)
+	}
+}
+
+// onReply handles the reply to one command.
+func (s *hubSock) onReply(e expect, v resp.Value) {
+	if v.Kind == resp.Error && e.kind != rPop {
+		s.fail(fmt.Errorf("%s", v.Err()))
+		return
+	}
+	switch e.kind {
+	case rOK:
+	case rClientID:
+		s.clientID = v.Int
+	case rReady:
+		s.ready = true
+		s.backoff = 0
+		s.st.onReady(s)
+	case rPing:
+		s.pingOut = false
+	case rPop:
+		if v.Kind == resp.Error {
+			s.fail(fmt.Errorf("pop script: %s", v.Err()))
+			return
+		}
+		s.st.onPopped(s, e.cmd, v)
+	case rBRPOP:
+		s.st.onBRPOP(s, e.cmd, v)
+	}
+}
+
+// fail drops the connection: the descriptor leaves the hub before it is
+// closed, every expected reply is given up (a pop whose first message was
+// already taken by BRPOP is carried over to the next connection), and a
+// reconnect is scheduled while the socket is still needed.
+func (s *hubSock) fail(err error) {
+	if s.state != sockOpen {
+		return
+	}
+	s.st.c.o.log.Warn("redis: hub socket lost", "kind", s.kind, "err", err)
+	s.drop()
+	s.st.onLost(s)
+	s.scheduleRetry()
+}
+
+// drop closes the socket and forgets its state.
+func (s *hubSock) drop() {
+	if s.state == sockOpen {
+		delete(s.p.socks, s.fd)
+		s.p.h.Remove(s.fd)
+		fdClose(s.fd)
+	}
+	s.fd = -1
+	s.gen++
+	s.state = sockIdle
+	s.writer = false
+	s.ready = false
+	s.pingOut = false
+	s.out = s.out[:0]
+	for _, e := range s.exp {
+		if e.cmd != nil && e.cmd.first != nil {
+			s.st.carry = e.cmd.first
+		}
+	}
+	s.exp = s.exp[:0]
+	s.rd.Reset()
+	if s.dial != nil {
+		// A dial still running: its result is closed when it arrives.
+		s.dial = nil
+	}
+}
+
+// scheduleRetry reconnects after a backoff (100 ms doubling to 5 s), on a
+// hub timer, if the socket is still needed then.
+func (s *hubSock) scheduleRetry() {
+	if s.state == sockClosed || s.p.closed || s.retry != nil {
+		return
+	}
+	s.backoff = min(max(2*s.backoff, 100*time.Millisecond), 5*time.Second)
+	e := s.p.h.CallLater(s.backoff, func() {
+		s.retry = nil
+		if s.st.needs(s.kind) {
+			s.connect()
+		}
+	})
+	s.retry = e.Cancel
+}
+
+// close releases the socket for good.
+func (s *hubSock) close() {
+	if s.retry != nil {
+		s.retry()
+		s.retry = nil
+	}
+	s.drop()
+	s.state = sockClosed
+}

@@ -1,0 +1,425 @@
+package redis
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/kombu-go/kombu/channel"
+	"github.com/kombu-go/kombu/transport"
+)
+
+// Settle applies a batch of acknowledgements and restores (Kombu's Redis
+// QoS). It queues the work for the executor and returns at once, so the hub
+// never waits for Redis: every ack of the batch (and of the batches queued
+// behind it) becomes one pipeline of ZREM unacked_index and HDEL unacked;
+// a requeue or restore is Kombu's restore_by_tag, a WATCH/MULTI transaction.
+func (st *store) Settle(batch []channel.Settlement) error {
+	for i := range batch {
+		s := &batch[i]
+		switch s.Op {
+		case channel.OpAck, channel.OpDrop:
+			if st.o.ackEmulation {
+				st.c.exec.ack(s.Tag)
+			}
+		case channel.OpRequeue, channel.OpRestore:
+			leftmost := s.Op == channel.OpRequeue
+			tag := s.Tag
+			var m *transport.Message
+			if s.Message != nil {
+				mm := *s.Message // the batch is only valid during the call
+				m = &mm
+			}
+			c := st.c
+			st.c.exec.do(func(ctx context.Context) {
+				var err error
+				if c.o.ackEmulation {
+					err = st.restoreByTag(ctx, tag, leftmost, m)
+				} else if m != nil {
+					err = st.restoreMessage(ctx, m, leftmost)
+				}
+				if err != nil {
+					c.o.log.Error("redis: restoring a message failed", "delivery_tag", tag, "err", err)
+				}
+			})
+		}
+	}
+	return nil
+}
+
+// restoreByTag is Kombu's restore_by_tag: in a transaction watching the
+// unacked hash, read the record, delete it from the hash and the index, and
+// push the envelope (marked redelivered) to every queue its exchange and
+// routing key lead to: RPUSH (consumed next), or LPUSH with leftmost (to the
+// back). With no record nothing is pushed. When the routing finds no queue,
+// the message goes back to the queue it was delivered from (m), where Kombu
+// would drop it.
+func (st *store) restoreByTag(ctx context.Context, tag string, leftmost bool, m *transport.Message) error {
+	c := st.c
+	o := st.o
+	unacked, index := o.key(o.unackedKey), o.key(o.unackedIndexKey)
+	for attempt := 0; ; attempt++ {
+		err := c.rdb.Watch(ctx, func(tx *goredis.Tx) error {
+			raw, err := tx.HGet(ctx, unacked, tag).Bytes()
+			if err != nil && !errors.Is(err, goredis.Nil) {
+				return err
+			}
+			var pushes []push
+			if raw != nil {
+				pushes = st.restorePushes(ctx, raw, m)
+			}
+			_, err = tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+				p.ZRem(ctx, index, tag)
+				p.HDel(ctx, unacked, tag)
+				for _, x := range pushes {
+					if leftmost {
+						p.LPush(ctx, x.key, x.env)
+					} else {
+						p.RPush(ctx, x.key, x.env)
+					}
+				}
+				return nil
+			})
+			return err
+		}, unacked)
+		if !errors.Is(err, goredis.TxFailedErr) || attempt >= 100 {
+			return err
+		}
+	}
+}
+
+type push struct {
+	key string
+	env []byte
+}
+
+// restorePushes decodes an unacked value [envelope, exchange, routing_key]
+// and returns where the marked envelope goes (Kombu's
+// _do_restore_message); failures are logged, as Kombu logs them.
+func (st *store) restorePushes(ctx context.Context, raw []byte, m *transport.Message) []push {
+	o := st.o
+	var rec []json.RawMessage
+	if err := json.Unmarshal(raw, &rec); err != nil || len(rec) < 3 {
+		o.log.Error("redis: unacked record is not [envelope, exchange, routing_key]; dropped", "err", err)
+		return nil
+	}
+	var ex, rk string
+	json.Unmarshal(rec[1], &ex)
+	json.Unmarshal(rec[2], &rk)
+	env := []byte(rec[0])
+	var headers map[string]any
+	priority := 0
+	if marked, err := transport.MarkRedelivered(env); err == nil {
+		env = marked
+		if dm, err := transport.DecodeEnvelope(env); err == nil {
+			headers, priority = dm.Headers, dm.Properties.Priority
+		}
+	} else {
+		o.log.Warn("redis: restoring a message that is not a Kombu envelope as it is", "err", err)
+	}
+	queues, err := st.ch.Lookup(ctx, ex, rk, headers)
+	if err != nil {
+		o.log.Error("redis: lookup for restore failed", "exchange", ex, "routing_key", rk, "err", err)
+	}
+	if len(queues) == 0 && m != nil && m.DeliveryInfo.Queue != "" {
+		queues = []string{m.DeliveryInfo.Queue}
+	}
+	if len(queues) == 0 {
+		o.log.Error("redis: restored message routes to no queue; dropped", "exchange", ex, "routing_key", rk)
+	}
+	out := make([]push, 0, len(queues))
+	for _, q := range queues {
+		out = append(out, push{key: o.key(o.queueKey(q, priority)), env: env})
+	}
+	return out
+}
+
+// restoreMessage puts a delivered message back without ack emulation
+// (Kombu's virtual _restore): re-encoded, marked redelivered, to the queue
+// it came from.
+func (st *store) restoreMessage(ctx context.Context, m *transport.Message, leftmost bool) error {
+	if m.DeliveryInfo.Queue == "" {
+		return errors.New("redis: cannot restore a message without its queue")
+	}
+	mm := *m
+	mm.DeliveryInfo.Redelivered = true
+	env, err := transport.EncodeEnvelope(&mm, st.o.bodyEncoding)
+	if err != nil {
+		return err
+	}
+	key := st.o.key(st.o.queueKey(m.DeliveryInfo.Queue, m.Properties.Priority))
+	if leftmost {
+		return st.c.rdb.LPush(ctx, key, env).Err()
+	}
+	return st.c.rdb.RPush(ctx, key, env).Err()
+}
+
+// restoreVisible is Kombu's restore_visible sweep (run by the executor):
+// under the unacked_mutex lock (SET NX PX, released with a compare-and-delete
+// script), every tag delivered longer than visibility_timeout ago is
+// restored with restoreByTag (RPUSH: consumed next).
+func (c *Conn) restoreVisible(ctx context.Context) {
+	o := c.o
+	st := c.anyStore()
+	if st == nil {
+		return
+	}
+	token := randomHex()
+	mutex := o.key(o.unackedMutexKey)
+	ok, err := c.rdb.SetNX(ctx, mutex, token, o.mutexExpire).Result()
+	if err != nil {
+		o.log.Warn("redis: restore_visible: cannot take the mutex", "err", err)
+		return
+	}
+	if !ok {
+		return // another consumer is restoring (Kombu's MutexHeld)
+	}
+	defer func() {
+		if err := unlockScript.Run(ctx, c.rdb, []string{mutex}, token).Err(); err != nil {
+			o.log.Warn("redis: restore_visible: releasing the mutex failed", "err", err)
+		}
+	}()
+	ceil := float64(time.Now().Add(-o.visibility).UnixNano()) / 1e9
+	by := &goredis.ZRangeBy{Min: "0", Max: strconv.FormatFloat(ceil, 'f', 6, 64)}
+	if o.restoreLimit > 0 {
+		by.Count = int64(o.restoreLimit)
+	}
+	tags, err := c.rdb.ZRevRangeByScore(ctx, o.key(o.unackedIndexKey), by).Result()
+	if err != nil {
+		o.log.Warn("redis: restore_visible: reading the index failed", "err", err)
+		return
+	}
+	if len(tags) > 0 {
+		o.log.Info("redis: restoring unacknowledged messages past the visibility timeout", "count", len(tags))
+	}
+	for _, tag := range tags {
+		if err := st.restoreByTag(ctx, tag, false, nil); err != nil {
+			o.log.Warn("redis: restore_visible: restore failed", "delivery_tag", tag, "err", err)
+		}
+	}
+}
+
+// anyStore returns a store to route restores with (the channels share the
+// transport's exchange state).
+func (c *Conn) anyStore() *store {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for ch := range c.chans {
+		return ch.st
+	}
+	return nil
+}
+
+// record writes the unacked records of fanout messages (Kombu's
+// QoS.append: ZADD unacked_index, HSET unacked) in one pipeline.
+func (c *Conn) record(ctx context.Context, msgs []fanoutMsg) error {
+	o := c.o
+	now := float64(time.Now().UnixNano()) / 1e9
+	_, err := c.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for _, fm := range msgs {
+			p.ZAdd(ctx, o.key(o.unackedIndexKey), goredis.Z{Score: now, Member: fm.tag})
+			p.HSet(ctx, o.key(o.unackedKey), fm.tag, recordValue(fm.raw, fm.ex, fm.rk))
+		}
+		return nil
+	})
+	return err
+}
+
+// giveBack puts a popped, undelivered message back at the head of its list
+// and deletes its record, atomically.
+func (c *Conn) giveBack(ctx context.Context, p *popped) error {
+	o := c.o
+	_, err := c.rdb.TxPipelined(ctx, func(pl goredis.Pipeliner) error {
+		pl.RPush(ctx, p.key, p.raw)
+		if p.tag != "" {
+			pl.ZRem(ctx, o.key(o.unackedIndexKey), p.tag)
+			pl.HDel(ctx, o.key(o.unackedKey), p.tag)
+		}
+		return nil
+	})
+	return err
+}
+
+func randomHex() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// executor runs the consumer side's go-redis commands on a goroutine of its
+// own, so the hub never blocks on Redis: acknowledgements (coalesced into one
+// pipeline), restores, the visibility sweep, unacked records of fanout
+// messages. One per connection; Conn.Close stops and joins it after it ran
+// everything queued.
+type executor struct {
+	c *Conn
+	// mu guards jobs and stopping: the hub (and any goroutine) queues work,
+	// the executor goroutine takes it.
+	mu       sync.Mutex
+	jobs     []job
+	stopping bool
+	wake     chan struct{} // capacity 1: a pending wake-up
+	done     chan struct{} // closed when run returns
+	// retry holds acks whose pipeline failed; retried on the next round
+	// (executor goroutine only).
+	retry []string
+}
+
+// job is either a batch of acks or a function.
+type job struct {
+	acks []string
+	fn   func(ctx context.Context)
+}
+
+func newExecutor(c *Conn) *executor {
+	return &executor{c: c, wake: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+func (e *executor) push(j job, merge bool) {
+	e.mu.Lock()
+	if merge && len(e.jobs) > 0 && e.jobs[len(e.jobs)-1].fn == nil {
+		last := &e.jobs[len(e.jobs)-1]
+		last.acks = append(last.acks, j.acks...)
+	} else {
+		e.jobs = append(e.jobs, j)
+	}
+	e.mu.Unlock()
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// ack queues acknowledgements (ZREM + HDEL of the tags).
+func (e *executor) ack(tags ...string) {
+	if len(tags) > 0 {
+		e.push(job{acks: append([]string(nil), tags...)}, true)
+	}
+}
+
+// do queues a function.
+func (e *executor) do(fn func(ctx context.Context)) { e.push(job{fn: fn}, false) }
+
+// wait blocks until the work queued before the call has run, or d passed.
+func (e *executor) wait(d time.Duration) error {
+	done := make(chan struct{})
+	e.do(func(context.Context) { close(done) })
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-e.done:
+		return nil
+	case <-t.C:
+		return fmt.Errorf("redis: acknowledgements and restores still pending after %v", d)
+	}
+}
+
+// stop makes run return once everything queued has run, and waits for it.
+func (e *executor) stop() {
+	e.mu.Lock()
+	e.stopping = true
+	e.mu.Unlock()
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+	<-e.done
+}
+
+func (e *executor) run() {
+	defer close(e.done)
+	ctx := context.Background()
+	var retryTimer *time.Timer
+	var retryC <-chan time.Time
+	for {
+		select {
+		case <-e.wake:
+		case <-retryC:
+			retryC = nil
+		}
+		e.mu.Lock()
+		jobs := e.jobs
+		e.jobs = nil
+		stopping := e.stopping
+		e.mu.Unlock()
+		var acks []string
+		acks, e.retry = e.retry, nil
+		for _, j := range jobs {
+			if j.fn == nil {
+				acks = append(acks, j.acks...)
+				continue
+			}
+			e.flushAcks(ctx, acks)
+			acks = nil
+			j.fn(ctx)
+		}
+		e.flushAcks(ctx, acks)
+		if stopping {
+			e.mu.Lock()
+			more := len(e.jobs) > 0
+			e.mu.Unlock()
+			if !more {
+				if len(e.retry) > 0 {
+					e.c.o.log.Error("redis: acknowledgements lost at close; the visibility timeout restores them",
+						"count", len(e.retry))
+				}
+				if retryTimer != nil {
+					retryTimer.Stop()
+				}
+				return
+			}
+			select {
+			case e.wake <- struct{}{}:
+			default:
+			}
+			continue
+		}
+		if len(e.retry) > 0 && retryC == nil {
+			if retryTimer == nil {
+				retryTimer = time.NewTimer(time.Second)
+			} else {
+				retryTimer.Reset(time.Second)
+			}
+			retryC = retryTimer.C
+		}
+	}
+}
+
+// flushAcks deletes the records of acknowledged tags: one ZREM and one HDEL
+// per 1000 tags, all in one pipeline. Tags whose pipeline fails are kept
+// for the next round.
+func (e *executor) flushAcks(ctx context.Context, tags []string) {
+	if len(tags) == 0 {
+		return
+	}
+	o := e.c.o
+	index, unacked := o.key(o.unackedIndexKey), o.key(o.unackedKey)
+	_, err := e.c.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for i := 0; i < len(tags); i += 1000 {
+			chunk := tags[i:min(i+1000, len(tags))]
+			members := make([]any, len(chunk))
+			for j, t := range chunk {
+				members[j] = t
+			}
+			p.ZRem(ctx, index, members...)
+			p.HDel(ctx, unacked, chunk...)
+		}
+		return nil
+	})
+	if err != nil {
+		o.log.Warn("redis: acknowledgement failed; retrying", "count", len(tags), "err", err)
+		e.retry = append(e.retry, tags...)
+	}
+}
+
+func errorf(format string, args ...any) error { return fmt.Errorf("redis: "+format, args...) }

@@ -1,0 +1,391 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/kombu-go/kombu/channel"
+	"github.com/kombu-go/kombu/transport"
+)
+
+// store is the Redis half of one virtual channel (channel.Store): the
+// request methods here run on the caller's goroutine through go-redis; the
+// consumer side (consume.go) runs on the hub.
+type store struct {
+	c  *Conn
+	o  *options
+	ch *channel.Channel
+
+	// mu guards expires and autoDelete: NewQueue runs on any goroutine, Put
+	// and Close read them (Kombu keeps both per channel).
+	mu         sync.Mutex
+	expires    map[string]int64 // queue -> x-expires in ms
+	autoDelete map[string]bool
+
+	hubState // consume.go: owned by the hub goroutine
+}
+
+var _ channel.Store = (*store)(nil)
+
+func newStore(c *Conn) *store {
+	st := &store{c: c, o: c.o, expires: make(map[string]int64), autoDelete: make(map[string]bool)}
+	st.hubState.init(st)
+	return st
+}
+
+// key returns a prefixed key (global_keyprefix).
+func (o *options) key(k string) string { return o.prefix + k }
+
+// step returns the priority step of a message priority: the largest step
+// not above it after clamping to 0..9 (Kombu's priority(); below every
+// step, the last step, as Python's index -1 gives).
+func (o *options) step(priority int) int {
+	p := channel.Priority(priority, false)
+	i := sort.Search(len(o.steps), func(i int) bool { return o.steps[i] > p }) // bisect_right
+	if i == 0 {
+		return o.steps[len(o.steps)-1]
+	}
+	return o.steps[i-1]
+}
+
+// queueKey is Kombu's _q_for_pri(queue, step), unprefixed: the queue name
+// for step 0, else queue+SEP+step.
+func (o *options) queueKey(queue string, step int) string {
+	if s := o.step(step); s != 0 {
+		return queue + o.sep + strconv.Itoa(s)
+	}
+	return queue
+}
+
+// stepKeys returns the prefixed keys of every priority step of a queue, in
+// step order.
+func (o *options) stepKeys(queue string) []string {
+	keys := make([]string, 0, len(o.steps))
+	for _, s := range o.steps {
+		k := o.key(o.queueKey(queue, s))
+		if !contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+func (o *options) bindingKey(exchange string) string { return o.key("_kombu.binding." + exchange) }
+
+func (o *options) member(r channel.Row) string {
+	return r.RoutingKey + o.sep + r.Pattern + o.sep + r.Queue
+}
+
+// NewQueue records auto_delete and x-expires for the queue; Redis has
+// nothing to create.
+func (st *store) NewQueue(ctx context.Context, q transport.Queue) error {
+	ms, hasTTL := expiresMS(q.Arguments)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if q.AutoDelete {
+		st.autoDelete[q.Name] = true
+	}
+	if hasTTL {
+		st.expires[q.Name] = ms
+	} else {
+		delete(st.expires, q.Name)
+	}
+	return nil
+}
+
+// expiresMS reads the x-expires argument (milliseconds).
+func expiresMS(args map[string]any) (int64, bool) {
+	switch v := args["x-expires"].(type) {
+	case int:
+		return int64(v), v > 0
+	case int64:
+		return v, v > 0
+	case int32:
+		return int64(v), v > 0
+	case float64:
+		return int64(v), v > 0
+	case time.Duration:
+		return v.Milliseconds(), v > 0
+	case string:
+		n, err := strconv.ParseInt(v, 10, 64)
+		return n, err == nil && n > 0
+	}
+	return 0, false
+}
+
+func (st *store) ttl(queue string) (int64, bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	ms, ok := st.expires[queue]
+	return ms, ok
+}
+
+// HasQueue runs EXISTS over the queue's priority keys (an empty Redis list
+// does not exist, so neither does an empty queue). Unlike Kombu, the keys
+// carry global_keyprefix.
+func (st *store) HasQueue(ctx context.Context, queue string) (bool, error) {
+	n, err := st.c.rdb.Exists(ctx, st.o.stepKeys(queue)...).Result()
+	if err != nil {
+		return false, connError("has_queue", err)
+	}
+	return n > 0, nil
+}
+
+// Size is the sum of LLEN over the queue's priority keys.
+func (st *store) Size(ctx context.Context, queue string) (int, error) {
+	keys := st.o.stepKeys(queue)
+	cmds := make([]*goredis.IntCmd, len(keys))
+	_, err := st.c.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		for i, k := range keys {
+			cmds[i] = p.LLen(ctx, k)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, connError("size", err)
+	}
+	n := 0
+	for _, c := range cmds {
+		n += int(c.Val())
+	}
+	return n, nil
+}
+
+// Purge runs LLEN and DEL on every priority key in one transaction and
+// returns the sum of the lengths.
+func (st *store) Purge(ctx context.Context, queue string) (int, error) {
+	keys := st.o.stepKeys(queue)
+	cmds := make([]*goredis.IntCmd, len(keys))
+	_, err := st.c.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		for i, k := range keys {
+			cmds[i] = p.LLen(ctx, k)
+			p.Del(ctx, k)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, connError("purge", err)
+	}
+	n := 0
+	for _, c := range cmds {
+		n += int(c.Val())
+	}
+	return n, nil
+}
+
+// DeleteQueue SREMs the queue's binding members and DELs its priority keys,
+// as Kombu's _delete does once per binding this process knows of; with no
+// such binding nothing is deleted (Kombu). ifUnused is ignored (Kombu).
+func (st *store) DeleteQueue(ctx context.Context, queue string, bindings []channel.Binding, ifUnused bool) (int, error) {
+	if len(bindings) == 0 {
+		return 0, nil
+	}
+	keys := st.o.stepKeys(queue)
+	cmds := make([]*goredis.IntCmd, len(keys))
+	_, err := st.c.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		for _, b := range bindings {
+			p.SRem(ctx, st.o.bindingKey(b.Exchange), st.o.member(b.Row))
+		}
+		for i, k := range keys {
+			cmds[i] = p.LLen(ctx, k)
+		}
+		p.Del(ctx, keys...)
+		return nil
+	})
+	if err != nil {
+		return 0, connError("delete queue", err)
+	}
+	n := 0
+	for _, c := range cmds {
+		n += int(c.Val())
+	}
+	return n, nil
+}
+
+// Table reads the binding set of an exchange (SMEMBERS), live.
+func (st *store) Table(ctx context.Context, exchange string) ([]channel.Row, error) {
+	members, err := st.c.rdb.SMembers(ctx, st.o.bindingKey(exchange)).Result()
+	if err != nil {
+		return nil, connError("get_table", err)
+	}
+	return parseTable(members, st.o.sep), nil
+}
+
+// Bind SADDs the binding member; a binding to a fanout exchange is also
+// recorded for PSUBSCRIBE (Kombu's _fanout_queues).
+func (st *store) Bind(ctx context.Context, b channel.Binding) error {
+	if b.Type == transport.Fanout {
+		st.c.t.setFanout(b.Queue, fanoutBinding{exchange: b.Exchange, key: strings.ReplaceAll(b.RoutingKey, "#", "*")})
+	}
+	if err := st.c.rdb.SAdd(ctx, st.o.bindingKey(b.Exchange), st.o.member(b.Row)).Err(); err != nil {
+		return connError("queue_bind", err)
+	}
+	return nil
+}
+
+// Put LPUSHes the envelope to the queue's priority key; when the queue was
+// declared here with x-expires, every priority key's TTL is refreshed in the
+// same pipeline.
+func (st *store) Put(ctx context.Context, queue string, m *transport.Message) error {
+	env, err := transport.EncodeEnvelope(m, st.o.bodyEncoding)
+	if err != nil {
+		return fmt.Errorf("redis: publish: %w", err)
+	}
+	key := st.o.key(st.o.queueKey(queue, m.Properties.Priority))
+	ms, hasTTL := st.ttl(queue)
+	if !hasTTL {
+		if err := st.c.rdb.LPush(ctx, key, env).Err(); err != nil {
+			return connError("publish", err)
+		}
+		return nil
+	}
+	_, err = st.c.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		p.LPush(ctx, key, env)
+		for _, k := range st.o.stepKeys(queue) {
+			p.PExpire(ctx, k, time.Duration(ms)*time.Millisecond)
+		}
+		return nil
+	})
+	return connError("publish", err)
+}
+
+// fanoutTopic is the PUB/SUB channel of an exchange (unprefixed): the
+// fanout prefix and the exchange, plus "/"+routing key with fanout_patterns.
+func (o *options) fanoutTopic(exchange, routingKey string) string {
+	if routingKey != "" && o.fanoutPatterns {
+		return o.fanoutPrefix + exchange + "/" + routingKey
+	}
+	return o.fanoutPrefix + exchange
+}
+
+// PutFanout PUBLISHes the envelope and returns how many subscribers got it.
+func (st *store) PutFanout(ctx context.Context, exchange, routingKey string, m *transport.Message) (int, error) {
+	env, err := transport.EncodeEnvelope(m, st.o.bodyEncoding)
+	if err != nil {
+		return 0, fmt.Errorf("redis: publish: %w", err)
+	}
+	n, err := st.c.rdb.Publish(ctx, st.o.key(st.o.fanoutTopic(exchange, routingKey)), env).Result()
+	if err != nil {
+		return 0, connError("publish", err)
+	}
+	return int(n), nil
+}
+
+// Get pops one message from the queue's priority keys in step order
+// (Kombu's _get) and, unless noAck, writes its unacked record in the same
+// script, before returning it.
+func (st *store) Get(ctx context.Context, queue string, noAck bool) (*transport.Message, error) {
+	keys := st.o.stepKeys(queue)
+	rec := st.o.ackEmulation && !noAck
+	msgs, err := st.c.pop(ctx, keys, 1, rec)
+	if err != nil {
+		return nil, connError("get", err)
+	}
+	if len(msgs) == 0 {
+		return nil, fmt.Errorf("redis: queue %q: %w", queue, transport.ErrEmpty)
+	}
+	if ms, ok := st.ttl(queue); ok {
+		_, err := st.c.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			for _, k := range keys {
+				p.PExpire(ctx, k, time.Duration(ms)*time.Millisecond)
+			}
+			return nil
+		})
+		if err != nil {
+			st.o.log.Warn("redis: refreshing queue TTL failed", "queue", queue, "err", err)
+		}
+	}
+	return msgs[0].message(), nil
+}
+
+// popped is one message taken by the pop script.
+type popped struct {
+	key   string // the prefixed list key it came from
+	queue string // the queue of that key
+	raw   []byte
+	tag   string // the tag of its unacked record, "" if none
+}
+
+// message decodes the envelope; an undecodable one is still a message,
+// with Err set and the raw bytes as Body.
+func (p *popped) message() *transport.Message {
+	m, err := transport.DecodeEnvelope(p.raw)
+	if err != nil {
+		m = &transport.Message{Body: p.raw, Err: err}
+	}
+	if p.tag != "" {
+		m.DeliveryInfo.DeliveryTag = p.tag
+	}
+	return m
+}
+
+// pop runs the pop script through go-redis.
+func (c *Conn) pop(ctx context.Context, keys []string, n int, record bool) ([]popped, error) {
+	all := make([]string, 0, len(keys)+2)
+	all = append(all, c.o.key(c.o.unackedKey), c.o.key(c.o.unackedIndexKey))
+	all = append(all, keys...)
+	res, err := popScript.Run(ctx, c.rdb, all, n, score(time.Now()), flag(record)).Slice()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]popped, 0, len(res)/3)
+	for i := 0; i+2 < len(res); i += 3 {
+		idx, _ := res[i].(int64)
+		raw, _ := res[i+1].(string)
+		tag, _ := res[i+2].(string)
+		if idx < 1 || int(idx) > len(all) {
+			continue
+		}
+		out = append(out, popped{key: all[idx-1], raw: []byte(raw), tag: tag})
+	}
+	return out, nil
+}
+
+// The scripts as go-redis runs them: EVALSHA, and EVAL after NOSCRIPT.
+var (
+	popScript    = goredis.NewScript(popSrc)
+	unlockScript = goredis.NewScript(unlockSrc)
+)
+
+// score formats a time as Kombu's zset score: Unix seconds as a float.
+func score(t time.Time) string {
+	return strconv.FormatFloat(float64(t.UnixNano())/1e9, 'f', 6, 64)
+}
+
+func flag(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// isConnErr tells the failures that mean the connection is gone (Kombu's
+// connection_errors for Redis: ConnectionError, TimeoutError,
+// BusyLoadingError, AuthenticationError) from error replies.
+func isConnErr(err error) bool {
+	var re goredis.Error
+	if errors.As(err, &re) {
+		msg := re.Error()
+		for _, p := range []string{"LOADING", "NOAUTH", "WRONGPASS", "READONLY", "MASTERDOWN"} {
+			if strings.HasPrefix(msg, p) {
+				return true
+			}
+		}
+		return false
+	}
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, goredis.ErrClosed) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}

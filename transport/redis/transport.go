@@ -1,0 +1,309 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/kombu-go/kombu/channel"
+	"github.com/kombu-go/kombu/hub"
+	"github.com/kombu-go/kombu/transport"
+)
+
+// Transport is Kombu's Redis transport. Create it with [New]; it is safe
+// for concurrent use.
+type Transport struct {
+	o     *options
+	state *channel.State
+
+	// fmu guards fanout: Kombu's class-level _fanout_queues, the queues
+	// bound to a fanout exchange in this process, written by BindQueue on
+	// any goroutine and read by every connection's hub.
+	fmu    sync.Mutex
+	fanout map[string]fanoutBinding
+}
+
+// fanoutBinding is a queue's binding to a fanout exchange: the exchange and
+// the binding key with every "#" turned into the Redis glob "*".
+type fanoutBinding struct {
+	exchange string
+	key      string
+}
+
+var _ transport.Transport = (*Transport)(nil)
+
+// New returns a Redis transport for cfg (kombu-spec §1.2 and §1.15).
+//
+// cfg.Scheme selects the form: "redis" (TCP, the default), "rediss" (TLS),
+// "redis+socket" or "socket" (a unix socket whose path is in cfg.Hostname as
+// "socket:///path", as Kombu passes it, or in cfg.VirtualHost), and
+// "sentinel" (the master named by the master_name option, found through the
+// sentinels cfg.Hostname:cfg.Port and every "sentinel://" URL in
+// cfg.Alternates). cfg.VirtualHost selects the database ("", "/" or "/0":
+// 0; "/1": 1; anything else is an error); over a unix socket the
+// virtual_host option does.
+//
+// cfg.Options are Kombu's transport options, typed or as strings from a URL:
+// body_encoding, deadletter_queue, polling_interval (also the BRPOP
+// timeout), brpop_timeout, sep, ack_emulation, unacked_key,
+// unacked_index_key, unacked_mutex_key, unacked_mutex_expire,
+// visibility_timeout, unacked_restore_limit, unacked_restore_interval,
+// unacked_restore_throttle, fanout_prefix, fanout_patterns,
+// global_keyprefix, queue_order_strategy, priority_steps, max_connections,
+// health_check_interval, client_name, socket_timeout,
+// socket_connect_timeout, socket_keepalive, retry_on_timeout, master_name,
+// sentinel_kwargs (username, password), ssl (a bool or Kombu's dict),
+// ssl_cert_reqs, ssl_ca_certs, ssl_certfile, ssl_keyfile,
+// ssl_check_hostname and restore_on_close. Durations are in seconds, as in
+// Kombu. Options that only make sense in Python (socket_keepalive_options,
+// reauth_check_interval, min_other_sentinels) are accepted and ignored, and
+// so is retry_on_timeout (go-redis retries on its own).
+//
+// health_check_interval is the period of the PING on the PUB/SUB sockets
+// (Kombu's subclient health check); BRPOP sockets are watched by a reply
+// deadline instead (brpop_timeout plus socket_connect_timeout plus
+// socket_timeout).
+func New(cfg transport.Config) (transport.Transport, error) {
+	o, err := parseOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
+	o.chanOpts.State = channel.NewState()
+	return &Transport{o: o, state: o.chanOpts.State, fanout: make(map[string]fanoutBinding)}, nil
+}
+
+// Info describes the Redis transport.
+func (t *Transport) Info() transport.Info {
+	port := defaultPort
+	if t.o.scheme == "sentinel" {
+		port = defaultSentinelPort
+	}
+	return transport.Info{
+		Driver:        "redis",
+		DefaultPort:   port,
+		ExchangeTypes: []string{transport.Direct, transport.Topic, transport.Fanout},
+		Priorities:    true,
+		Fanout:        "pubsub",
+	}
+}
+
+func (t *Transport) fanoutOf(queue string) (fanoutBinding, bool) {
+	t.fmu.Lock()
+	defer t.fmu.Unlock()
+	b, ok := t.fanout[queue]
+	return b, ok
+}
+
+func (t *Transport) setFanout(queue string, b fanoutBinding) {
+	t.fmu.Lock()
+	t.fanout[queue] = b
+	t.fmu.Unlock()
+}
+
+// Dial connects to Redis and attaches the connection to h. Like Kombu's
+// channel creation it sends PING and fails when Redis does not answer.
+// The hub sockets (BRPOP, PSUBSCRIBE) are opened later, when a channel
+// starts consuming.
+func (t *Transport) Dial(ctx context.Context, h *hub.Hub) (transport.Conn, error) {
+	if h == nil {
+		return nil, errors.New("redis: dial with a nil hub")
+	}
+	rdb := t.o.newClient()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		rdb.Close()
+		return nil, connError("dial", err)
+	}
+	c := &Conn{
+		t:     t,
+		o:     t.o,
+		h:     h,
+		rdb:   rdb,
+		chans: make(map[*Channel]struct{}),
+		done:  make(chan struct{}),
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.exec = newExecutor(c)
+	c.mp = newMultiPoller(c)
+	c.wg.Add(1)
+	go func() { // owned by c; joined in Close
+		defer c.wg.Done()
+		c.exec.run()
+	}()
+	return c, nil
+}
+
+// newClient builds the go-redis client of a connection: every
+// request/response command goes through it.
+func (o *options) newClient() *goredis.Client {
+	if o.masterName != "" {
+		return goredis.NewFailoverClient(&goredis.FailoverOptions{
+			MasterName:            o.masterName,
+			SentinelAddrs:         o.sentinels,
+			SentinelUsername:      o.sentinelUsr,
+			SentinelPassword:      o.sentinelPwd,
+			Username:              o.username,
+			Password:              o.password,
+			DB:                    o.db,
+			ClientName:            o.clientName,
+			TLSConfig:             o.tls,
+			DialTimeout:           o.connTimeout,
+			ReadTimeout:           o.sockTimeout,
+			WriteTimeout:          o.sockTimeout,
+			PoolSize:              o.maxConns,
+			Protocol:              2,
+			DisableIdentity:       true,
+			ContextTimeoutEnabled: true,
+		})
+	}
+	return goredis.NewClient(&goredis.Options{
+		Network:               o.network,
+		Addr:                  o.addr,
+		Username:              o.username,
+		Password:              o.password,
+		DB:                    o.db,
+		ClientName:            o.clientName,
+		TLSConfig:             o.tls,
+		DialTimeout:           o.connTimeout,
+		ReadTimeout:           o.sockTimeout,
+		WriteTimeout:          o.sockTimeout,
+		PoolSize:              o.maxConns,
+		Protocol:              2,
+		DisableIdentity:       true,
+		ContextTimeoutEnabled: true,
+	})
+}
+
+// Conn is one connection to Redis: a go-redis client for commands, an
+// executor goroutine that runs the consumer side's commands off the hub,
+// and the MultiChannelPoller that owns the channels' hub sockets.
+type Conn struct {
+	t    *Transport
+	o    *options
+	h    *hub.Hub
+	rdb  *goredis.Client
+	exec *executor
+	mp   *multiPoller // hub goroutine only
+
+	// mu guards chans and isClosed: Channel and Close run on any goroutine.
+	mu       sync.Mutex
+	chans    map[*Channel]struct{}
+	isClosed bool
+	ctx      context.Context // cancelled when Close starts: dial goroutines give up
+	cancel   context.CancelFunc
+	done     chan struct{}  // closed when Close has finished
+	dialWG   sync.WaitGroup // dial goroutines
+	wg       sync.WaitGroup // the executor and the TLS bridges
+}
+
+var _ transport.Conn = (*Conn)(nil)
+
+// Channel opens a channel. Safe for concurrent use.
+func (c *Conn) Channel(ctx context.Context) (transport.Channel, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("redis: channel: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.isClosed {
+		return nil, fmt.Errorf("redis: %w", transport.ErrClosed)
+	}
+	st := newStore(c)
+	ch := &Channel{Channel: channel.New(c.h, st, c.o.chanOpts), st: st}
+	st.ch = ch.Channel
+	c.chans[ch] = struct{}{}
+	// Registered with the poller on the hub, before any request the caller
+	// makes next (posts run in order).
+	c.h.Post(func() { c.mp.add(st) })
+	return ch, nil
+}
+
+// Done is closed when Close has finished. The connection never gives up by
+// itself: the hub sockets reconnect with backoff, and go-redis redials.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Err returns nil while the connection is open and transport.ErrClosed
+// after Close.
+func (c *Conn) Err() error {
+	select {
+	case <-c.done:
+		return transport.ErrClosed
+	default:
+		return nil
+	}
+}
+
+// Close closes every channel (their unacknowledged messages go back to
+// their queues), finishes the executor's queued work (acknowledgements,
+// restores), closes the go-redis client and joins every goroutine the
+// connection started. Idempotent; must not be called from a hub callback.
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	if c.isClosed {
+		c.mu.Unlock()
+		<-c.done
+		return nil
+	}
+	c.isClosed = true
+	chans := make([]*Channel, 0, len(c.chans))
+	for ch := range c.chans {
+		chans = append(chans, ch)
+	}
+	clear(c.chans)
+	c.mu.Unlock()
+	var errs []error
+	for _, ch := range chans {
+		errs = append(errs, ch.Channel.Close())
+	}
+	c.cancel()
+	// The poller's sockets and timers live on the hub.
+	stop := func() { c.mp.close() }
+	if err := c.h.Call(context.Background(), stop); err != nil {
+		<-c.h.Done()
+		stop()
+	}
+	c.dialWG.Wait()
+	c.mp.releaseDials() // closing their descriptors ends their TLS bridges
+	c.exec.stop()
+	c.wg.Wait()
+	errs = append(errs, c.rdb.Close())
+	close(c.done)
+	return errors.Join(errs...)
+}
+
+func (c *Conn) forget(ch *Channel) {
+	c.mu.Lock()
+	delete(c.chans, ch)
+	c.mu.Unlock()
+}
+
+// Channel is a Redis channel: the virtual channel (channel.Channel) over
+// the Redis store, plus [Channel.PublishBatch].
+type Channel struct {
+	*channel.Channel
+	st *store
+}
+
+// Close closes the channel (see channel.Channel.Close) and forgets it.
+func (ch *Channel) Close() error {
+	err := ch.Channel.Close()
+	ch.st.c.forget(ch)
+	return err
+}
+
+// connError wraps a failure to reach Redis as a connection error.
+func connError(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var be *transport.BrokerError
+	if errors.As(err, &be) {
+		return err
+	}
+	if isConnErr(err) {
+		return &transport.BrokerError{Kind: transport.KindConnection, Reason: "redis: " + op, Err: err}
+	}
+	return fmt.Errorf("redis: %s: %w", op, err)
+}
