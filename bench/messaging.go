@@ -28,6 +28,9 @@ type MessagingConfig struct {
 	Batch    int // publish in batches of this size (PublishBatch); <= 1 publishes one by one
 	Latency  int // ping-pong round trips for the latency percentiles
 	Idle     time.Duration
+	// Baseline runs the naive Redis consumer beside the hub in the same
+	// run (redis URLs only).
+	Baseline bool
 	// Progress, when set, is called from the benchmark's goroutine with the
 	// phase and the count done so far.
 	Progress func(phase string, done, total int)
@@ -52,6 +55,12 @@ type MessagingResult struct {
 	// still active and no traffic.
 	IdleGoroutines int     `json:"idle_goroutines"`
 	IdleCPUPercent float64 `json:"idle_cpu_percent"`
+	// Baseline is the naive goroutine-per-queue go-redis consumer, measured
+	// in the same run on the same Redis (redis only), and the ratios of the
+	// hub's figures to it.
+	Baseline             *NaiveRedisResult `json:"baseline,omitempty"`
+	ConsumeVsBaseline    float64           `json:"consume_vs_baseline,omitempty"`
+	LatencyP50VsBaseline float64           `json:"latency_p50_vs_baseline,omitempty"`
 }
 
 func randomName() string {
@@ -260,6 +269,49 @@ func RunMessaging(ctx context.Context, cfg MessagingConfig) (MessagingResult, er
 	defer cancel()
 	if err := cons.Cancel(cctx); err != nil {
 		return res, err
+	}
+	if cfg.Baseline && res.Transport == "redis" {
+		// Queues of its own: the hub's channel may still hold a BRPOP on the
+		// first ones (Kombu's trap 13), which could pop a baseline message.
+		names := make([]string, len(queues))
+		for i := range queues {
+			names[i] = fmt.Sprintf("%s-base-%d", prefix, i)
+		}
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			for _, name := range names {
+				ch.DeleteQueue(cctx, name, false, false)
+			}
+		}()
+		// Pre-publish the same backlog, pipelined, then let the naive
+		// consumer take it.
+		batch := make([]messaging.BatchMessage, 0, 1000)
+		for i := 0; i < cfg.Messages; i++ {
+			batch = append(batch, messaging.BatchMessage{
+				Body:    map[string]any{"i": i, "payload": payload},
+				Options: messaging.PublishOptions{RoutingKey: names[i%cfg.Busy]},
+			})
+			if len(batch) == cap(batch) || i == cfg.Messages-1 {
+				if err := prod.PublishBatch(ctx, batch, messaging.BatchOptions{}); err != nil {
+					return res, fmt.Errorf("baseline publish: %w", err)
+				}
+				batch = batch[:0]
+			}
+		}
+		cfg.Progress("baseline", 0, cfg.Messages)
+		base, err := runNaiveRedis(ctx, cfg.URL, names, cfg.Messages, cfg.Latency,
+			func(ctx context.Context, q string) error {
+				return prod.Publish(ctx, map[string]any{"payload": payload}, messaging.PublishOptions{RoutingKey: q})
+			})
+		if err != nil {
+			return res, fmt.Errorf("baseline: %w", err)
+		}
+		res.Baseline = &base
+		res.ConsumeVsBaseline = res.ConsumePerSec / base.ConsumePerSec
+		if base.P50us > 0 {
+			res.LatencyP50VsBaseline = res.P50us / base.P50us
+		}
 	}
 	return res, nil
 }

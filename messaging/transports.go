@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/kombu-go/kombu/transport"
+	"github.com/kombu-go/kombu/transport/amqp"
 	"github.com/kombu-go/kombu/transport/memory"
 	"github.com/kombu-go/kombu/transport/redis"
 )
@@ -50,12 +51,11 @@ var builtinSchemes = map[string]Scheme{
 		DefaultUserID: "guest", DefaultPassword: "guest", DefaultLoginMethod: "PLAIN", TLS: true},
 }
 
-// The constructors of the built-in transports. LEAD: newAMQP is wired when
-// transport/amqp lands.
+// The constructors of the built-in transports.
 var (
 	newMemory TransportFactory = memory.New
 	newRedis  TransportFactory = redis.New
-	newAMQP   TransportFactory = nil // LEAD: amqp.New (transport/amqp)
+	newAMQP   TransportFactory = amqp.New
 )
 
 // DefaultTransport is the transport of a bare host name ("example.com"),

@@ -26,6 +26,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	latency := fs.Int("latency", 2000, "ping-pong round trips for the latency percentiles (0: skip)")
 	idle := fs.Duration("idle", 0, "after the run, measure idle CPU and goroutines for this long")
 	jsonOut := fs.Bool("json", false, "print one JSON object instead of a report")
+	baseline := fs.Bool("baseline", true, "on Redis, also run the naive goroutine-per-queue go-redis consumer in the same run and print the ratios")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -36,7 +37,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	pr := progress{w: stderr, quiet: *jsonOut}
 	res, err := bench.RunMessaging(ctx, bench.MessagingConfig{
 		URL: *url, Messages: *messages, Size: *size, Queues: *queues, Busy: *busy,
-		Prefetch: *prefetch, Batch: *batch, Latency: *latency, Idle: *idle,
+		Prefetch: *prefetch, Batch: *batch, Latency: *latency, Idle: *idle, Baseline: *baseline,
 		Progress: func(phase string, done, total int) { pr.update("%s %d/%d", phase, done, total) },
 	})
 	pr.done()
@@ -55,6 +56,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if *idle > 0 {
 		fmt.Fprintf(stdout, "  idle     %d goroutines, %.2f%% CPU over %s\n", res.IdleGoroutines, res.IdleCPUPercent, idle.Round(time.Millisecond))
+	}
+	if b := res.Baseline; b != nil {
+		fmt.Fprintf(stdout, "naive baseline (goroutine per queue, go-redis BRPOP, Kombu's unacked records), same run:\n")
+		fmt.Fprintf(stdout, "  consume  %10.0f msg/s  -> hub is %.2fx\n", b.ConsumePerSec, res.ConsumeVsBaseline)
+		if b.P50us > 0 {
+			fmt.Fprintf(stdout, "  latency  p50 %.1f µs  p99 %.1f µs  -> hub p50 is %.2fx\n", b.P50us, b.P99us, res.LatencyP50VsBaseline)
+		}
 	}
 	return nil
 }

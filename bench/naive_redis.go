@@ -1,0 +1,160 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/kombu-go/kombu/transport"
+)
+
+// NaiveRedisResult is the baseline `kombu bench --url redis://` runs beside
+// the hub in the same process and on the same Redis.
+type NaiveRedisResult struct {
+	ConsumePerSec float64 `json:"consume_per_s"`
+	P50us         float64 `json:"p50_us"`
+	P99us         float64 `json:"p99_us"`
+	Goroutines    int     `json:"goroutines"`
+}
+
+// naiveRedis is the obvious Go consumer of Kombu's Redis queues: one
+// goroutine per queue blocked in BRPOP through go-redis, which writes
+// Kombu's unacked record (ZADD unacked_index + HSET unacked, one pipeline)
+// before the callback and removes it on ack (ZREM + HDEL), as Kombu's ack
+// emulation does.
+type naiveRedis struct {
+	rdb    *goredis.Client
+	queues []string
+	// deliver is called on the queue's goroutine after the record is written.
+	deliver func(queue string, m *transport.Message)
+	wg      sync.WaitGroup
+	err     atomic.Pointer[error]
+}
+
+func newNaiveRedis(url string, queues []string) (*naiveRedis, error) {
+	opt, err := goredis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("bench: naive baseline: %w", err)
+	}
+	opt.PoolSize = len(queues) + 4
+	opt.ReadTimeout = -1 // BRPOP 0 blocks
+	return &naiveRedis{rdb: goredis.NewClient(opt), queues: queues}, nil
+}
+
+func (n *naiveRedis) start(ctx context.Context) {
+	for _, q := range n.queues {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			for ctx.Err() == nil {
+				kv, err := n.rdb.BRPop(ctx, time.Second, q).Result()
+				if errors.Is(err, goredis.Nil) {
+					continue
+				}
+				if err != nil {
+					if ctx.Err() == nil {
+						n.err.CompareAndSwap(nil, &err)
+					}
+					return
+				}
+				m, err := transport.DecodeEnvelope([]byte(kv[1]))
+				if err != nil {
+					n.err.CompareAndSwap(nil, &err)
+					return
+				}
+				tag := m.DeliveryInfo.DeliveryTag
+				record := "[" + kv[1] + `, "", "` + q + `"]`
+				pipe := n.rdb.TxPipeline()
+				pipe.ZAdd(ctx, "unacked_index", goredis.Z{Score: float64(time.Now().UnixNano()) / 1e9, Member: tag})
+				pipe.HSet(ctx, "unacked", tag, record)
+				if _, err := pipe.Exec(ctx); err != nil {
+					if ctx.Err() == nil {
+						n.err.CompareAndSwap(nil, &err)
+					}
+					return
+				}
+				n.deliver(q, m)
+				pipe = n.rdb.TxPipeline()
+				pipe.ZRem(ctx, "unacked_index", tag)
+				pipe.HDel(ctx, "unacked", tag)
+				if _, err := pipe.Exec(ctx); err != nil && ctx.Err() == nil {
+					n.err.CompareAndSwap(nil, &err)
+					return
+				}
+			}
+		}()
+	}
+}
+
+func (n *naiveRedis) stop(cancel context.CancelFunc) error {
+	cancel()
+	n.wg.Wait()
+	n.rdb.Close()
+	if p := n.err.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// runNaiveRedis consumes the messages already waiting in queues with the
+// naive consumer, then measures latency as RunMessaging does; publish sends
+// one message to queue i%busy.
+func runNaiveRedis(ctx context.Context, url string, queues []string, messages, latency int,
+	publish func(ctx context.Context, queue string) error) (NaiveRedisResult, error) {
+	var res NaiveRedisResult
+	n, err := newNaiveRedis(url, queues)
+	if err != nil {
+		return res, err
+	}
+	var got atomic.Int64
+	arrived := make(chan time.Time, 1)
+	var measuring atomic.Bool
+	n.deliver = func(string, *transport.Message) {
+		got.Add(1)
+		if measuring.Load() {
+			select {
+			case arrived <- time.Now():
+			default:
+			}
+		}
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	start := time.Now()
+	n.start(cctx)
+	for got.Load() < int64(messages) {
+		if p := n.err.Load(); p != nil {
+			n.stop(cancel)
+			return res, *p
+		}
+		if ctx.Err() != nil {
+			n.stop(cancel)
+			return res, ctx.Err()
+		}
+		time.Sleep(time.Millisecond)
+	}
+	res.ConsumePerSec = float64(messages) / time.Since(start).Seconds()
+	res.Goroutines = len(queues)
+	measuring.Store(true)
+	samples := make([]float64, 0, latency)
+	for i := 0; i < latency; i++ {
+		t0 := time.Now()
+		if err := publish(ctx, queues[0]); err != nil {
+			n.stop(cancel)
+			return res, err
+		}
+		select {
+		case t1 := <-arrived:
+			samples = append(samples, float64(t1.Sub(t0).Nanoseconds())/1e3)
+		case <-time.After(10 * time.Second):
+			n.stop(cancel)
+			return res, errors.New("bench: naive baseline: a message did not arrive within 10 s")
+		}
+	}
+	res.P50us, res.P99us = Percentile(samples, 50), Percentile(samples, 99)
+	return res, n.stop(cancel)
+}
