@@ -65,6 +65,11 @@ func (c *Channel) enqueue(r request) error {
 	c.mu.Unlock()
 	if first {
 		c.h.Post(c.flush)
+		// With nobody driving the hub (a synchronous Get and Ack loop), run
+		// the flush here, so that settlements reach the store now instead of
+		// piling up until someone drives the hub. A no-op when the hub is
+		// driven, including from a hub callback.
+		c.h.Flush()
 	}
 	return nil
 }
@@ -153,6 +158,11 @@ func (c *Channel) Cancel(ctx context.Context, consumerTag string) error {
 	c.mu.Unlock()
 	if first {
 		c.h.Post(c.flush)
+		// With nobody driving the hub (a synchronous Get and Ack loop), run
+		// the flush here, so that settlements reach the store now instead of
+		// piling up until someone drives the hub. A no-op when the hub is
+		// driven, including from a hub callback.
+		c.h.Flush()
 	}
 	return nil
 }

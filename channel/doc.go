@@ -49,8 +49,15 @@
 // ([Channel.Ack] from many worker goroutines costs an append under the lock,
 // and one hub.Post per batch). So Ack, Reject, Consume, Cancel, Qos and
 // Recover are safe from any goroutine, a hub callback included, and return
-// without waiting; Cancel guarantees that its callback gets no delivery
-// once it returned. Declarations, Publish and Get run on the caller's
+// without waiting. Called on the hub goroutine, Cancel guarantees that its
+// callback gets no further delivery; called from another goroutine, a
+// delivery the hub has already started may still reach the callback, so
+// synchronise with the callback (or cancel from the hub with hub.Post)
+// before tearing down what it uses. When no goroutine is driving the hub,
+// the goroutine that queues a request runs the pending hub work itself
+// (hub.Flush), so settlements of a synchronous Get and Ack loop reach the
+// store at once; delivery callbacks may then run on that goroutine, which
+// is the hub goroutine for that while. Declarations, Publish and Get run on the caller's
 // goroutine and call the store there; the exchange table they read is
 // lock-free for publishers. Close runs on the hub through hub.Call and must
 // not be called from a hub callback. Delivery callbacks run on the hub

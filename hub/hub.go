@@ -131,8 +131,11 @@ type Hub struct {
 	parkN        int
 	parkErr      error
 
-	// token is held by the goroutine driving the hub (capacity 1).
-	token chan struct{}
+	// token is held by the goroutine driving the hub (capacity 1); holder
+	// says by what, so that Run and Drive wait out a short Call instead of
+	// failing.
+	token  chan struct{}
+	holder atomic.Int32
 
 	// postMu guards posts: other goroutines append, the hub swaps.
 	postMu   sync.Mutex
@@ -148,6 +151,7 @@ type Hub struct {
 	closing  atomic.Bool   // Close is waiting for the driver to return
 	err      error
 	pending  error // the error that ends the current turn
+	carry    error // a callback failure from Flush, returned by the next turn
 	// until, while set by Drive or Call, is checked before the poll: once it
 	// holds, the poll does not block, so the driver regains control.
 	until func() bool
@@ -369,6 +373,14 @@ func (h *Hub) Stop() {
 	h.Wake()
 }
 
+// Kinds of token holders.
+const (
+	holdNone int32 = iota
+	holdRun        // Run: a long-lived driver
+	holdDrive      // Drive, RunOnce: a driver with its own end condition
+	holdCall       // Call, Flush, Close: short
+)
+
 func (h *Hub) acquire() bool {
 	select {
 	case h.token <- struct{}{}:
@@ -378,17 +390,75 @@ func (h *Hub) acquire() bool {
 	}
 }
 
-func (h *Hub) release() { <-h.token }
+func (h *Hub) release() {
+	h.holder.Store(holdNone)
+	<-h.token
+}
+
+// acquireAs takes the token for a driver of the given kind. A short holder
+// (Call, Flush) is waited for; a Run or Drive holder gives ErrRunning.
+func (h *Hub) acquireAs(ctx context.Context, kind int32) error {
+	for {
+		if h.acquire() {
+			h.holder.Store(kind)
+			return nil
+		}
+		switch h.holder.Load() {
+		case holdRun, holdDrive:
+			return ErrRunning
+		}
+		// A short holder, or one that just took or released the token and
+		// has not said what it is yet: wait, and look again shortly.
+		t := time.NewTimer(time.Millisecond)
+		select {
+		case h.token <- struct{}{}:
+			t.Stop()
+			h.holder.Store(kind)
+			return nil
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-h.done:
+			t.Stop()
+			return ErrClosed
+		case <-t.C:
+		}
+	}
+}
+
+// Flush runs the callbacks waiting for the next turn (posted or scheduled
+// with CallSoon) on the calling goroutine, if no goroutine is driving the
+// hub, and reports whether it did. It never blocks and never polls, so
+// synchronous code that settles messages without driving the hub (a Get
+// and Ack loop) can have its requests applied at once. Safe for concurrent
+// use; in a hub callback it does nothing and returns false. A callback
+// failure is returned by the next turn.
+func (h *Hub) Flush() bool {
+	if h.closed.Load() || !h.acquire() {
+		return false
+	}
+	h.holder.Store(holdCall)
+	defer h.release()
+	saved := h.pending
+	h.pending = nil
+	h.runReady()
+	if h.pending != nil && h.carry == nil {
+		h.carry = h.pending
+	}
+	h.pending = saved
+	return true
+}
 
 // RunOnce runs one turn, polling for at most maxWait (a negative maxWait
 // waits as long as nothing happens). It returns ErrRunning when another
-// goroutine drives the hub.
+// goroutine drives the hub with Run or Drive; a Call in progress is waited
+// for.
 func (h *Hub) RunOnce(maxWait time.Duration) error {
 	if h.closed.Load() {
 		return ErrClosed
 	}
-	if !h.acquire() {
-		return ErrRunning
+	if err := h.acquireAs(context.Background(), holdDrive); err != nil {
+		return err
 	}
 	defer h.release()
 	return h.turn(maxWait)
@@ -396,13 +466,15 @@ func (h *Hub) RunOnce(maxWait time.Duration) error {
 
 // Run drives the hub on the calling goroutine until ctx ends (returning
 // ctx.Err()), Stop is called (returning nil), or a callback fails (see
-// Options.OnError).
+// Options.OnError). It returns ErrRunning when another goroutine drives the
+// hub with Run or Drive; a Call in progress (which ends by itself) is
+// waited for.
 func (h *Hub) Run(ctx context.Context) error {
 	if h.closed.Load() {
 		return ErrClosed
 	}
-	if !h.acquire() {
-		return ErrRunning
+	if err := h.acquireAs(ctx, holdRun); err != nil {
+		return err
 	}
 	defer h.release()
 	h.stopReq.Store(false)
@@ -445,6 +517,7 @@ func (h *Hub) Call(ctx context.Context, fn func()) error {
 		case <-h.done:
 			return ErrClosed
 		case h.token <- struct{}{}:
+			h.holder.Store(holdCall)
 			err := h.drive(ctx, func() bool {
 				select {
 				case <-done:
@@ -464,14 +537,14 @@ func (h *Hub) Call(ctx context.Context, fn func()) error {
 // Drive runs turns on the calling goroutine until cond returns true (checked
 // after every turn and before each poll), ctx ends, Close is called
 // (ErrClosed), or a turn fails. It returns ErrRunning when another goroutine
-// drives the hub. It is how synchronous APIs such as
+// drives the hub with Run or Drive; a Call in progress is waited for. It is how synchronous APIs such as
 // DrainEvents wait for their event.
 func (h *Hub) Drive(ctx context.Context, cond func() bool) error {
 	if h.closed.Load() {
 		return ErrClosed
 	}
-	if !h.acquire() {
-		return ErrRunning
+	if err := h.acquireAs(ctx, holdDrive); err != nil {
+		return err
 	}
 	defer h.release()
 	return h.drive(ctx, cond)
@@ -519,6 +592,7 @@ func (h *Hub) Close() error {
 	h.closing.Store(true)
 	h.Wake()
 	h.token <- struct{}{} // wait for a running loop (Run, Drive, Call) to return
+	h.holder.Store(holdCall)
 	defer h.release()
 	// Pending work first, so that it may still use the poller and timers.
 	for i := 0; i < 2 && (len(h.ready) > 0 || h.nposts.Load() != h.taken); i++ {
@@ -597,7 +671,7 @@ func (h *Hub) runReady() {
 
 // turn runs one loop turn; the caller holds the token.
 func (h *Hub) turn(maxWait time.Duration) error {
-	h.pending = nil
+	h.pending, h.carry = h.carry, nil
 	h.runReady()
 	for _, t := range h.ticks {
 		h.safe(t.fn)

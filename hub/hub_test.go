@@ -497,3 +497,81 @@ func TestCloseEndsDrive(t *testing.T) {
 		t.Fatal("Drive did not return after Close")
 	}
 }
+
+// TestDriversWaitForCall: Run, Drive and RunOnce wait for a Call that holds
+// the loop instead of failing with ErrRunning (a ConsumerWorker once parked
+// for good on that error while a channel closed).
+func TestDriversWaitForCall(t *testing.T) {
+	h := newHub(t, hub.Options{})
+	inCall := make(chan struct{})
+	release := make(chan struct{})
+	callDone := make(chan error, 1)
+	go func() {
+		callDone <- h.Call(context.Background(), func() { close(inCall); <-release })
+	}()
+	<-inCall
+	errs := make(chan error, 3)
+	go func() { errs <- h.RunOnce(0) }()
+	go func() {
+		errs <- h.Drive(context.Background(), func() bool { return true })
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { errs <- h.Run(ctx) }()
+	time.Sleep(20 * time.Millisecond) // they must still be waiting, not failed
+	select {
+	case err := <-errs:
+		t.Fatalf("a driver returned %v while a Call held the hub", err)
+	default:
+	}
+	close(release)
+	if err := <-callDone; err != nil {
+		t.Fatal(err)
+	}
+	var results []error
+	for len(results) < 2 {
+		select {
+		case err := <-errs:
+			results = append(results, err)
+		case <-time.After(5 * time.Second):
+			t.Fatal("drivers did not get the hub after the Call")
+		}
+	}
+	cancel()
+	results = append(results, <-errs)
+	running := 0
+	for _, err := range results {
+		switch {
+		case err == nil, errors.Is(err, context.Canceled):
+		case errors.Is(err, hub.ErrRunning):
+			running++ // lost the race to Run or Drive, which is allowed
+		default:
+			t.Fatalf("driver: %v", err)
+		}
+	}
+	if running == 3 {
+		t.Fatal("every driver failed with ErrRunning")
+	}
+}
+
+func TestFlush(t *testing.T) {
+	h := newHub(t, hub.Options{})
+	ran := 0
+	h.Post(func() { ran++ })
+	if !h.Flush() || ran != 1 {
+		t.Fatalf("Flush on an idle hub: ran=%d", ran)
+	}
+	// Inside a callback the hub is busy: Flush does nothing.
+	var inner bool
+	h.CallSoon(func() { inner = h.Flush() })
+	h.RunOnce(0)
+	if inner {
+		t.Fatal("Flush ran inside a hub callback")
+	}
+	// A failure in a flushed callback is returned by the next turn.
+	h.Post(func() { panic("flushed") })
+	h.Flush()
+	var pe *hub.PanicError
+	if err := h.RunOnce(0); !errors.As(err, &pe) {
+		t.Fatalf("next turn after a failing Flush: %v", err)
+	}
+}

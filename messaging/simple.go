@@ -231,8 +231,19 @@ func (sq *SimpleQueue) Close(ctx context.Context) error {
 		return nil
 	}
 	sq.closed = true
+	buffered := sq.buf
+	sq.buf = nil
 	sq.mu.Unlock()
-	return sq.consumer.Cancel(ctx)
+	err := sq.consumer.Cancel(ctx)
+	// Messages buffered but never handed out go back to the queue now, not
+	// when the connection's channel eventually closes. Settled outside the
+	// lock: settling may run hub work, and receive takes the lock.
+	for _, m := range buffered {
+		if rerr := m.Requeue(); rerr != nil && err == nil {
+			err = rerr
+		}
+	}
+	return err
 }
 
 // GetOptions configure Queue.Get.

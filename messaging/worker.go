@@ -243,11 +243,17 @@ func (w *ConsumerWorker) await(ctx context.Context, conn *Connection) error {
 	if err != nil {
 		return err
 	}
+	// Look again after a while: ErrRunning may have come from a driver that
+	// has since returned, and then this worker must drive the hub itself.
+	t := time.NewTimer(w.opts.SafetyInterval)
+	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return nil
 	case <-tc.Done():
 		return errLost
+	case <-t.C:
+		return nil
 	}
 }
 

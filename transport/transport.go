@@ -51,6 +51,8 @@ type Channel interface {
 	// hub goroutine through fn.
 	Consume(ctx context.Context, opts ConsumeOptions, fn DeliverFunc) (string, error)
 	// Cancel stops the consumer with this tag; unknown tags are ignored.
+	// From a goroutine other than the hub's, a delivery already under way
+	// may still reach the callback after Cancel returned.
 	Cancel(ctx context.Context, consumerTag string) error
 	// Ack acknowledges a delivery. Asynchronous and safe for concurrent use.
 	Ack(deliveryTag string) error
