@@ -375,10 +375,10 @@ func (h *Hub) Stop() {
 
 // Kinds of token holders.
 const (
-	holdNone int32 = iota
-	holdRun        // Run: a long-lived driver
-	holdDrive      // Drive, RunOnce: a driver with its own end condition
-	holdCall       // Call, Flush, Close: short
+	holdNone  int32 = iota
+	holdRun         // Run: a long-lived driver
+	holdDrive       // Drive, RunOnce: a driver with its own end condition
+	holdCall        // Call, Flush, Close: short
 )
 
 func (h *Hub) acquire() bool {
