@@ -55,6 +55,10 @@ type MessagingResult struct {
 	// still active and no traffic.
 	IdleGoroutines int     `json:"idle_goroutines"`
 	IdleCPUPercent float64 `json:"idle_cpu_percent"`
+	// IdleRedisClients is how many more clients Redis counted while idle
+	// than before the benchmark connected (redis only; other clients of
+	// the same server that come or go meanwhile are counted too).
+	IdleRedisClients int `json:"idle_redis_clients,omitempty"`
 	// Baseline is the naive goroutine-per-queue go-redis consumer, measured
 	// in the same run on the same Redis (redis only), and the ratios of the
 	// hub's figures to it.
@@ -82,6 +86,10 @@ func RunMessaging(ctx context.Context, cfg MessagingConfig) (MessagingResult, er
 		cfg.Progress = func(string, int, int) {}
 	}
 	res := MessagingResult{Messages: cfg.Messages, Queues: cfg.Queues, BusyQueues: cfg.Busy, Size: cfg.Size, Prefetch: cfg.Prefetch, Batch: cfg.Batch}
+	clientsBefore := -1
+	if cfg.Idle > 0 {
+		clientsBefore = redisClients(ctx, cfg.URL)
+	}
 	conn, err := messaging.NewConnection(cfg.URL, messaging.Options{})
 	if err != nil {
 		return res, err
@@ -264,6 +272,11 @@ func RunMessaging(ctx context.Context, cfg MessagingConfig) (MessagingResult, er
 		}
 		res.IdleCPUPercent = 100 * (processCPU() - cpu0).Seconds() / time.Since(t0).Seconds()
 		res.IdleGoroutines = runtime.NumGoroutine()
+		if clientsBefore >= 0 {
+			if now := redisClients(ctx, cfg.URL); now >= 0 {
+				res.IdleRedisClients = now - clientsBefore
+			}
+		}
 	}
 	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -157,4 +158,25 @@ func runNaiveRedis(ctx context.Context, url string, queues []string, messages, l
 	}
 	res.P50us, res.P99us = Percentile(samples, 50), Percentile(samples, 99)
 	return res, n.stop(cancel)
+}
+
+// redisClients returns Redis' connected_clients for a redis URL, or -1 when
+// the URL is not redis or the server cannot tell. The asking connection is
+// counted in both readings, so deltas cancel it out.
+func redisClients(ctx context.Context, url string) int {
+	opt, err := goredis.ParseURL(url)
+	if err != nil {
+		return -1
+	}
+	rdb := goredis.NewClient(opt)
+	defer rdb.Close()
+	info, err := rdb.InfoMap(ctx, "clients").Result()
+	if err != nil {
+		return -1
+	}
+	n, err := strconv.Atoi(info["Clients"]["connected_clients"])
+	if err != nil {
+		return -1
+	}
+	return n
 }

@@ -55,7 +55,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stdout, "  latency  p50 %.1f µs  p99 %.1f µs  (publish -> callback, %d round trips)\n", res.P50us, res.P99us, res.LatencySamples)
 	}
 	if *idle > 0 {
-		fmt.Fprintf(stdout, "  idle     %d goroutines, %.2f%% CPU over %s\n", res.IdleGoroutines, res.IdleCPUPercent, idle.Round(time.Millisecond))
+		fmt.Fprintf(stdout, "  idle     %d goroutines, %.2f%% CPU over %s", res.IdleGoroutines, res.IdleCPUPercent, idle.Round(time.Millisecond))
+		if res.Transport == "redis" {
+			fmt.Fprintf(stdout, ", %d Redis client connection(s)", res.IdleRedisClients)
+		}
+		fmt.Fprintln(stdout)
 	}
 	if b := res.Baseline; b != nil {
 		fmt.Fprintf(stdout, "naive baseline (goroutine per queue, go-redis BRPOP, Kombu's unacked records), same run:\n")
