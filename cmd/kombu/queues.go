@@ -16,29 +16,40 @@ func init() {
 	register(command{name: "purge", summary: "remove every ready message from queues", run: runPurge})
 }
 
-func runQueues(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("queues", "--url URL NAME...", stderr)
+// queueCommand parses `--url URL NAME...` and opens the connection's
+// default channel; the caller closes the connection.
+func queueCommand(ctx context.Context, name string, args []string, stderr io.Writer) (*messaging.Connection, transport.Channel, []string, error) {
+	fs := newFlags(name, "--url URL NAME...", stderr)
 	url := fs.String("url", "memory://", "broker URL")
 	if err := parse(fs, args); err != nil {
-		return err
+		return nil, nil, nil, err
 	}
 	if fs.NArg() == 0 {
-		fmt.Fprintln(stderr, "kombu queues: name at least one queue")
-		return errUsage
+		fmt.Fprintf(stderr, "kombu %s: name at least one queue\n", name)
+		return nil, nil, nil, errUsage
 	}
 	conn, err := messaging.NewConnection(*url, messaging.Options{})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ch, err := conn.DefaultChannel(ctx)
+	if err != nil {
+		conn.Close()
+		return nil, nil, nil, err
+	}
+	return conn, ch, fs.Args(), nil
+}
+
+func runQueues(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	conn, ch, names, err := queueCommand(ctx, "queues", args, stderr)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	ch, err := conn.DefaultChannel(ctx)
-	if err != nil {
-		return err
-	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "queue\tmessages\tconsumers")
 	missing := 0
-	for _, name := range fs.Args() {
+	for _, name := range names {
 		info, err := ch.DeclareQueue(ctx, transport.Queue{Name: name, Passive: true})
 		if errors.Is(err, transport.ErrNotFound) {
 			// An empty Redis queue does not exist (Kombu's rule).
@@ -62,25 +73,12 @@ func runQueues(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 func runPurge(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("purge", "--url URL NAME...", stderr)
-	url := fs.String("url", "memory://", "broker URL")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() == 0 {
-		fmt.Fprintln(stderr, "kombu purge: name at least one queue")
-		return errUsage
-	}
-	conn, err := messaging.NewConnection(*url, messaging.Options{})
+	conn, ch, names, err := queueCommand(ctx, "purge", args, stderr)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	ch, err := conn.DefaultChannel(ctx)
-	if err != nil {
-		return err
-	}
-	for _, name := range fs.Args() {
+	for _, name := range names {
 		n, err := ch.PurgeQueue(ctx, name)
 		if err != nil {
 			return fmt.Errorf("purge %s: %w", name, err)
