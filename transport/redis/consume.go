@@ -33,6 +33,33 @@ type hubState struct {
 	// drained is set when the last pop got fewer messages than it asked
 	// for: the next command blocks in BRPOP instead of popping again.
 	drained bool
+	// activeSet holds the queues of active, for lookups per delivery.
+	activeSet map[string]struct{}
+	// stepKeys caches each consumed queue's prefixed list keys, one per
+	// priority step (popKeys' order within a queue).
+	stepKeys map[string][]string
+	// hot are the consumed queues a recent pop or BRPOP found messages in
+	// (at most maxHot): while no other queue is known to hold messages,
+	// a pop looks at their keys only (see doc.go, "Many queues").
+	hot map[string]struct{}
+	// coldMaybe says a queue outside hot may hold messages (unknown, or
+	// the last EXISTS over their keys counted some): the next pop goes
+	// over every key in Kombu's order.
+	coldMaybe bool
+	// cold is the cached EXISTS command over the keys of the consumed
+	// queues outside hot (nil when there are none); coldStale asks for it
+	// to be rebuilt.
+	cold      []byte
+	coldStale bool
+	// hotShort is set when a hot pop got fewer messages than it asked
+	// for; its EXISTS reply decides between BRPOP and a full pop.
+	hotShort bool
+	// sinceCold counts the hot pops sent since the last EXISTS over the
+	// cold queues' keys (one rides with every coldEvery-th hot pop).
+	sinceCold int
+	// lastRotated is the queue last passed to cycle.Rotate since the last
+	// Update: rotating it again would change nothing.
+	lastRotated string
 	// carry is a message a BRPOP took whose unacked record has not been
 	// confirmed yet; the next pop records and delivers it first.
 	carry *popped
@@ -59,6 +86,9 @@ type popCmd struct {
 	n      int      // the most messages asked for
 	first  *popped  // the message a BRPOP took, recorded by this pop
 	record bool
+	// hot is set when the pop looked at the hot queues' keys only; exists
+	// when an EXISTS over the other queues' keys follows it.
+	hot, exists bool
 }
 
 func (hs *hubState) init(st *store) {
@@ -66,6 +96,16 @@ func (hs *hubState) init(st *store) {
 	hs.cycle, _ = channel.NewCycle(st.o.queueOrder) // validated in parseOptions
 	hs.fanoutTo = make(map[string]string)
 	hs.topics = make(map[string]struct{})
+	hs.activeSet = make(map[string]struct{})
+	hs.stepKeys = make(map[string][]string)
+	hs.hot = make(map[string]struct{})
+	hs.coldMaybe = true
+}
+
+// isActive reports whether queue is a consumed list queue.
+func (hs *hubState) isActive(queue string) bool {
+	_, ok := hs.activeSet[queue]
+	return ok
 }
 
 // needs reports whether a socket of this kind is still wanted.
@@ -108,6 +148,10 @@ func (st *store) Consuming(queues []string) {
 	st.fanoutQs = fan
 	st.fanoutTo = fanoutTo
 	st.cycle.Update(lists)
+	st.lastRotated = ""
+	if changed {
+		st.setActive(lists)
+	}
 	if len(queues) > 0 && !st.consuming {
 		st.consuming = true
 		if !st.c.mp.restoredOnce && st.o.ackEmulation {
@@ -240,9 +284,10 @@ func (st *store) pump() {
 	}
 	n := min(room, maxBatch)
 	cmd := &popCmd{n: n, record: st.o.ackEmulation}
-	cmd.keys, cmd.queues = st.o.popKeys(st.cycle.Consume(len(st.active)))
+	order := st.cycle.Consume(len(st.active))
 	o := st.o
-	if st.carry == nil && st.drained && len(cmd.keys) > 0 {
+	if st.carry == nil && st.drained && len(order) > 0 {
+		cmd.keys, cmd.queues = st.popKeys(order, false)
 		b := resp.AppendArrayHeader(s.out[len(s.out):], len(cmd.keys)+2)
 		b = resp.AppendBulkString(b, "BRPOP")
 		for _, k := range cmd.keys {
@@ -252,6 +297,8 @@ func (st *store) pump() {
 		s.send(b, expect{kind: rBRPOP, wait: o.brpopTimeout + o.connTimeout + o.sockTimeout, cmd: cmd})
 		return
 	}
+	cmd.hot = len(st.active) > manyQueues && !st.coldMaybe && (len(st.hot) > 0 || st.carry != nil)
+	cmd.keys, cmd.queues = st.popKeys(order, cmd.hot)
 	cmd.first, st.carry = st.carry, nil
 	args := 3 + 2 + len(cmd.keys) + 3
 	if cmd.first != nil {
@@ -272,21 +319,22 @@ func (st *store) pump() {
 	if cmd.first != nil {
 		b = resp.AppendBulk(b, cmd.first.raw)
 	}
-	s.send(b, expect{kind: rPop, wait: o.connTimeout + o.sockTimeout + 10*time.Second, cmd: cmd})
-}
-
-// popKeys returns the prefixed list keys of queues in Kombu's BRPOP order
-// (kombu-spec §1.9): step-major, then queue; and the queue of each key.
-func (o *options) popKeys(queues []string) (keys, qs []string) {
-	keys = make([]string, 0, len(queues)*len(o.steps))
-	qs = make([]string, 0, cap(keys))
-	for _, step := range o.steps {
-		for _, q := range queues {
-			keys = append(keys, o.key(o.queueKey(q, step)))
-			qs = append(qs, q)
-		}
+	wait := o.connTimeout + o.sockTimeout + 10*time.Second
+	if !cmd.hot {
+		s.send(b, expect{kind: rPop, wait: wait, cmd: cmd})
+		return
 	}
-	return keys, qs
+	// The queues outside hot are checked right after the pop, in the same
+	// write: when one holds messages, the next pop goes over every key.
+	st.sinceCold++
+	if cold := st.coldCmd(); cold != nil && (st.sinceCold >= coldEvery || cmd.first != nil) {
+		st.sinceCold = 0
+		cmd.exists = true
+		b = append(b, cold...)
+		s.send(b, expect{kind: rPop, wait: wait, cmd: cmd}, expect{kind: rExists, wait: wait, cmd: cmd})
+		return
+	}
+	s.send(b, expect{kind: rPop, wait: wait, cmd: cmd})
 }
 
 // brpopTimeoutArg is BRPOP's timeout argument: seconds, "1" by default.
@@ -314,11 +362,15 @@ func (st *store) onBRPOP(s *hubSock, cmd *popCmd, v resp.Value) {
 	}
 	p := &popped{key: cmd.keys[i], queue: cmd.queues[i], raw: bytes.Clone(v.Array()[1].Str)}
 	st.drained = false
-	if !contains(st.active, p.queue) {
+	if !st.isActive(p.queue) {
 		st.giveBack([]*popped{p}) // cancelled meanwhile: no record needed
 		st.pump()
 		return
 	}
+	// BRPOP found the keys before this one empty, like a pop over every
+	// key: the queues outside hot are checked again after the next pop.
+	st.coldMaybe = false
+	st.updateHot(cmd, map[string]struct{}{p.queue: {}}, i, false)
 	st.carry = p
 	if !st.o.ackEmulation {
 		p := st.carry
@@ -332,7 +384,8 @@ func (st *store) onBRPOP(s *hubSock, cmd *popCmd, v resp.Value) {
 // envelope and tag, recorded in Redis before this reply was sent.
 func (st *store) onPopped(s *hubSock, cmd *popCmd, v resp.Value) {
 	elems := v.Array()
-	got := 0
+	got, last := 0, -1
+	var yielded map[string]struct{}
 	for i := 0; i+2 < len(elems); i += 3 {
 		idx := int(elems[i].Int)
 		p := &popped{raw: bytes.Clone(elems[i+1].Str), tag: string(elems[i+2].Str)}
@@ -342,16 +395,37 @@ func (st *store) onPopped(s *hubSock, cmd *popCmd, v resp.Value) {
 		case idx >= 3 && idx-3 < len(cmd.keys):
 			p.key, p.queue = cmd.keys[idx-3], cmd.queues[idx-3]
 			got++
+			last = idx - 3
 		default:
 			continue
 		}
+		if yielded == nil {
+			yielded = make(map[string]struct{}, 1)
+		}
+		yielded[p.queue] = struct{}{}
 		st.pending = append(st.pending, p)
 	}
 	want := cmd.n
 	if cmd.first != nil {
 		want--
 	}
-	st.drained = got < want
+	short := got < want
+	st.updateHot(cmd, yielded, last, short)
+	switch {
+	case cmd.exists:
+		st.hotShort = short // the EXISTS reply decides
+	case cmd.hot:
+		// Unless no queue is outside hot, a short pop tells nothing of them:
+		// the next pop goes over every key.
+		st.drained = short
+		if short && st.coldCmd() != nil {
+			st.drained = false
+			st.coldMaybe = true
+		}
+	default:
+		st.drained = short
+		st.coldMaybe = false // checked after the next (hot) pop
+	}
 	st.deliverPending()
 }
 
@@ -377,12 +451,15 @@ func (st *store) deliverPending() {
 // deliver hands a popped message to the channel, or back to Redis when its
 // queue is no longer consumed.
 func (st *store) deliver(p *popped) {
-	if st.closed || !contains(st.active, p.queue) {
+	if st.closed || !st.isActive(p.queue) {
 		st.giveBack([]*popped{p})
 		return
 	}
 	m := p.message()
-	st.cycle.Rotate(p.queue)
+	if p.queue != st.lastRotated {
+		st.cycle.Rotate(p.queue)
+		st.lastRotated = p.queue
+	}
 	if p.tag != "" && st.ch.NoAck(p.queue) {
 		st.c.exec.ack(p.tag) // a no-ack consumer: no record to keep
 	}
@@ -625,6 +702,7 @@ func (st *store) Close() error {
 		return nil
 	}
 	st.active, st.fanoutQs = nil, nil
+	clear(st.activeSet)
 	st.finishInFlight()
 	st.closed = true
 	if st.carry != nil {

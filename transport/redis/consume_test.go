@@ -171,6 +171,67 @@ func TestRoundRobin(t *testing.T) {
 	}
 }
 
+// With many queues, a pop looks at the queues known to hold messages and
+// checks the others with EXISTS every coldEvery pops: a message published
+// to a quiet queue while another is busy still comes within coldEvery+2
+// pops (Kombu: the next one), not after the busy queue drains.
+func TestBusyQueueDoesNotStarveQuiet(t *testing.T) {
+	e := newEnv(t, nil)
+	ch := e.channel()
+	ctx := ctxT(t)
+	const prefetch, busyN, before = 10, 3000, 50
+	reqs := make([]PublishRequest, busyN)
+	for i := range reqs {
+		reqs[i] = PublishRequest{Message: textMsg("busy"), RoutingKey: "busy"}
+	}
+	if err := ch.PublishBatch(ctx, reqs); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Qos(ctx, prefetch); err != nil {
+		t.Fatal(err)
+	}
+	// Hub goroutine only, read once result is sent.
+	busy, after, published := 0, 0, false
+	result := make(chan int, 1)
+	cb := func(m *transport.Message) {
+		ch.Ack(m.DeliveryInfo.DeliveryTag)
+		switch string(m.Body) {
+		case "busy":
+			busy++
+			if published {
+				after++
+			}
+			if busy == before {
+				// Blocks the hub for the LPUSH: the busy deliveries counted
+				// from now on all come after the quiet message was there.
+				if err := ch.Publish(context.Background(), textMsg("quiet"), "", "quiet", transport.PublishOptions{}); err != nil {
+					t.Error(err)
+				}
+				published = true
+			}
+			if busy == busyN {
+				result <- -1
+			}
+		case "quiet":
+			result <- after
+		}
+	}
+	queues := []string{"busy", "quiet"}
+	for i := 0; i < 30; i++ {
+		queues = append(queues, fmt.Sprintf("idle%02d", i))
+	}
+	for _, q := range queues {
+		if _, err := ch.Consume(ctx, transport.ConsumeOptions{Queue: q}, cb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := waitFor(t, result, "the quiet queue's message")
+	if got < 0 || got > (coldEvery+2)*prefetch {
+		t.Errorf("the quiet queue's message came after %d busy deliveries (-1: after all %d); want at most %d",
+			got, busyN, (coldEvery+2)*prefetch)
+	}
+}
+
 // Close and Recover give unacknowledged messages back, marked redelivered;
 // a no-ack consumer leaves no records.
 func TestRecoverAndCloseRestore(t *testing.T) {

@@ -150,10 +150,33 @@ func TestInfo(t *testing.T) {
 // §1.9: BRPOP "qb" "qa" "qb\x06\x163" "qa\x06\x163" ... "1", prefixed.
 func TestPopKeysOrder(t *testing.T) {
 	o := mustOptions(t, transport.Config{Options: map[string]any{"global_keyprefix": "pfx:"}})
-	keys, qs := o.popKeys([]string{"qb", "qa"})
-	want := "pfx:qb pfx:qa pfx:qb\x06\x163 pfx:qa\x06\x163 pfx:qb\x06\x166 pfx:qa\x06\x166 pfx:qb\x06\x169 pfx:qa\x06\x169"
-	if strings.Join(keys, " ") != want || strings.Join(qs, " ") != "qb qa qb qa qb qa qb qa" {
+	st := &store{o: o}
+	st.hubState.init(st)
+	st.active = []string{"qa", "qb", "qc"}
+	st.setActive(st.active)
+	order := []string{"qb", "qc", "qa"}
+	keys, qs := st.popKeys(order[:2], false)
+	want := "pfx:qb pfx:qc pfx:qb\x06\x163 pfx:qc\x06\x163 pfx:qb\x06\x166 pfx:qc\x06\x166 pfx:qb\x06\x169 pfx:qc\x06\x169"
+	if strings.Join(keys, " ") != want || strings.Join(qs, " ") != "qb qc qb qc qb qc qb qc" {
 		t.Errorf("keys %q queues %q", keys, qs)
+	}
+	// A hot pop keeps the order of the hot queues; EXISTS covers the rest.
+	st.hot["qa"] = struct{}{}
+	st.hot["qb"] = struct{}{}
+	st.coldStale = true
+	keys, qs = st.popKeys(order, true)
+	want = "pfx:qb pfx:qa pfx:qb\x06\x163 pfx:qa\x06\x163 pfx:qb\x06\x166 pfx:qa\x06\x166 pfx:qb\x06\x169 pfx:qa\x06\x169"
+	if strings.Join(keys, " ") != want || strings.Join(qs, " ") != "qb qa qb qa qb qa qb qa" {
+		t.Errorf("hot keys %q queues %q", keys, qs)
+	}
+	cold := "*5\r\n$6\r\nEXISTS\r\n$6\r\npfx:qc\r\n$9\r\npfx:qc\x06\x163\r\n$9\r\npfx:qc\x06\x166\r\n$9\r\npfx:qc\x06\x169\r\n"
+	if got := string(st.coldCmd()); got != cold {
+		t.Errorf("cold check %q, want %q", got, cold)
+	}
+	st.hot["qc"] = struct{}{}
+	st.coldStale = true
+	if got := st.coldCmd(); got != nil {
+		t.Errorf("cold check with every queue hot: %q", got)
 	}
 	if got := o.brpopTimeoutArg(); got != "1" {
 		t.Errorf("timeout %q", got)

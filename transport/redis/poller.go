@@ -193,6 +193,7 @@ const (
 	rReady                         // the last handshake reply: SCRIPT LOAD or PING
 	rPop                           // EVALSHA of the pop script
 	rBRPOP                         // BRPOP: [key, envelope] or null
+	rExists                        // EXISTS over the cold queues' keys
 	rPing                          // health-check PING
 )
 
@@ -200,7 +201,7 @@ const (
 type expect struct {
 	kind replyKind
 	wait time.Duration // the watchdog's limit
-	cmd  *popCmd       // rPop, rBRPOP
+	cmd  *popCmd       // rPop, rBRPOP, rExists
 }
 
 // hubSock is one Redis connection owned by the hub: a non-blocking
@@ -470,6 +471,8 @@ func (s *hubSock) onReply(e expect, v resp.Value) {
 		s.st.onPopped(s, e.cmd, v)
 	case rBRPOP:
 		s.st.onBRPOP(s, e.cmd, v)
+	case rExists:
+		s.st.onExists(v)
 	}
 }
 
@@ -502,11 +505,13 @@ func (s *hubSock) drop() {
 	s.pingOut = false
 	s.out = s.out[:0]
 	for _, e := range s.exp {
-		if e.cmd != nil && e.cmd.first != nil {
+		if e.kind == rPop && e.cmd != nil && e.cmd.first != nil {
 			s.st.carry = e.cmd.first
 		}
 	}
 	s.exp = s.exp[:0]
+	s.st.coldMaybe = true // checked again on the next connection
+	s.st.hotShort = false
 	s.rd.Reset()
 	if s.dial != nil {
 		// A dial still running: its result is closed when it arrives.
