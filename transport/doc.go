@@ -21,8 +21,10 @@
 //     (Close does); the others may be, at the cost of stalling the loop.
 //   - Consume returns once the consumer is accepted; deliveries then arrive on
 //     the hub goroutine through the callback, which must not block.
-//   - Ack, Reject and Qos are safe from any goroutine and asynchronous: they
-//     queue the request for the hub and return at once.
+//   - Ack and Reject are safe from any goroutine and asynchronous: they queue
+//     the request and return at once. Qos, Cancel and Recover are safe from
+//     any goroutine; virtual transports (memory, redis) queue them for the
+//     hub and return at once, AMQP waits for the broker's answer.
 //
 // # Errors
 //

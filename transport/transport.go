@@ -60,7 +60,9 @@ type Channel interface {
 	// Asynchronous and safe for concurrent use.
 	Reject(deliveryTag string, requeue bool) error
 	// Qos sets the prefetch window: at most prefetchCount unacknowledged
-	// deliveries (0: unlimited).
+	// deliveries (0: unlimited). Safe for concurrent use; it may wait for
+	// the broker (AMQP) or only queue the change for the hub (virtual
+	// transports).
 	Qos(ctx context.Context, prefetchCount int) error
 	// Recover redelivers every unacknowledged message of this channel
 	// (basic.recover with requeue).

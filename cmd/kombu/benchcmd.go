@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -24,11 +25,17 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	prefetch := fs.Int("prefetch", 100, "prefetch count (unacknowledged messages in flight)")
 	batch := fs.Int("batch", 1, "publish in batches of this size (pipelined where the transport can)")
 	latency := fs.Int("latency", 2000, "ping-pong round trips for the latency percentiles (0: skip)")
-	idle := fs.Duration("idle", 0, "after the run, measure idle CPU and goroutines for this long")
+	idle := fs.Duration("idle", 0, "after the run, measure idle CPU, goroutines (and Redis connections) for this long (default 2s when --queues > 1)")
 	jsonOut := fs.Bool("json", false, "print one JSON object instead of a report")
 	baseline := fs.Bool("baseline", true, "on Redis, also run the naive goroutine-per-queue go-redis consumer in the same run and print the ratios")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	idleSet := false
+	fs.Visit(func(f *flag.Flag) { idleSet = idleSet || f.Name == "idle" })
+	if !idleSet && *queues > 1 {
+		// Many queues: the idle cost is part of the answer.
+		*idle = 2 * time.Second
 	}
 	if *messages < 1 || *size < 0 || *queues < 1 || *prefetch < 0 || *latency < 0 {
 		fmt.Fprintln(stderr, "kombu bench: --messages and --queues must be positive; --size, --prefetch and --latency not negative")
