@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/kombu-go/kombu/messaging"
@@ -342,12 +341,4 @@ func Percentile(xs []float64, p float64) float64 {
 	rank := int(p/100*float64(len(s))+0.5) - 1
 	rank = min(max(rank, 0), len(s)-1)
 	return s[rank]
-}
-
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
