@@ -256,6 +256,30 @@ func (ch *channel) settle(ops []op) {
 	}
 	seen := g.seen.Load()
 	var acks []uint64
+	// sendAcks sends the acks gathered so far. It runs before every reject,
+	// so that settlements keep their order: an Ack followed by a Reject of
+	// the same tag acks (the Reject is then a double and dropped).
+	sendAcks := func() bool {
+		if len(acks) == 0 {
+			return true
+		}
+		upTo, singles, dups := g.st.plan(acks)
+		acks = acks[:0]
+		if dups > 0 {
+			c.log.Debug("amqp: deliveries acknowledged twice; dropped", "count", dups)
+		}
+		if upTo > 0 {
+			if err := g.ach.Ack(upTo, true); err != nil {
+				return false
+			}
+		}
+		for _, t := range singles {
+			if err := g.ach.Ack(t, false); err != nil {
+				return false
+			}
+		}
+		return true
+	}
 	for _, o := range ops {
 		if o.tag <= g.offset {
 			c.log.Debug("amqp: dropped the settlement of a delivery from before a channel reopen", "tag", o.tag)
@@ -270,6 +294,9 @@ func (ch *channel) settle(ops []op) {
 			acks = append(acks, t)
 			continue
 		}
+		if !sendAcks() {
+			return
+		}
 		if !g.st.reject(t) {
 			c.log.Debug("amqp: delivery settled twice; dropped", "tag", o.tag)
 			continue
@@ -278,23 +305,7 @@ func (ch *channel) settle(ops []op) {
 			return
 		}
 	}
-	if len(acks) == 0 {
-		return
-	}
-	upTo, singles, dups := g.st.plan(acks)
-	if dups > 0 {
-		c.log.Debug("amqp: deliveries acknowledged twice; dropped", "count", dups)
-	}
-	if upTo > 0 {
-		if err := g.ach.Ack(upTo, true); err != nil {
-			return
-		}
-	}
-	for _, t := range singles {
-		if err := g.ach.Ack(t, false); err != nil {
-			return
-		}
-	}
+	sendAcks()
 }
 
 // OnReturn registers fn for messages the broker returns (mandatory and

@@ -39,8 +39,10 @@
 //     basic.ack(multiple=true) when that is exact, that is when every tag
 //     from the first unsettled one up to the run's top is in the run or was
 //     settled before (see settler in settle.go), and one frame per tag
-//     otherwise. Double settlements and tags the channel never delivered are
-//     dropped rather than sent (RabbitMQ would close the channel with 406).
+//     otherwise. Double settlements (recognised among every tag settled
+//     while batching is on, and the last 65,536 once it is off) and tags
+//     the channel never delivered are dropped rather than sent (RabbitMQ
+//     would close the channel with 406).
 //   - one forwarder goroutine per consumer (per AMQP channel generation)
 //     receives the consumer's deliveries, takes everything already waiting
 //     (up to 128), converts it to transport messages and hands the batch to
@@ -149,7 +151,9 @@
 // Every method of the connection and of its channels is safe for concurrent
 // use. Declarations, Publish, Get, Consume, Cancel, Qos, Recover and Flow
 // wait for the executor (and the broker): they may be called from a hub
-// callback, at the cost of stalling the loop for a round trip. Ack and
+// callback, at the cost of stalling the loop until the executor is free,
+// which is one round trip normally but a whole recovery while the
+// connection is down (bound it with the call's context). Ack and
 // Reject return at once. Channel.Close and Conn.Close do not need the hub
 // either. Consumer callbacks, OnReturn and OnBlocked handlers run on the hub
 // goroutine. Each consumer's deliveries arrive in the broker's order.

@@ -23,23 +23,46 @@ type settler struct {
 	base    uint64
 	done    map[uint64]struct{}
 	noMulti bool
+	// Once batching is off, recent holds the most recently settled tags (at
+	// most maxSettled, the oldest evicted first, in ring order), so that a
+	// double settlement is still recognised and dropped.
+	recent map[uint64]struct{}
+	ring   []uint64
+	next   int
 }
 
 // settled reports whether tag was settled already.
 func (s *settler) settled(tag uint64) bool {
-	if s.noMulti {
-		return false
-	}
 	if tag <= s.base {
 		return true
+	}
+	if s.noMulti {
+		_, ok := s.recent[tag]
+		return ok
 	}
 	_, ok := s.done[tag]
 	return ok
 }
 
+// remember records a settled tag once batching is off.
+func (s *settler) remember(tag uint64) {
+	if s.recent == nil {
+		s.recent = make(map[uint64]struct{})
+	}
+	if len(s.ring) < maxSettled {
+		s.ring = append(s.ring, tag)
+	} else {
+		delete(s.recent, s.ring[s.next])
+		s.ring[s.next] = tag
+		s.next = (s.next + 1) % maxSettled
+	}
+	s.recent[tag] = struct{}{}
+}
+
 // mark records tag as settled (individually) and advances base.
 func (s *settler) mark(tag uint64) {
 	if s.noMulti {
+		s.remember(tag)
 		return
 	}
 	if s.done == nil {
@@ -62,9 +85,16 @@ func (s *settler) advance() {
 	}
 }
 
-// disableMulti switches to one ack per tag for good.
+// disableMulti switches to one ack per tag for good. Tags settled so far
+// stay recognised: those at or below base, and the others in recent.
 func (s *settler) disableMulti() {
+	if s.noMulti {
+		return
+	}
 	s.noMulti = true
+	for t := range s.done {
+		s.remember(t)
+	}
 	s.done = nil
 }
 
@@ -95,6 +125,9 @@ func (s *settler) plan(tags []uint64) (upTo uint64, singles []uint64, dups int) 
 	}
 	tags = fresh
 	if s.noMulti {
+		for _, t := range tags {
+			s.remember(t)
+		}
 		return 0, tags, dups
 	}
 	// Walk up from base through the batch and the earlier settlements.
