@@ -471,30 +471,6 @@ func DecodeEnvelope(data []byte) (*Message, error) {
 	return m, nil
 }
 
-// MarkRedelivered returns the envelope with headers.redelivered and
-// properties.delivery_info.redelivered set to true, as Kombu's Redis
-// restore writes it back (_do_restore_message): decoded, marked and
-// re-encoded in Python's format with the envelope's own body_encoding.
-// Bytes that are not an envelope give an error wrapping [ErrBadEnvelope].
-func MarkRedelivered(envelope []byte) ([]byte, error) {
-	m, enc, err := decodeEnvelope(envelope)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadEnvelope, err)
-	}
-	if m.Headers == nil {
-		m.Headers = make(map[string]any, 1)
-	}
-	m.Headers["redelivered"] = true
-	m.DeliveryInfo.Redelivered = true
-	if enc != "" && !strings.EqualFold(enc, BodyBase64) && !strings.EqualFold(enc, BodyUTF8) {
-		enc = BodyBase64
-	}
-	if (enc == "" || strings.EqualFold(enc, BodyUTF8)) && !utf8.Valid(m.Body) {
-		enc = BodyBase64
-	}
-	return EncodeEnvelope(m, enc)
-}
-
 var errNotObject = errors.New("not a JSON object")
 
 func decodeEnvelope(data []byte) (*Message, string, error) {

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"math"
@@ -404,4 +405,101 @@ func TestMarkRedelivered(t *testing.T) {
 	if _, err := MarkRedelivered([]byte("nope")); !errors.Is(err, ErrBadEnvelope) {
 		t.Errorf("garbage: %v", err)
 	}
+}
+
+// MarkRedelivered used to decode and re-encode the envelope, turning
+// integers outside int64 into floats and dropping unknown keys; Kombu's
+// restore (load, set two flags, dump) keeps them.
+func TestMarkRedeliveredKeepsNumbersAndUnknownKeys(t *testing.T) {
+	env := []byte(`{"body": "aGk=", "content-encoding": "utf-8", "content-type": "text/plain", "headers": {"big": 12345678901234567891, "b53": 9007199254740993, "neg": -9223372036854775809, "f": 1.0, "s": "\u00e9"}, "properties": {"body_encoding": "base64", "delivery_info": {"exchange": "", "routing_key": "q"}, "delivery_mode": 2, "delivery_tag": "t", "priority": 0, "correlation_id": "c", "custom": [1,2]}, "extra_top": 1}`)
+	out, err := MarkRedelivered(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"body": "aGk=", "content-encoding": "utf-8", "content-type": "text/plain", "headers": {"big": 12345678901234567891, "b53": 9007199254740993, "neg": -9223372036854775809, "f": 1.0, "s": "\u00e9", "redelivered": true}, "properties": {"body_encoding": "base64", "delivery_info": {"exchange": "", "routing_key": "q", "redelivered": true}, "delivery_mode": 2, "delivery_tag": "t", "priority": 0, "correlation_id": "c", "custom": [1, 2]}, "extra_top": 1}`
+	if string(out) != want {
+		t.Errorf("MarkRedelivered gave\n%s\nwant\n%s", out, want)
+	}
+	m, err := DecodeEnvelope(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.DeliveryInfo.Redelivered || m.Headers["redelivered"] != true || string(m.Body) != "hi" {
+		t.Errorf("decoded: redelivered %v, headers %v, body %q", m.DeliveryInfo.Redelivered, m.Headers, m.Body)
+	}
+	// Flags already set stay in place; missing or null objects are created.
+	for _, c := range []struct{ in, want string }{
+		{`{"body": "", "headers": {"redelivered": false, "a": 1}, "properties": {"delivery_info": {"redelivered": false}}}`,
+			`{"body": "", "headers": {"redelivered": true, "a": 1}, "properties": {"delivery_info": {"redelivered": true}}}`},
+		{`{"body": "", "headers": null, "properties": {}}`,
+			`{"body": "", "headers": {"redelivered": true}, "properties": {"delivery_info": {"redelivered": true}}}`},
+		{`{"body":"","a":1,"a":2}`,
+			`{"body": "", "a": 2, "headers": {"redelivered": true}, "properties": {"delivery_info": {"redelivered": true}}}`},
+	} {
+		out, err := MarkRedelivered([]byte(c.in))
+		if err != nil {
+			t.Errorf("%s: %v", c.in, err)
+			continue
+		}
+		if string(out) != c.want {
+			t.Errorf("%s: got %s, want %s", c.in, out, c.want)
+		}
+	}
+	if _, err := MarkRedelivered([]byte(`hello`)); !errors.Is(err, ErrBadEnvelope) {
+		t.Errorf("non-JSON: err %v, want ErrBadEnvelope", err)
+	}
+}
+
+// FuzzMarkRedelivered: every envelope DecodeEnvelope accepts is marked;
+// the result is JSON, decodes to the same message with the two flags set.
+func FuzzMarkRedelivered(f *testing.F) {
+	for _, s := range []string{pyExample, pyHeaders, pyZlib, `{"body":"hi"}`, `{"body": "h\u00e9 \ud83d\ude00", "x" : [1 ,{"a":"é"}]}`,
+		`{"headers":{"redelivered":true,"s":"\ud800\u00e9"}}`, `{"headers":null,"properties":{"delivery_info":null}}`,
+		`{"body":"YQ=x==","properties":{"body_encoding":"base64","delivery_tag":3}}`, `[`, `{"headers":1}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m1, err := DecodeEnvelope(data)
+		out, merr := MarkRedelivered(data)
+		if err != nil {
+			if merr == nil {
+				t.Fatalf("marked %q, which does not decode: %v", data, err)
+			}
+			return
+		}
+		if merr != nil {
+			if !errors.Is(merr, ErrBadEnvelope) {
+				t.Fatalf("error does not wrap ErrBadEnvelope: %v", merr)
+			}
+			return // a delivery_info that is not an object
+		}
+		if !json.Valid(out) {
+			t.Fatalf("MarkRedelivered(%q) = %q, not JSON", data, out)
+		}
+		m2, err := DecodeEnvelope(out)
+		if err != nil {
+			t.Fatalf("decode(mark(%q)) = %v\n%s", data, err, out)
+		}
+		if !m2.DeliveryInfo.Redelivered || m2.Headers["redelivered"] != true {
+			t.Fatalf("mark(%q) = %s: not marked", data, out)
+		}
+		m1.DeliveryInfo.Redelivered = true
+		if m1.Headers == nil {
+			m1.Headers = map[string]any{}
+		}
+		m1.Headers["redelivered"] = true
+		if !bytes.Equal(m1.Body, m2.Body) {
+			// A body that is not a string is its JSON text, which the
+			// mark lays out the way json.dumps does (as Kombu's does).
+			v1, err1 := decodeJSONValue(m1.Body)
+			v2, err2 := decodeJSONValue(m2.Body)
+			if err1 != nil || err2 != nil || !reflect.DeepEqual(v1, v2) {
+				t.Fatalf("mark(%q) changed the body %q to %q", data, m1.Body, m2.Body)
+			}
+			m2.Body = m1.Body
+		}
+		if !reflect.DeepEqual(m1, m2) {
+			t.Fatalf("mark(%q) changed the message:\n%+v\n%+v\n%s", data, m1, m2, out)
+		}
+	})
 }

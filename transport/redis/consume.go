@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
-	"encoding/json"
 	"slices"
 	"strconv"
 	"strings"
@@ -70,6 +69,12 @@ type hubState struct {
 	// record (inflight), or for room in the prefetch window (backlog).
 	inflight int
 	backlog  []fanoutMsg
+	// reserved is the n of the pop script in flight: the window slots its
+	// messages may take, kept from fanout deliveries until its reply.
+	reserved int
+	// badKeys are the list keys the pop script found holding another
+	// type (logged once each).
+	badKeys map[string]struct{}
 	// pendingTopics are the patterns to subscribe once the LISTEN socket
 	// is ready.
 	pendingTopics map[string]struct{}
@@ -120,9 +125,44 @@ func (hs *hubState) needs(k sockKind) bool {
 }
 
 // room is what the prefetch window admits beyond the fanout messages
-// already on their way.
+// already on their way and the pop in flight.
 func (hs *hubState) room() int {
-	return hs.st.ch.Room() - hs.inflight - len(hs.backlog)
+	return hs.st.ch.Room() - hs.inflight - len(hs.backlog) - hs.held()
+}
+
+// held counts the list messages the window must keep slots for: those the
+// pop in flight may bring and those popped but not delivered yet.
+func (hs *hubState) held() int {
+	return hs.reserved + len(hs.pending) - hs.pendingAt
+}
+
+// releaseReserved frees the slots the pop in flight held (its reply came,
+// or its socket dropped) and lets waiting fanout messages use them.
+func (st *store) releaseReserved() {
+	if st.reserved == 0 {
+		return
+	}
+	st.reserved = 0
+	if len(st.backlog) == 0 && !st.paused {
+		return
+	}
+	st.c.h.CallSoon(func() {
+		if !st.closed {
+			st.reopen()
+		}
+	})
+}
+
+// reopen moves backlogged fanout messages on and resumes the LISTEN
+// reader when the window has room.
+func (st *store) reopen() {
+	st.deliverBacklog()
+	if s := st.listen; st.paused && s != nil && s.state == sockOpen && st.room() > 0 {
+		st.paused = false
+		if err := s.addReader(); err != nil {
+			s.fail(err)
+		}
+	}
 }
 
 // Consuming takes the set of consumed queues: queues bound to a fanout
@@ -218,13 +258,7 @@ func (st *store) Resume() {
 	if st.closed {
 		return
 	}
-	st.deliverBacklog()
-	if s := st.listen; st.paused && s != nil && s.state == sockOpen && st.room() > 0 {
-		st.paused = false
-		if err := s.addReader(); err != nil {
-			s.fail(err)
-		}
-	}
+	st.reopen()
 	st.pump()
 }
 
@@ -320,6 +354,7 @@ func (st *store) pump() {
 		b = resp.AppendBulk(b, cmd.first.raw)
 	}
 	wait := o.connTimeout + o.sockTimeout + 10*time.Second
+	st.reserved = n
 	if !cmd.hot {
 		s.send(b, expect{kind: rPop, wait: wait, cmd: cmd})
 		return
@@ -383,6 +418,7 @@ func (st *store) onBRPOP(s *hubSock, cmd *popCmd, v resp.Value) {
 // onPopped handles the pop script's reply: triples of key index,
 // envelope and tag, recorded in Redis before this reply was sent.
 func (st *store) onPopped(s *hubSock, cmd *popCmd, v resp.Value) {
+	st.releaseReserved() // the popped messages are in pending now
 	elems := v.Array()
 	got, last := 0, -1
 	var yielded map[string]struct{}
@@ -396,6 +432,9 @@ func (st *store) onPopped(s *hubSock, cmd *popCmd, v resp.Value) {
 			p.key, p.queue = cmd.keys[idx-3], cmd.queues[idx-3]
 			got++
 			last = idx - 3
+		case idx <= -3 && -idx-3 < len(cmd.keys):
+			st.badKey(cmd.queues[-idx-3], cmd.keys[-idx-3], string(elems[i+1].Str))
+			continue
 		default:
 			continue
 		}
@@ -429,11 +468,31 @@ func (st *store) onPopped(s *hubSock, cmd *popCmd, v resp.Value) {
 	st.deliverPending()
 }
 
+// badKey logs, once per key, a consumed queue's key that is not a list
+// (the pop script skips it).
+func (st *store) badKey(queue, key, msg string) {
+	if _, ok := st.badKeys[key]; ok {
+		return
+	}
+	if st.badKeys == nil {
+		st.badKeys = make(map[string]struct{})
+	}
+	st.badKeys[key] = struct{}{}
+	st.o.log.Error("redis: a consumed queue's key is not a list; it is skipped", "queue", queue, "key", key, "err", msg)
+}
+
 // deliverPending delivers the popped messages in order, then sends the
 // next pop. Should a callback panic (the hub recovers it), the messages
 // after it are not lost: the rest is delivered in the next turn.
+//
+// Messages whose queue is no longer consumed are given back together, in
+// one transaction, so that they keep their order in their list.
 func (st *store) deliverPending() {
+	var back []*popped
 	defer func() {
+		if len(back) > 0 {
+			st.giveBack(back)
+		}
 		if st.pendingAt < len(st.pending) {
 			st.c.h.CallSoon(st.deliverPending)
 		}
@@ -442,6 +501,10 @@ func (st *store) deliverPending() {
 		p := st.pending[st.pendingAt]
 		st.pending[st.pendingAt] = nil
 		st.pendingAt++
+		if st.closed || !st.isActive(p.queue) {
+			back = append(back, p)
+			continue
+		}
 		st.deliver(p)
 	}
 	st.pending, st.pendingAt = st.pending[:0], 0
@@ -467,13 +530,14 @@ func (st *store) deliver(p *popped) {
 }
 
 // giveBack returns popped messages that no consumer will see to the head
-// of their list (where they are consumed next) and deletes their records,
-// in one transaction per message.
+// of their list (where they are consumed next, in the order they were
+// popped: ps is in pop order) and deletes their records, in one
+// transaction.
 func (st *store) giveBack(ps []*popped) {
 	c := st.c
 	c.exec.do(func(ctx context.Context) {
-		for _, p := range ps {
-			if err := c.giveBack(ctx, p); err != nil {
+		if err := c.giveBack(ctx, ps); err != nil {
+			for _, p := range ps {
 				c.o.log.Error("redis: could not give a popped message back; its unacked record restores it",
 					"queue", p.queue, "delivery_tag", p.tag, "err", err)
 			}
@@ -579,7 +643,7 @@ func (st *store) afterRead(s *hubSock) {
 // deliverBacklog moves backlogged fanout messages on, as far as the window
 // allows.
 func (st *store) deliverBacklog() {
-	room := st.ch.Room() - st.inflight
+	room := st.ch.Room() - st.inflight - st.held()
 	if room <= 0 || len(st.backlog) == 0 {
 		return
 	}
@@ -624,27 +688,6 @@ func (st *store) deliverBacklog() {
 			}
 		})
 	})
-}
-
-// recordValue is the unacked hash value [envelope, exchange, routing_key]
-// in Python's formatting.
-func recordValue(raw []byte, ex, rk string) []byte {
-	b := make([]byte, 0, len(raw)+len(ex)+len(rk)+16)
-	b = append(b, '[')
-	b = append(b, raw...)
-	b = append(b, ", "...)
-	b = appendJSONString(b, ex)
-	b = append(b, ", "...)
-	b = appendJSONString(b, rk)
-	return append(b, ']')
-}
-
-func appendJSONString(b []byte, s string) []byte {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	enc.Encode(s) // a string always encodes
-	return append(b, bytes.TrimRight(buf.Bytes(), "\n")...)
 }
 
 // closeSockets closes the hub sockets of a store. Hub goroutine.
@@ -705,12 +748,13 @@ func (st *store) Close() error {
 	clear(st.activeSet)
 	st.finishInFlight()
 	st.closed = true
+	back := append([]*popped(nil), st.pending[st.pendingAt:]...)
 	if st.carry != nil {
-		st.giveBack([]*popped{st.carry})
+		back = append(back, st.carry) // popped after pending, if both exist
 		st.carry = nil
 	}
-	if rest := st.pending[st.pendingAt:]; len(rest) > 0 {
-		st.giveBack(append([]*popped(nil), rest...))
+	if len(back) > 0 {
+		st.giveBack(back)
 	}
 	st.pending, st.pendingAt = nil, 0
 	for _, fm := range st.backlog {

@@ -176,6 +176,13 @@ func TestRoundRobin(t *testing.T) {
 // to a quiet queue while another is busy still comes within coldEvery+2
 // pops (Kombu: the next one), not after the busy queue drains.
 func TestBusyQueueDoesNotStarveQuiet(t *testing.T) {
+	// The bound counts pops, not time, but it holds only while every
+	// command this channel sends is served in turn: on the shared server
+	// another test's CLIENT PAUSE (or load) can stall the publish or the
+	// pops. A private redis-server keeps the count this test's own.
+	redisURL(t)
+	srv := startPrivateRedis(t, false)
+	t.Setenv("KOMBU_TEST_REDIS_URL", srv.url)
 	e := newEnv(t, nil)
 	ch := e.channel()
 	ctx := ctxT(t)
@@ -340,7 +347,7 @@ func TestVisibilityTimeoutRestore(t *testing.T) {
 	ch := e.channel()
 	ch.Publish(ctx, textMsg("v"), "", "vq", transport.PublishOptions{})
 	// Take it the way a dead consumer would: popped and recorded, never acked.
-	if _, err := e.conn.pop(ctx, []string{e.prefix + "vq"}, 1, true); err != nil {
+	if _, _, err := e.conn.pop(ctx, []string{e.prefix + "vq"}, 1, true); err != nil {
 		t.Fatal(err)
 	}
 	out := consumeN(t, ch, "vq", false, true)

@@ -21,9 +21,15 @@ import (
 //
 // The reply is a flat array of triples: the index of the list key in KEYS
 // (0 for ARGV[4]), the envelope, and the delivery tag it was recorded under
-// ("" when not recording). The tag, exchange and routing key are read with
+// ("" when not recording). A key RPOP fails on (WRONGTYPE: not a list) is
+// skipped, like an empty one, and reported by the triple -index, the
+// error, "": the messages taken from the other keys are still returned
+// (failing the script would leave them recorded but never delivered). The tag, exchange and routing key are read with
 // cjson; an envelope without a usable tag (not Kombu's) is recorded under
-// the SHA-1 of its bytes, with an empty exchange and routing key.
+// the SHA-1 of its bytes, with an empty exchange and routing key. Bytes
+// that are not JSON are recorded as a JSON string, so that the record stays
+// JSON (Kombu's restore_visible would raise on it and abandon its sweep;
+// with a string it logs the message and drops it).
 const popSrc = `
 local n = tonumber(ARGV[1])
 local rec = ARGV[3] == '1'
@@ -36,8 +42,9 @@ end
 local function take(idx, raw)
   local tag = ''
   if rec then
-    local ex, rk = '', ''
+    local ex, rk, elem = '', '', raw
     local ok, env = pcall(cjson.decode, raw)
+    if not ok then elem = cjson.encode(raw) end
     if ok and type(env) == 'table' and type(env['properties']) == 'table' then
       local p = env['properties']
       tag = str(p['delivery_tag'])
@@ -50,7 +57,7 @@ local function take(idx, raw)
       tag = redis.sha1hex(raw)
       ex, rk = '', ''
     end
-    redis.call('HSET', KEYS[1], tag, '[' .. raw .. ', ' .. cjson.encode(ex) .. ', ' .. cjson.encode(rk) .. ']')
+    redis.call('HSET', KEYS[1], tag, '[' .. elem .. ', ' .. cjson.encode(ex) .. ', ' .. cjson.encode(rk) .. ']')
     redis.call('ZADD', KEYS[2], ARGV[2], tag)
   end
   out[#out + 1] = idx
@@ -61,8 +68,13 @@ end
 if ARGV[4] then take(0, ARGV[4]) end
 local i = 3
 while n > 0 and i <= #KEYS do
-  local raw = redis.call('RPOP', KEYS[i])
-  if raw then take(i, raw) else i = i + 1 end
+  local raw = redis.pcall('RPOP', KEYS[i])
+  if type(raw) == 'table' and raw.err then
+    out[#out + 1] = -i
+    out[#out + 1] = raw.err
+    out[#out + 1] = ''
+    i = i + 1
+  elseif raw then take(i, raw) else i = i + 1 end
 end
 return out
 `

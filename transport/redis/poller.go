@@ -510,6 +510,9 @@ func (s *hubSock) drop() {
 		}
 	}
 	s.exp = s.exp[:0]
+	if s.kind == kindBRPOP {
+		s.st.releaseReserved()
+	}
 	s.st.coldMaybe = true // checked again on the next connection
 	s.st.hotShort = false
 	s.rd.Reset()

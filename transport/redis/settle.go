@@ -1,12 +1,14 @@
 package redis
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -103,7 +105,8 @@ type push struct {
 
 // restorePushes decodes an unacked value [envelope, exchange, routing_key]
 // and returns where the marked envelope goes (Kombu's
-// _do_restore_message); failures are logged, as Kombu logs them.
+// _do_restore_message); failures are logged, as Kombu logs them. A string
+// first element holds the bytes of a message that was not JSON.
 func (st *store) restorePushes(ctx context.Context, raw []byte, m *transport.Message) []push {
 	o := st.o
 	var rec []json.RawMessage
@@ -115,6 +118,10 @@ func (st *store) restorePushes(ctx context.Context, raw []byte, m *transport.Mes
 	json.Unmarshal(rec[1], &ex)
 	json.Unmarshal(rec[2], &rk)
 	env := []byte(rec[0])
+	var s string
+	if len(env) > 0 && env[0] == '"' && json.Unmarshal(env, &s) == nil {
+		env = []byte(s) // a message that was not JSON, recorded as a string
+	}
 	var headers map[string]any
 	priority := 0
 	if marked, err := transport.MarkRedelivered(env); err == nil {
@@ -233,15 +240,64 @@ func (c *Conn) record(ctx context.Context, msgs []fanoutMsg) error {
 	return err
 }
 
-// giveBack puts a popped, undelivered message back at the head of its list
-// and deletes its record, atomically.
-func (c *Conn) giveBack(ctx context.Context, p *popped) error {
+// recordValue is the unacked hash value [envelope, exchange, routing_key]
+// in Python's formatting. An envelope that is not JSON is stored as a JSON
+// string (as the pop script does), so the record stays JSON.
+func recordValue(raw []byte, ex, rk string) []byte {
+	b := make([]byte, 0, len(raw)+len(ex)+len(rk)+16)
+	b = append(b, '[')
+	if json.Valid(raw) {
+		b = append(b, raw...)
+	} else {
+		b = appendJSONString(b, string(raw))
+	}
+	b = append(b, ", "...)
+	b = appendJSONString(b, ex)
+	b = append(b, ", "...)
+	b = appendJSONString(b, rk)
+	return append(b, ']')
+}
+
+func appendJSONString(b []byte, s string) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.Encode(s) // a string always encodes
+	return append(b, bytes.TrimRight(buf.Bytes(), "\n")...)
+}
+
+// giveBack puts popped, undelivered messages (ps, in pop order) back at the
+// head of their lists and deletes their records, atomically: one RPUSH per
+// key, in reverse pop order, so that the first popped is consumed first
+// again.
+func (c *Conn) giveBack(ctx context.Context, ps []*popped) error {
 	o := c.o
-	_, err := c.rdb.TxPipelined(ctx, func(pl goredis.Pipeliner) error {
-		pl.RPush(ctx, p.key, p.raw)
+	var keys []string
+	byKey := make(map[string][]any)
+	var tags []string
+	for _, p := range ps {
+		if _, ok := byKey[p.key]; !ok {
+			keys = append(keys, p.key)
+		}
+		byKey[p.key] = append(byKey[p.key], p.raw)
 		if p.tag != "" {
-			pl.ZRem(ctx, o.key(o.unackedIndexKey), p.tag)
-			pl.HDel(ctx, o.key(o.unackedKey), p.tag)
+			tags = append(tags, p.tag)
+		}
+	}
+	_, err := c.rdb.TxPipelined(ctx, func(pl goredis.Pipeliner) error {
+		for _, k := range keys {
+			vals := byKey[k]
+			slices.Reverse(vals)
+			pl.RPush(ctx, k, vals...)
+		}
+		if len(tags) > 0 {
+			members := make([]any, len(tags))
+			fields := make([]string, len(tags))
+			for i, tag := range tags {
+				members[i], fields[i] = tag, tag
+			}
+			pl.ZRem(ctx, o.key(o.unackedIndexKey), members...)
+			pl.HDel(ctx, o.key(o.unackedKey), fields...)
 		}
 		return nil
 	})

@@ -288,9 +288,12 @@ func (st *store) PutFanout(ctx context.Context, exchange, routingKey string, m *
 func (st *store) Get(ctx context.Context, queue string, noAck bool) (*transport.Message, error) {
 	keys := st.o.stepKeys(queue)
 	rec := st.o.ackEmulation && !noAck
-	msgs, err := st.c.pop(ctx, keys, 1, rec)
+	msgs, bad, err := st.c.pop(ctx, keys, 1, rec)
 	if err != nil {
 		return nil, connError("get", err)
+	}
+	if len(msgs) == 0 && bad != nil {
+		return nil, connError("get", bad)
 	}
 	if len(msgs) == 0 {
 		return nil, fmt.Errorf("redis: queue %q: %w", queue, transport.ErrEmpty)
@@ -330,26 +333,30 @@ func (p *popped) message() *transport.Message {
 	return m
 }
 
-// pop runs the pop script through go-redis.
-func (c *Conn) pop(ctx context.Context, keys []string, n int, record bool) ([]popped, error) {
+// pop runs the pop script through go-redis. bad is the error of the first
+// key the script skipped for not being a list (nil if none).
+func (c *Conn) pop(ctx context.Context, keys []string, n int, record bool) (msgs []popped, bad error, err error) {
 	all := make([]string, 0, len(keys)+2)
 	all = append(all, c.o.key(c.o.unackedKey), c.o.key(c.o.unackedIndexKey))
 	all = append(all, keys...)
 	res, err := popScript.Run(ctx, c.rdb, all, n, score(time.Now()), flag(record)).Slice()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := make([]popped, 0, len(res)/3)
 	for i := 0; i+2 < len(res); i += 3 {
 		idx, _ := res[i].(int64)
 		raw, _ := res[i+1].(string)
 		tag, _ := res[i+2].(string)
+		if idx < 0 && bad == nil && int(-idx) <= len(all) {
+			bad = fmt.Errorf("key %q: %s", all[-idx-1], raw)
+		}
 		if idx < 1 || int(idx) > len(all) {
 			continue
 		}
 		out = append(out, popped{key: all[idx-1], raw: []byte(raw), tag: tag})
 	}
-	return out, nil
+	return out, bad, nil
 }
 
 // The scripts as go-redis runs them: EVALSHA, and EVAL after NOSCRIPT.
