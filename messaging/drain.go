@@ -93,6 +93,9 @@ func (c *Connection) DrainEvents(ctx context.Context) error {
 			return fmt.Errorf("messaging: DrainEvents: %w", err)
 		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
 			return &timeoutError{cause: ctx.Err()}
+		case errors.Is(err, hub.ErrClosed) && c.closing.Load():
+			// Close ended the drive: report the connection's closure.
+			return ErrClosed
 		}
 		return err
 	}
