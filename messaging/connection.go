@@ -191,6 +191,25 @@ func (c *Connection) current(ctx context.Context) (transport.Conn, *hub.Hub, err
 	return c.tconn, c.h, nil
 }
 
+// currentOrLost is current for DrainEvents: a transport connection that
+// was established and has broken is detached and reported (a connection
+// error) instead of being replaced by a lazy reconnection, in the same
+// critical section that finds it dead, so that a break between an earlier
+// check and this call cannot be papered over. Once reported, the next call
+// reconnects.
+func (c *Connection) currentOrLost(ctx context.Context) (transport.Conn, *hub.Hub, error) {
+	c.mu.Lock()
+	if !c.closed && c.tconn != nil && !c.aliveLocked() {
+		tc := c.tconn
+		ch, old := c.detachLocked()
+		c.mu.Unlock()
+		_ = closeConn(ch, old)
+		return nil, nil, lostError(tc.Err())
+	}
+	c.mu.Unlock()
+	return c.current(ctx)
+}
+
 // errNotConnected is a connection error: the connection dropped between
 // connecting and using it.
 var errNotConnected = &transport.BrokerError{Kind: transport.KindConnection, Reason: "messaging: not connected"}

@@ -67,10 +67,7 @@ func (c *Connection) DrainEvents(ctx context.Context) error {
 	// anything reconnects: its consumers are gone, and a silent lazy
 	// reconnection would leave the caller waiting on a connection without
 	// them. The next call reconnects.
-	if err := c.takeLost(); err != nil {
-		return err
-	}
-	tc, h, err := c.current(ctx)
+	tc, h, err := c.currentOrLost(ctx)
 	if err != nil {
 		return err
 	}
