@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
 
 	"github.com/kombu-go/kombu/channel"
 	"github.com/kombu-go/kombu/hub"
@@ -67,20 +66,14 @@ func (t *Transport) Dial(ctx context.Context, h *hub.Hub) (transport.Conn, error
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("memory: dial: %w", err)
 	}
-	return &Conn{t: t, h: h, chans: make(map[*Channel]struct{}), done: make(chan struct{})}, nil
+	return &Conn{t: t, h: h, chans: channel.NewSet[*Channel]()}, nil
 }
 
 // Conn is a connection to the in-process broker.
 type Conn struct {
-	t *Transport
-	h *hub.Hub
-
-	// mu guards chans and closed: Channel and Close are called from any
-	// goroutine.
-	mu     sync.Mutex
-	chans  map[*Channel]struct{}
-	closed bool
-	done   chan struct{}
+	t     *Transport
+	h     *hub.Hub
+	chans *channel.Set[*Channel]
 }
 
 var _ transport.Conn = (*Conn)(nil)
@@ -90,55 +83,37 @@ func (c *Conn) Channel(ctx context.Context) (transport.Channel, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("memory: channel: %w", err)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return nil, fmt.Errorf("memory: %w", transport.ErrClosed)
-	}
 	st := &store{b: c.t.b, log: c.t.opts.Logger}
 	ch := &Channel{Channel: channel.New(c.h, st, c.t.opts), conn: c}
 	st.ch = ch.Channel
-	c.chans[ch] = struct{}{}
+	if err := c.chans.Add(ch, nil); err != nil {
+		ch.Channel.Close()
+		return nil, fmt.Errorf("memory: %w", err)
+	}
 	return ch, nil
 }
 
 // Done is closed when the connection is closed.
-func (c *Conn) Done() <-chan struct{} { return c.done }
+func (c *Conn) Done() <-chan struct{} { return c.chans.Done() }
 
 // Err returns nil while the connection is open and transport.ErrClosed
 // after Close.
-func (c *Conn) Err() error {
-	select {
-	case <-c.done:
-		return transport.ErrClosed
-	default:
-		return nil
-	}
-}
+func (c *Conn) Err() error { return c.chans.Err() }
 
 // Close closes every channel (restoring their unacknowledged messages) and
 // the connection. Idempotent; must not be called from a hub callback.
 func (c *Conn) Close() error {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		<-c.done
+	chans, first := c.chans.Close()
+	if !first {
 		return nil
 	}
-	c.closed = true
-	chans := make([]*Channel, 0, len(c.chans))
-	for ch := range c.chans {
-		chans = append(chans, ch)
-	}
-	clear(c.chans)
-	c.mu.Unlock()
 	var err error
 	for _, ch := range chans {
 		if e := ch.Channel.Close(); e != nil && err == nil {
 			err = e
 		}
 	}
-	close(c.done)
+	c.chans.Finish()
 	return err
 }
 
@@ -162,8 +137,6 @@ func (ch *Channel) OnReturn(fn func(*transport.Returned)) { ch.HandleReturns(fn)
 // its connection. Must not be called from a hub callback.
 func (ch *Channel) Close() error {
 	err := ch.Channel.Close()
-	ch.conn.mu.Lock()
-	delete(ch.conn.chans, ch)
-	ch.conn.mu.Unlock()
+	ch.conn.chans.Remove(ch)
 	return err
 }

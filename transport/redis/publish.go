@@ -31,10 +31,7 @@ func (ch *Channel) PublishBatch(ctx context.Context, reqs []PublishRequest) erro
 	if len(reqs) == 0 {
 		return nil
 	}
-	ch.st.c.mu.Lock()
-	closed := ch.st.c.isClosed
-	ch.st.c.mu.Unlock()
-	if closed {
+	if ch.st.c.chans.Closed() {
 		return fmt.Errorf("redis: %w", transport.ErrClosed)
 	}
 	state := ch.State()

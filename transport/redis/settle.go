@@ -217,9 +217,7 @@ func (c *Conn) restoreVisible(ctx context.Context) {
 // anyStore returns a store to route restores with (the channels share the
 // transport's exchange state).
 func (c *Conn) anyStore() *store {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for ch := range c.chans {
+	if ch, ok := c.chans.Any(); ok {
 		return ch.st
 	}
 	return nil

@@ -121,8 +121,7 @@ func (t *Transport) Dial(ctx context.Context, h *hub.Hub) (transport.Conn, error
 		o:     t.o,
 		h:     h,
 		rdb:   rdb,
-		chans: make(map[*Channel]struct{}),
-		done:  make(chan struct{}),
+		chans: channel.NewSet[*Channel](),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.exec = newExecutor(c)
@@ -187,15 +186,11 @@ type Conn struct {
 	exec *executor
 	mp   *multiPoller // hub goroutine only
 
-	// mu guards chans and isClosed: Channel and Close run on any goroutine.
-	mu       sync.Mutex
-	chans    map[*Channel]struct{}
-	isClosed bool
-	ctx      context.Context // cancelled when Close starts: dial goroutines give up
-	cancel   context.CancelFunc
-	done     chan struct{}  // closed when Close has finished
-	dialWG   sync.WaitGroup // dial goroutines
-	wg       sync.WaitGroup // the executor and the TLS bridges
+	chans  *channel.Set[*Channel]
+	ctx    context.Context // cancelled when Close starts: dial goroutines give up
+	cancel context.CancelFunc
+	dialWG sync.WaitGroup // dial goroutines
+	wg     sync.WaitGroup // the executor and the TLS bridges
 }
 
 var _ transport.Conn = (*Conn)(nil)
@@ -205,54 +200,36 @@ func (c *Conn) Channel(ctx context.Context) (transport.Channel, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("redis: channel: %w", err)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.isClosed {
-		return nil, fmt.Errorf("redis: %w", transport.ErrClosed)
-	}
 	st := newStore(c)
 	ch := &Channel{Channel: channel.New(c.h, st, c.o.chanOpts), st: st}
 	st.ch = ch.Channel
-	c.chans[ch] = struct{}{}
 	// Registered with the poller on the hub, before any request the caller
-	// makes next (posts run in order).
-	c.h.Post(func() { c.mp.add(st) })
+	// makes next (posts run in order) and before a concurrent Close's
+	// poller shutdown (the post is made under the set's lock).
+	if err := c.chans.Add(ch, func() { c.h.Post(func() { c.mp.add(st) }) }); err != nil {
+		ch.Channel.Close()
+		return nil, fmt.Errorf("redis: %w", err)
+	}
 	return ch, nil
 }
 
 // Done is closed when Close has finished. The connection never gives up by
 // itself: the hub sockets reconnect with backoff, and go-redis redials.
-func (c *Conn) Done() <-chan struct{} { return c.done }
+func (c *Conn) Done() <-chan struct{} { return c.chans.Done() }
 
 // Err returns nil while the connection is open and transport.ErrClosed
 // after Close.
-func (c *Conn) Err() error {
-	select {
-	case <-c.done:
-		return transport.ErrClosed
-	default:
-		return nil
-	}
-}
+func (c *Conn) Err() error { return c.chans.Err() }
 
 // Close closes every channel (their unacknowledged messages go back to
 // their queues), finishes the executor's queued work (acknowledgements,
 // restores), closes the go-redis client and joins every goroutine the
 // connection started. Idempotent; must not be called from a hub callback.
 func (c *Conn) Close() error {
-	c.mu.Lock()
-	if c.isClosed {
-		c.mu.Unlock()
-		<-c.done
+	chans, first := c.chans.Close()
+	if !first {
 		return nil
 	}
-	c.isClosed = true
-	chans := make([]*Channel, 0, len(c.chans))
-	for ch := range c.chans {
-		chans = append(chans, ch)
-	}
-	clear(c.chans)
-	c.mu.Unlock()
 	var errs []error
 	for _, ch := range chans {
 		errs = append(errs, ch.Channel.Close())
@@ -269,14 +246,8 @@ func (c *Conn) Close() error {
 	c.exec.stop()
 	c.wg.Wait()
 	errs = append(errs, c.rdb.Close())
-	close(c.done)
+	c.chans.Finish()
 	return errors.Join(errs...)
-}
-
-func (c *Conn) forget(ch *Channel) {
-	c.mu.Lock()
-	delete(c.chans, ch)
-	c.mu.Unlock()
 }
 
 // Channel is a Redis channel: the virtual channel (channel.Channel) over
@@ -289,7 +260,7 @@ type Channel struct {
 // Close closes the channel (see channel.Channel.Close) and forgets it.
 func (ch *Channel) Close() error {
 	err := ch.Channel.Close()
-	ch.st.c.forget(ch)
+	ch.st.c.chans.Remove(ch)
 	return err
 }
 
