@@ -2,7 +2,6 @@ package messaging_test
 
 import (
 	"context"
-	"os"
 	"reflect"
 	"testing"
 	"time"
@@ -10,20 +9,14 @@ import (
 	"github.com/kombu-go/kombu/messaging"
 	"github.com/kombu-go/kombu/transport/amqp"
 	"github.com/kombu-go/kombu/transport/redis"
+	"github.com/kombu-go/kombu/transport/transporttest"
 )
 
 // brokerURL returns the URL in env, or skips the test with the reason (fails
 // it when KOMBU_REQUIRE_BROKERS=1).
 func brokerURL(t *testing.T, env string) string {
 	t.Helper()
-	url := os.Getenv(env)
-	if url == "" {
-		if os.Getenv("KOMBU_REQUIRE_BROKERS") == "1" {
-			t.Fatalf("%s is not set and KOMBU_REQUIRE_BROKERS=1", env)
-		}
-		t.Skipf("%s is not set: no broker to test against", env)
-	}
-	return url
+	return transporttest.BrokerURL(t, env)
 }
 
 // brokerOptions serve the network schemes with the real transports, whether

@@ -91,6 +91,7 @@ var testExtras = map[string]rule{
 	"transport/memory": {ours: []string{"transport/transporttest"}},
 	"transport/redis":  {ours: []string{"transport/transporttest"}},
 	"transport/amqp":   {ours: []string{"transport/transporttest"}},
+	"messaging":        {ours: []string{"transport/transporttest"}},
 }
 
 // forbidden lists negative assertions, checked against the actual imports (test files included,

@@ -17,6 +17,7 @@ import (
 
 	"github.com/kombu-go/kombu/hub"
 	"github.com/kombu-go/kombu/transport"
+	"github.com/kombu-go/kombu/transport/transporttest"
 )
 
 func TestMain(m *testing.M) {
@@ -27,14 +28,7 @@ func TestMain(m *testing.M) {
 // KOMBU_REQUIRE_BROKERS=1).
 func brokerURL(tb testing.TB) string {
 	tb.Helper()
-	u := os.Getenv("KOMBU_TEST_AMQP_URL")
-	if u == "" {
-		if os.Getenv("KOMBU_REQUIRE_BROKERS") == "1" {
-			tb.Fatal("KOMBU_TEST_AMQP_URL is not set and KOMBU_REQUIRE_BROKERS=1")
-		}
-		tb.Skip("KOMBU_TEST_AMQP_URL is not set: skipping the RabbitMQ integration test")
-	}
-	return u
+	return transporttest.BrokerURL(tb, "KOMBU_TEST_AMQP_URL")
 }
 
 // configFromURL parses an amqp:// URL the way Kombu does (path minus its
@@ -224,7 +218,7 @@ func python(tb testing.TB) string {
 		p = "/usr/bin/python3"
 	}
 	if err := exec.Command(p, "-c", "import kombu").Run(); err != nil {
-		tb.Skipf("%s cannot import kombu (%v): skipping the Python interop test (set KOMBU_TEST_PYTHON)", p, err)
+		transporttest.Require(tb, "%s cannot import kombu (%v): set KOMBU_TEST_PYTHON", p, err)
 	}
 	return p
 }

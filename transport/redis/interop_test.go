@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/kombu-go/kombu/transport"
+	"github.com/kombu-go/kombu/transport/transporttest"
 )
 
 // python returns the interpreter with Kombu (KOMBU_TEST_PYTHON, else
@@ -31,10 +32,7 @@ func python(t *testing.T) string {
 		}
 	}
 	if py == "" {
-		if os.Getenv("KOMBU_REQUIRE_BROKERS") == "1" {
-			t.Fatal("no Python with Kombu (KOMBU_TEST_PYTHON) and KOMBU_REQUIRE_BROKERS=1")
-		}
-		t.Skip("no Python with Kombu: set KOMBU_TEST_PYTHON (apt-get install python3-kombu python3-redis)")
+		transporttest.Require(t, "no Python with Kombu: set KOMBU_TEST_PYTHON (apt-get install python3-kombu python3-redis)")
 	}
 	return py
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/kombu-go/kombu/hub"
 	"github.com/kombu-go/kombu/transport"
+	"github.com/kombu-go/kombu/transport/transporttest"
 )
 
 func TestMain(m *testing.M) {
@@ -28,14 +28,7 @@ func TestMain(m *testing.M) {
 // KOMBU_REQUIRE_BROKERS=1).
 func redisURL(t testing.TB) string {
 	t.Helper()
-	u := os.Getenv("KOMBU_TEST_REDIS_URL")
-	if u == "" {
-		if os.Getenv("KOMBU_REQUIRE_BROKERS") == "1" {
-			t.Fatal("KOMBU_TEST_REDIS_URL is not set and KOMBU_REQUIRE_BROKERS=1")
-		}
-		t.Skip("KOMBU_TEST_REDIS_URL is not set: no Redis to test against (scripts/test.sh starts one)")
-	}
-	return u
+	return transporttest.BrokerURL(t, "KOMBU_TEST_REDIS_URL")
 }
 
 // configFromURL is a minimal Kombu URL parser for the tests (the real one

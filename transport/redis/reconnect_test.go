@@ -15,6 +15,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/kombu-go/kombu/transport"
+	"github.com/kombu-go/kombu/transport/transporttest"
 )
 
 // privateRedis is a redis-server this test started and may kill: on a
@@ -50,10 +51,7 @@ func redisServerBin(t testing.TB) string {
 		bin = "/usr/bin/redis-server"
 	}
 	if _, err := os.Stat(bin); err != nil {
-		if os.Getenv("KOMBU_REQUIRE_BROKERS") == "1" {
-			t.Fatalf("no redis-server binary: %v", err)
-		}
-		t.Skipf("no redis-server binary to start a private server: %v", err)
+		transporttest.Require(t, "no redis-server binary to start a private server: %v", err)
 	}
 	return bin
 }
