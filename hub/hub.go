@@ -196,9 +196,6 @@ func New(opts Options) (*Hub, error) {
 // WaitMode reports the wait strategy in use.
 func (h *Hub) WaitMode() WaitMode { return h.opts.Wait }
 
-// Timers returns the hub's timer heap (hub goroutine only).
-func (h *Hub) Timers() *timer.Heap { return h.timers }
-
 // Now returns the hub clock's time.
 func (h *Hub) Now() time.Time { return h.timers.Now() }
 
