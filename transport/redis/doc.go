@@ -120,7 +120,12 @@
 // routes nowhere goes back to the queue it was delivered from (Kombu drops
 // it); restores push to the priority key of the message (Kombu main; 5.2.4
 // used the base key). A message that is not a Kombu envelope is delivered
-// with Message.Err set and recorded under the SHA-1 of its bytes.
+// with Message.Err set and recorded under the SHA-1 of its bytes. The
+// unacked_index score is the delivery time in whole seconds, rounded up
+// (Kombu writes a float): Kombu's and this package's sweeps compare it
+// with now - visibility_timeout, so a message comes back at most a second
+// later, never earlier, and Redis inserts into a small index several
+// times faster (lua.go gives the numbers).
 //
 // # Concurrency
 //

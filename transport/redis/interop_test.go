@@ -399,7 +399,7 @@ func TestInteropUnackedRestore(t *testing.T) {
 	if n, _ := e.rdb.HLen(ctx, e.prefix+"unacked").Result(); n != 1 {
 		t.Fatalf("go left %d records, want 1", n)
 	}
-	time.Sleep(1100 * time.Millisecond) // past the visibility timeout
+	backdate(t, e, e.prefix+"unacked_index", 10) // past the visibility timeout
 	got := startPyConsumer(t, e, map[string]any{"visibility_timeout": 1}, []map[string]any{{"queue": "uq2"}}, 1, false).wait(t)
 	if len(got) != 1 || got[0].Payload != "left by go" || got[0].Headers["redelivered"] != true {
 		t.Errorf("python got %+v", got)

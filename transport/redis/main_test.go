@@ -207,3 +207,22 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
+
+// backdate moves every member of the zset index key the given number of
+// seconds into the past: the records look as old as a consumer that died
+// that long ago would have left them (scores are whole seconds rounded up,
+// so waiting out a 1 s visibility timeout takes up to 2 s).
+func backdate(t *testing.T, e *env, key string, seconds int64) {
+	t.Helper()
+	ctx := context.Background()
+	tags, err := e.rdb.ZRange(ctx, key, 0, -1).Result()
+	if err != nil || len(tags) == 0 {
+		t.Fatalf("backdate %s: %v %v", key, tags, err)
+	}
+	old := float64(time.Now().Unix() - seconds)
+	for _, tag := range tags {
+		if err := e.rdb.ZAdd(ctx, key, goredis.Z{Score: old, Member: tag}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/kombu-go/kombu/transport"
 )
 
@@ -21,13 +23,19 @@ func TestMalformedRecordDoesNotPoisonKombu(t *testing.T) {
 	e.rdb.LPush(ctx, e.prefix+"bq", "hello")
 	e.rdb.LPush(ctx, e.prefix+"gq", `{"body": "b2s=", "content-encoding": "binary", "content-type": "application/data", "headers": {}, "properties": {"body_encoding": "base64", "delivery_info": {"exchange": "", "routing_key": "gq"}, "delivery_mode": 2, "delivery_tag": "good-tag", "priority": 0}}`)
 	// Taken the way the hub's pop script takes them, never acked.
-	if _, _, err := e.conn.pop(ctx, []string{e.prefix + "gq"}, 1, true); err != nil {
-		t.Fatal(err)
+	good, _, err := e.conn.pop(ctx, []string{e.prefix + "gq"}, 1, true)
+	if err != nil || len(good) != 1 {
+		t.Fatal(good, err)
 	}
-	time.Sleep(10 * time.Millisecond) // the malformed one is newer: zrevrange returns it first
-	if _, _, err := e.conn.pop(ctx, []string{e.prefix + "bq"}, 1, true); err != nil {
-		t.Fatal(err)
+	bad, _, err := e.conn.pop(ctx, []string{e.prefix + "bq"}, 1, true)
+	if err != nil || len(bad) != 1 {
+		t.Fatal(bad, err)
 	}
+	// Both past the 1 s visibility timeout below, the malformed one newer:
+	// ZREVRANGEBYSCORE gives it to the sweep first.
+	now := time.Now().Unix()
+	e.rdb.ZAdd(ctx, e.prefix+"unacked_index", goredis.Z{Score: float64(now - 20), Member: good[0].tag},
+		goredis.Z{Score: float64(now - 10), Member: bad[0].tag})
 	vals, _ := e.rdb.HVals(ctx, e.prefix+"unacked").Result()
 	if len(vals) != 2 {
 		t.Fatalf("records %q, want 2", vals)
@@ -37,7 +45,6 @@ func TestMalformedRecordDoesNotPoisonKombu(t *testing.T) {
 			t.Errorf("unacked record %q is not JSON", v)
 		}
 	}
-	time.Sleep(1100 * time.Millisecond) // past the 1 s visibility timeout below
 	script := `
 import sys
 from kombu import Connection

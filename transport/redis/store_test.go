@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"regexp"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -301,5 +303,79 @@ func TestSepOption(t *testing.T) {
 	want := []channel.Row{{RoutingKey: "celery", Queue: "celery"}, {RoutingKey: "a", Pattern: "b", Queue: "c:d"}}
 	if len(rows) != 2 || rows[0] != want[0] || rows[1] != want[1] {
 		t.Errorf("rows %+v", rows)
+	}
+}
+
+// score rounds up to a whole second: a record is never restored before
+// its visibility timeout, at most a second after it.
+func TestScoreRoundsUp(t *testing.T) {
+	for _, tc := range []struct {
+		t    time.Time
+		want string
+	}{
+		{time.Unix(1763733000, 0), "1763733000"},
+		{time.Unix(1763733000, 1), "1763733001"},
+		{time.Unix(1763733000, 999_999_999), "1763733001"},
+	} {
+		if got := score(tc.t); got != tc.want {
+			t.Errorf("score(%v) = %s, want %s", tc.t.UnixNano(), got, tc.want)
+		}
+	}
+}
+
+// One pop of many messages writes every record in one HSET and one ZADD,
+// leaves the index a skiplist with exactly the popped tags in it (the
+// member the script adds to convert it is gone), and a pop of a few
+// messages into a missing index leaves Redis's own choice alone.
+func TestPopRecordsAndIndexEncoding(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := ctxT(t)
+	idxKey := e.prefix + "unacked_index"
+	for _, tc := range []struct {
+		n        int
+		wantEnc  string
+		dupFirst bool
+	}{{5, "", false}, {40, "skiplist", false}, {40, "skiplist", true}} {
+		e.rdb.Del(ctx, e.prefix+"unacked", idxKey)
+		q := e.prefix + "encq"
+		for i := 0; i < tc.n; i++ {
+			tag := fmt.Sprintf("tag-%03d", i)
+			if tc.dupFirst && i == 1 {
+				tag = "tag-000" // two messages under one tag: the later record wins, as with one HSET each
+			}
+			env := fmt.Sprintf(`{"body": "eA==", "content-encoding": "binary", "content-type": "application/data", "headers": {}, "properties": {"body_encoding": "base64", "delivery_info": {"exchange": "ex", "routing_key": "rk/%d"}, "delivery_mode": 2, "delivery_tag": %q, "priority": 0}}`, i, tag)
+			e.rdb.LPush(ctx, q, env)
+		}
+		ps, bad, err := e.conn.pop(ctx, []string{q}, tc.n, true)
+		if err != nil || bad != nil || len(ps) != tc.n {
+			t.Fatalf("n=%d: pop %d messages, %v %v", tc.n, len(ps), bad, err)
+		}
+		tags := map[string]string{}
+		for _, p := range ps {
+			tags[p.tag] = string(p.raw)
+		}
+		members, err := e.rdb.ZRange(ctx, idxKey, 0, -1).Result()
+		if err != nil || len(members) != len(tags) {
+			t.Fatalf("n=%d: index holds %d members (%v), want %d", tc.n, len(members), err, len(tags))
+		}
+		for _, m := range members {
+			raw, ok := tags[m]
+			if !ok {
+				t.Fatalf("n=%d: index member %q was not popped", tc.n, m)
+			}
+			rec, err := e.rdb.HGet(ctx, e.prefix+"unacked", m).Result()
+			var parts []json.RawMessage
+			if err != nil || json.Unmarshal([]byte(rec), &parts) != nil || len(parts) != 3 {
+				t.Fatalf("n=%d: record of %s: %q %v", tc.n, m, rec, err)
+			}
+			if string(parts[0]) != raw || string(parts[1]) != `"ex"` || !strings.HasPrefix(string(parts[2]), `"rk\/`) {
+				t.Errorf("n=%d: record of %s is %s", tc.n, m, rec)
+			}
+		}
+		// "" stands for the small encoding: listpack, ziplist before Redis 7.
+		enc, _ := e.rdb.ObjectEncoding(ctx, idxKey).Result()
+		if small := enc == "listpack" || enc == "ziplist"; (tc.wantEnc == "" && !small) || (tc.wantEnc != "" && enc != tc.wantEnc) {
+			t.Errorf("n=%d: index encoding %q, want %q", tc.n, enc, tc.wantEnc)
+		}
 	}
 }
