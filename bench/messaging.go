@@ -64,6 +64,8 @@ type MessagingResult struct {
 	Baseline             *NaiveRedisResult `json:"baseline,omitempty"`
 	ConsumeVsBaseline    float64           `json:"consume_vs_baseline,omitempty"`
 	LatencyP50VsBaseline float64           `json:"latency_p50_vs_baseline,omitempty"`
+	// Scaling is the queue-scaling comparison (RunScaling), when asked for.
+	Scaling *ScalingResult `json:"queue_scaling,omitempty"`
 }
 
 func randomName() string {

@@ -28,6 +28,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	idle := fs.Duration("idle", 0, "after the run, measure idle CPU, goroutines (and Redis connections) for this long (default 2s when --queues > 1)")
 	jsonOut := fs.Bool("json", false, "print one JSON object instead of a report")
 	baseline := fs.Bool("baseline", true, "on Redis, also run the naive goroutine-per-queue go-redis consumer in the same run and print the ratios")
+	rounds := fs.Int("scaling-rounds", 0, "with --queues > 1: also compare, in this many alternating rounds, a consumer on the --queues queues (messages on one) with one on a single queue (0: skip)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -37,8 +38,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		// Many queues: the idle cost is part of the answer.
 		*idle = 2 * time.Second
 	}
-	if *messages < 1 || *size < 0 || *queues < 1 || *prefetch < 0 || *latency < 0 {
-		fmt.Fprintln(stderr, "kombu bench: --messages and --queues must be positive; --size, --prefetch and --latency not negative")
+	if *messages < 1 || *size < 0 || *queues < 1 || *prefetch < 0 || *latency < 0 || *rounds < 0 {
+		fmt.Fprintln(stderr, "kombu bench: --messages and --queues must be positive; --size, --prefetch, --latency and --scaling-rounds not negative")
+		return errUsage
+	}
+	if *rounds > 0 && (*queues < 2 || *messages < *rounds) {
+		fmt.Fprintln(stderr, "kombu bench: --scaling-rounds needs --queues of at least 2 and at least one message per round")
 		return errUsage
 	}
 	pr := progress{w: stderr, quiet: *jsonOut}
@@ -50,6 +55,17 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	pr.done()
 	if err != nil {
 		return err
+	}
+	if *rounds > 0 {
+		sc, err := bench.RunScaling(ctx, bench.ScalingConfig{
+			URL: *url, Messages: *messages, Rounds: *rounds, Queues: *queues, Size: *size, Prefetch: *prefetch,
+			Progress: func(phase string, done, total int) { pr.update("%s %d/%d", phase, done, total) },
+		})
+		pr.done()
+		if err != nil {
+			return fmt.Errorf("scaling: %w", err)
+		}
+		res.Scaling = &sc
 	}
 	if *jsonOut {
 		return json.NewEncoder(stdout).Encode(res)
@@ -67,6 +83,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			fmt.Fprintf(stdout, ", %d Redis client connection(s)", res.IdleRedisClients)
 		}
 		fmt.Fprintln(stdout)
+	}
+	if sc := res.Scaling; sc != nil {
+		fmt.Fprintf(stdout, "queue scaling, %d alternating rounds of %d messages, same run:\n", sc.Rounds, sc.MessagesPerRound)
+		fmt.Fprintf(stdout, "  %-11s %10.0f msg/s\n", "1 queue", sc.OneQueuePerSec)
+		fmt.Fprintf(stdout, "  %-11s %10.0f msg/s  (messages on one)  -> %.2fx (median round %.2fx)\n",
+			fmt.Sprintf("%d queues", sc.Queues), sc.ManyQueuesPerSec, sc.Ratio, sc.MedianRoundRatio)
 	}
 	if b := res.Baseline; b != nil {
 		fmt.Fprintf(stdout, "naive baseline (goroutine per queue, go-redis BRPOP, Kombu's unacked records), same run:\n")

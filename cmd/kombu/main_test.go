@@ -25,6 +25,8 @@ func TestUsageErrors(t *testing.T) {
 		{"nope"},
 		{"bench", "--bogus"},
 		{"bench", "--messages", "0"},
+		{"bench", "--scaling-rounds", "3"},
+		{"bench", "--queues", "5", "--messages", "2", "--scaling-rounds", "3"},
 		{"publish"},
 		{"publish", "--header", "novalue", "x"},
 		{"publish", "--exchange", "e", "--exchange-type", "weird", "x"},
@@ -148,5 +150,47 @@ func TestPollerBenchJSON(t *testing.T) {
 	}
 	if res.WakeupNs["hub"] <= 0 || len(res.TimersNs) == 0 {
 		t.Errorf("wakeup_ns=%v timers_ns=%v", res.WakeupNs, res.TimersNs)
+	}
+}
+
+// --scaling-rounds adds the alternating-rounds comparison to the report
+// and to --json (on the memory transport here; Redis in the README).
+func TestBenchScaling(t *testing.T) {
+	code, stdout, stderr := runCLI(t, "bench", "--messages", "3000", "--latency", "0", "--queues", "20",
+		"--idle", "0", "--scaling-rounds", "3", "--json")
+	if code != 0 {
+		t.Fatalf("bench: exit %d: %s", code, stderr)
+	}
+	var res struct {
+		Scaling *struct {
+			Rounds           int       `json:"rounds"`
+			MessagesPerRound int       `json:"messages_per_round"`
+			Queues           int       `json:"queues"`
+			One              float64   `json:"one_queue_per_s"`
+			Many             float64   `json:"many_queues_per_s"`
+			Ratio            float64   `json:"ratio"`
+			RoundRatios      []float64 `json:"round_ratios"`
+			Median           float64   `json:"median_round_ratio"`
+		} `json:"queue_scaling"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatalf("%v: %q", err, stdout)
+	}
+	sc := res.Scaling
+	if sc == nil {
+		t.Fatalf("bench --json lacks queue_scaling: %s", stdout)
+	}
+	if sc.Rounds != 3 || sc.MessagesPerRound != 1000 || sc.Queues != 20 || len(sc.RoundRatios) != 3 {
+		t.Errorf("queue_scaling = %+v", *sc)
+	}
+	if sc.One <= 0 || sc.Many <= 0 || sc.Ratio <= 0 || sc.Median <= 0 {
+		t.Errorf("queue_scaling rates = %+v", *sc)
+	}
+	if want := sc.Many / sc.One; sc.Ratio < want*0.999 || sc.Ratio > want*1.001 {
+		t.Errorf("ratio %v, want many/one = %v", sc.Ratio, want)
+	}
+	code, stdout, _ = runCLI(t, "bench", "--messages", "600", "--latency", "0", "--queues", "3", "--idle", "0", "--scaling-rounds", "2")
+	if code != 0 || !strings.Contains(stdout, "queue scaling, 2 alternating rounds of 300 messages") || !strings.Contains(stdout, "3 queues") {
+		t.Errorf("bench report: exit %d:\n%s", code, stdout)
 	}
 }
