@@ -354,10 +354,13 @@ func (c *Channel) NoAck(queue string) bool {
 // meanwhile, or the channel is closing) the message is recorded and
 // requeued at once (Kombu's _reject_inbound_message), so it is not lost.
 // Deliver does not check the prefetch window: pushing stores stay within
-// [Channel.Room] themselves.
-func (c *Channel) Deliver(queue string, m *transport.Message) {
+// [Channel.Room] themselves. It reports whether the message went to a
+// no-ack consumer: the store then drops whatever record it keeps of it
+// (Redis: the unacked record, written before a fanout message is
+// delivered, when the consumer that takes it may not be known yet).
+func (c *Channel) Deliver(queue string, m *transport.Message) (noAck bool) {
 	if m == nil {
-		return
+		return false
 	}
 	if m.DeliveryInfo.DeliveryTag == "" {
 		m.DeliveryInfo.DeliveryTag = NewDeliveryTag()
@@ -366,7 +369,7 @@ func (c *Channel) Deliver(queue string, m *transport.Message) {
 	if c.released {
 		c.log.Error("channel: message delivered after close is lost", "queue", queue,
 			"delivery_tag", m.DeliveryInfo.DeliveryTag)
-		return
+		return false
 	}
 	cons := c.pick(queue)
 	if cons == nil {
@@ -376,13 +379,14 @@ func (c *Channel) Deliver(queue string, m *transport.Message) {
 			c.log.Error("channel: requeue failed", "queue", queue, "err", err)
 		}
 		c.one[0] = Settlement{}
-		return
+		return false
 	}
 	m.DeliveryInfo.ConsumerTag = cons.tag
 	if !cons.noAck {
 		c.qos.append(m.DeliveryInfo.DeliveryTag, m)
 	}
 	cons.fn(m)
+	return cons.noAck
 }
 
 // Wake tells the channel that messages may be ready in the queues it
@@ -466,6 +470,8 @@ func (c *Channel) endPull() {
 // Options.NoRestoreOnClose) and closes the store. It runs on the hub
 // through hub.Call, so it must not be called from a hub callback; if the
 // hub is closed it runs on the caller's goroutine once the hub is done.
+// A store that finishes its work off the hub ([CloseWaiter]) is waited
+// for on the caller's goroutine, with the hub free meanwhile.
 // Idempotent: later calls wait for the first and return its result.
 func (c *Channel) Close() error {
 	if !c.closed.CompareAndSwap(false, true) {
@@ -481,6 +487,9 @@ func (c *Channel) Close() error {
 		}
 		<-c.h.Done() // nobody touches the hub state any more
 		run()
+	}
+	if w, ok := c.st.(CloseWaiter); ok {
+		c.err = errors.Join(c.err, w.WaitClose())
 	}
 	return c.err
 }

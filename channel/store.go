@@ -228,8 +228,19 @@ type Store interface {
 	// Close releases the store on the hub goroutine, after the channel has
 	// cancelled its consumers (Consuming with an empty list) and settled or
 	// restored its unacknowledged messages. Called once. Redis removes its
-	// sockets from the hub and closes its clients here.
+	// sockets from the hub and closes its clients here. Work that finishes
+	// off the hub is waited for in [CloseWaiter], not here.
 	Close() error
+}
+
+// CloseWaiter is implemented by stores whose Close leaves work running off
+// the hub (Redis: the restores and acknowledgements its executor still
+// holds). Channel.Close calls WaitClose on its own goroutine once Close has
+// returned on the hub, so the loop keeps serving everything else while
+// the broker is slow or unreachable. Called once; its error is returned
+// from Channel.Close.
+type CloseWaiter interface {
+	WaitClose() error
 }
 
 // Puller is implemented by stores the channel pulls messages from (memory),

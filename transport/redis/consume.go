@@ -523,10 +523,9 @@ func (st *store) deliver(p *popped) {
 		st.cycle.Rotate(p.queue)
 		st.lastRotated = p.queue
 	}
-	if p.tag != "" && st.ch.NoAck(p.queue) {
-		st.c.exec.ack(p.tag) // a no-ack consumer: no record to keep
+	if st.ch.Deliver(p.queue, m) && p.tag != "" {
+		st.c.exec.ack(p.tag) // a no-ack consumer took it: no record to keep
 	}
-	st.ch.Deliver(p.queue, m)
 }
 
 // giveBack returns popped messages that no consumer will see to the head
@@ -677,7 +676,11 @@ func (st *store) deliverBacklog() {
 				if st.closed {
 					break
 				}
-				st.ch.Deliver(fm.queue, fm.m)
+				// Recorded for the consumer NoAck named; another may take
+				// it now (one was cancelled meanwhile).
+				if st.ch.Deliver(fm.queue, fm.m) && err == nil {
+					c.exec.ack(fm.tag)
+				}
 			}
 			if st.closed && err == nil {
 				tags := make([]string, 0, len(rec))
@@ -736,10 +739,9 @@ func (st *store) finishInFlight() {
 }
 
 // Close releases the store: a pop in flight is finished and its messages
-// given back, the fanout queues declared auto_delete are deleted (Kombu),
-// the sockets are closed, and Close waits for the executor to finish the
-// work queued so far (acks and restores), so that a message given back is
-// in its list when Close returns.
+// given back, the fanout queues declared auto_delete are deleted (Kombu)
+// and the sockets are closed. The acks and restores this queues run on the
+// executor; WaitClose waits for them.
 func (st *store) Close() error {
 	if st.closed {
 		return nil
@@ -781,5 +783,17 @@ func (st *store) Close() error {
 			}
 		})
 	}
-	return st.c.exec.wait(30 * time.Second)
+	return nil
 }
+
+// WaitClose waits, on the goroutine of Channel.Close and not on the hub,
+// for the executor to finish the work queued so far (acks and restores),
+// so that a message given back is in its list when Channel.Close returns;
+// at most closeWait, since Redis may be unreachable (the records left
+// behind restore the messages after the visibility timeout).
+func (st *store) WaitClose() error {
+	return st.c.exec.wait(closeWait)
+}
+
+// closeWait bounds how long Channel.Close waits for its acks and restores.
+const closeWait = 30 * time.Second

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -312,14 +313,7 @@ func TestFanoutConsume(t *testing.T) {
 	e := newEnv(t, nil)
 	ctx := ctxT(t)
 	ch := e.channel()
-	fx := uniq("fx")
-	for _, c := range []*Channel{ch} {
-		c.DeclareExchange(ctx, transport.Exchange{Name: fx, Type: transport.Fanout})
-	}
-	ch.DeclareQueue(ctx, transport.Queue{Name: "fq1"})
-	if err := ch.BindQueue(ctx, transport.Binding{Queue: "fq1", Exchange: fx}); err != nil {
-		t.Fatal(err)
-	}
+	fx := bindFanout(t, ch, "fq1")
 	out := consumeN(t, ch, "fq1", false, true)
 	waitClients(t, e, "psubscribe")
 	for i := 0; i < 3; i++ {
@@ -588,4 +582,138 @@ func TestPanicInCallbackKeepsBatch(t *testing.T) {
 	for len(seen) < 10 {
 		seen[waitFor(t, out, "delivery after a panic")] = true
 	}
+}
+
+// Channel.Close waits for its restores on the caller's goroutine: while
+// the executor is held up (Redis slow or away), the hub goes on serving
+// everything else, and Close returns once the restore has run, with the
+// message back in its queue.
+func TestCloseWaitsOffTheHub(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := ctxT(t)
+	ch := e.channel()
+	if err := ch.Publish(ctx, textMsg("held"), "", "cwq", transport.PublishOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	out := consumeN(t, ch, "cwq", false, false)
+	waitFor(t, out, "the unacknowledged delivery")
+	release := holdExecutor(t, e)
+	closed := make(chan error, 1)
+	go func() { closed <- ch.Close() }()
+	// Once the shutdown running on the hub has queued work behind the held
+	// job, a Call posted now runs after it, and completes only if the hub
+	// is not held waiting for the executor.
+	queued := func() int {
+		e.conn.exec.mu.Lock()
+		defer e.conn.exec.mu.Unlock()
+		return len(e.conn.exec.jobs)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for queued() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("Close queued nothing on the executor")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := e.h.Call(cctx, func() {}); err != nil {
+		t.Fatalf("the hub was held while Close waited for the executor: %v", err)
+	}
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned (%v) before its restore could run", err)
+	default:
+	}
+	release()
+	if err := waitFor(t, closed, "Close"); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := e.rdb.LLen(ctx, e.prefix+"cwq").Result(); n != 1 {
+		t.Errorf("cwq holds %d messages after Close, want the restored one", n)
+	}
+}
+
+// A fanout message is recorded for the consumer in line when it arrives;
+// if a no-ack consumer takes it by the time the record is written (the
+// other was cancelled meanwhile), the record is dropped, not left to the
+// visibility timeout to deliver the message a second time.
+func TestFanoutRecordDroppedForNoAckTaker(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := ctxT(t)
+	ch := e.channel()
+	fx := bindFanout(t, ch, "fnq")
+	acking, err := ch.Consume(ctx, transport.ConsumeOptions{Queue: "fnq"}, func(m *transport.Message) {
+		t.Errorf("the cancelled consumer got %q", m.Body)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitClients(t, e, "psubscribe")
+	release := holdExecutor(t, e)
+	if err := ch.Publish(ctx, textMsg("fan"), fx, "", transport.PublishOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	queued := func() int {
+		e.conn.exec.mu.Lock()
+		defer e.conn.exec.mu.Unlock()
+		return len(e.conn.exec.jobs)
+	}
+	for deadline := time.Now().Add(10 * time.Second); queued() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the fanout message's record was never queued")
+		}
+	}
+	if err := ch.Cancel(ctx, acking); err != nil {
+		t.Fatal(err)
+	}
+	out := consumeN(t, ch, "fnq", true, false)
+	release()
+	m := waitFor(t, out, "the delivery to the no-ack consumer")
+	if string(m.Body) != "fan" {
+		t.Fatalf("got %q", m.Body)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n, err := e.rdb.HLen(ctx, e.prefix+"unacked").Result()
+		if err == nil && n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d unacked records left for a message a no-ack consumer took (%v)", n, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// holdExecutor blocks the connection's executor until release is called
+// (at the latest when the test ends, so that a failing test does not hang
+// in Close): work queued meanwhile waits behind the held job.
+func holdExecutor(t *testing.T, e *env) (release func()) {
+	t.Helper()
+	s, r := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	release = func() { once.Do(func() { close(r) }) }
+	t.Cleanup(release)
+	e.conn.exec.do(func(context.Context) { close(s); <-r })
+	waitFor(t, s, "the executor to take the held job")
+	return release
+}
+
+// bindFanout declares a new fanout exchange and queue and binds them; it
+// returns the exchange's name.
+func bindFanout(t *testing.T, ch *Channel, queue string) string {
+	t.Helper()
+	ctx := ctxT(t)
+	fx := uniq("fx")
+	if err := ch.DeclareExchange(ctx, transport.Exchange{Name: fx, Type: transport.Fanout}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.DeclareQueue(ctx, transport.Queue{Name: queue}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.BindQueue(ctx, transport.Binding{Queue: queue, Exchange: fx}); err != nil {
+		t.Fatal(err)
+	}
+	return fx
 }
