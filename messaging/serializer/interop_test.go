@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -88,10 +90,32 @@ func TestKombuReadsOurOutput(t *testing.T) {
 		t.Fatalf("python3 output %q: %v", out, err)
 	}
 	for i, c := range cases {
-		if got[i] != c.want {
-			t.Errorf("case %d (%q): Kombu decoded %s, want %s", i, c.serializer, got[i], c.want)
+		t.Run(fmt.Sprintf("%d-%s", i, c.serializer), func(t *testing.T) {
+			if lib := pyLibMissing(got[i]); lib != "" {
+				if os.Getenv("KOMBU_REQUIRE_BROKERS") == "1" {
+					t.Fatalf("Kombu lacks %s (apt-get install python3-msgpack python3-yaml; KOMBU_REQUIRE_BROKERS=1 requires it)", lib)
+				}
+				t.Skipf("Kombu lacks %s (apt-get install python3-msgpack python3-yaml)", lib)
+			}
+			if got[i] != c.want {
+				t.Errorf("Kombu decoded %s, want %s", got[i], c.want)
+			}
+		})
+	}
+}
+
+// pyLibMissing returns the serializer library Kombu reported missing in a
+// decode result ("ERROR SerializerNotInstalled: ..."), or "".
+func pyLibMissing(result string) string {
+	if !strings.HasPrefix(result, "ERROR SerializerNotInstalled") {
+		return ""
+	}
+	for _, lib := range []string{"msgpack", "yaml"} {
+		if strings.Contains(result, lib) {
+			return lib
 		}
 	}
+	return "a serializer library"
 }
 
 // findPython prefers Debian's /usr/bin/python3, where apt installs the
