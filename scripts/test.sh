@@ -29,9 +29,10 @@
 #   RabbitMQ  KOMBU_TEST_AMQP_URL if it is set and answers; else amqp://guest:guest@127.0.0.1:5672//
 #             if that answers; else rabbitmq-server is started (-detached), and stopped on exit
 #             (only if this script started it).
-#   Python    /usr/bin/python3 with the kombu, redis, amqp, msgpack, yaml, brotli and zstandard
-#             modules (Debian's python3-kombu, python3-redis, python3-amqp, python3-msgpack,
-#             python3-yaml, python3-brotli, python3-zstandard), for the interoperability tests.
+#   Python    /usr/bin/python3 with the kombu, redis, amqp, msgpack, yaml, brotli, zstandard and
+#             celery modules (Debian's python3-kombu, python3-redis, python3-amqp, python3-msgpack,
+#             python3-yaml, python3-brotli, python3-zstandard, python3-celery), for the
+#             interoperability tests.
 #   gcc       -race needs cgo and a C compiler; without one the tests run without -race, loudly
 #             (with KOMBU_REQUIRE_BROKERS=1 that is a failure too).
 #
@@ -169,17 +170,18 @@ hr "brokers and tools"
 py=/usr/bin/python3
 # msgpack and yaml: Kombu's serializers; brotli and zstandard: its compressors. The serializer and
 # compression interop tests exchange data with them (apt-get does not bring them with python3-kombu).
-py_ok() { [[ -x $py ]] && "$py" -c 'import kombu, redis, amqp, msgpack, yaml, brotli, zstandard' >/dev/null 2>&1; }
+# celery: a real Celery worker and client for messaging's Celery interop test.
+py_ok() { [[ -x $py ]] && "$py" -c 'import kombu, redis, amqp, msgpack, yaml, brotli, zstandard, celery' >/dev/null 2>&1; }
 if ! py_ok && kb_is_root; then
 	kb_apt_install python3 python3-kombu python3-redis python3-amqp python3-msgpack python3-yaml \
-		python3-brotli python3-zstandard
+		python3-brotli python3-zstandard python3-celery
 fi
 if py_ok; then
 	export KOMBU_TEST_PYTHON=$py
 	python_desc="$py (kombu $("$py" -c 'import kombu; print(kombu.__version__)' 2>/dev/null))"
 else
 	unset KOMBU_TEST_PYTHON
-	missing+=("python3-kombu: $py cannot import kombu, redis, amqp, msgpack, yaml, brotli and zstandard (apt-get install python3-kombu python3-redis python3-amqp python3-msgpack python3-yaml python3-brotli python3-zstandard)")
+	missing+=("python3-kombu: $py cannot import kombu, redis, amqp, msgpack, yaml, brotli, zstandard and celery (apt-get install python3-kombu python3-redis python3-amqp python3-msgpack python3-yaml python3-brotli python3-zstandard python3-celery)")
 fi
 
 # ---- Redis ------------------------------------------------------------------------------------------
