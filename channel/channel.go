@@ -23,12 +23,14 @@ var _ transport.Channel = (*Channel)(nil)
 // hub callback. The methods that stores call (Deliver, Room, CanConsume,
 // NoAck) must be called on the hub goroutine; Wake is safe anywhere.
 type Channel struct {
-	h     *hub.Hub
-	st    Store
-	pull  Puller // nil for a pushing store
-	state *State
-	opts  Options
-	log   *slog.Logger
+	h    *hub.Hub
+	st   Store
+	pull Puller // nil for a pushing store
+	// noAckTaker is the store as a NoAckTaker, nil if it is not one.
+	noAckTaker NoAckTaker
+	state      *State
+	opts       Options
+	log        *slog.Logger
 
 	// closed is set when Close starts; calls made after it fail with
 	// transport.ErrClosed.
@@ -85,6 +87,7 @@ func New(h *hub.Hub, st Store, opts Options) *Channel {
 		consumed: make(map[string]*queueConsumers),
 	}
 	c.pull, _ = st.(Puller)
+	c.noAckTaker, _ = st.(NoAckTaker)
 	c.qos.init()
 	c.flush = c.runInbox
 	c.pump = c.pullPosted

@@ -335,14 +335,21 @@ func (c *Channel) CanConsume() bool { return len(c.active) > 0 && c.Room() > 0 }
 // writes no unacked record for it). Hub goroutine only.
 func (c *Channel) NoAck(queue string) bool {
 	qc := c.consumed[queue]
-	if qc == nil || len(qc.list) == 0 {
+	if qc == nil {
 		return false
 	}
-	i := qc.next
-	if i >= len(qc.list) {
-		i = 0
+	// pick's choice, without moving on: the next consumer not cancelled.
+	start := qc.next
+	if start >= len(qc.list) {
+		start = 0
 	}
-	return qc.list[i].noAck
+	for k := range qc.list {
+		cons := qc.list[(start+k)%len(qc.list)]
+		if !cons.cancelled.Load() {
+			return cons.noAck
+		}
+	}
+	return false
 }
 
 // Deliver hands a message taken from queue to the queue's consumer (Kombu's
@@ -354,10 +361,10 @@ func (c *Channel) NoAck(queue string) bool {
 // meanwhile, or the channel is closing) the message is recorded and
 // requeued at once (Kombu's _reject_inbound_message), so it is not lost.
 // Deliver does not check the prefetch window: pushing stores stay within
-// [Channel.Room] themselves. It reports whether the message went to a
-// no-ack consumer: the store then drops whatever record it keeps of it
-// (Redis: the unacked record, written before a fanout message is
-// delivered, when the consumer that takes it may not be known yet).
+// [Channel.Room] themselves. A store that keeps records of its messages
+// hears of a no-ack taker before the callback runs ([NoAckTaker]).
+// Deliver reports whether a no-ack consumer took the message (false when
+// it was requeued for want of a consumer).
 func (c *Channel) Deliver(queue string, m *transport.Message) (noAck bool) {
 	if m == nil {
 		return false
@@ -384,6 +391,8 @@ func (c *Channel) Deliver(queue string, m *transport.Message) (noAck bool) {
 	m.DeliveryInfo.ConsumerTag = cons.tag
 	if !cons.noAck {
 		c.qos.append(m.DeliveryInfo.DeliveryTag, m)
+	} else if c.noAckTaker != nil {
+		c.noAckTaker.TakenNoAck(queue, m)
 	}
 	cons.fn(m)
 	return cons.noAck

@@ -233,6 +233,17 @@ type Store interface {
 	Close() error
 }
 
+// NoAckTaker is implemented by pushing stores that keep a record of a
+// message until it is settled (Redis: its unacked record, under the
+// message's delivery tag). When a no-ack consumer takes a message,
+// [Channel.Deliver] calls TakenNoAck before the consumer's callback runs:
+// the message is settled as it is handed over, so the store drops its
+// record, and a callback that panics cannot leave the record behind to be
+// delivered again. Hub goroutine.
+type NoAckTaker interface {
+	TakenNoAck(queue string, m *transport.Message)
+}
+
 // CloseWaiter is implemented by stores whose Close leaves work running off
 // the hub (Redis: the restores and acknowledgements its executor still
 // holds). Channel.Close calls WaitClose on its own goroutine once Close has

@@ -82,6 +82,9 @@ type hubState struct {
 	subscribed    int  // subscriptions the server confirmed
 	consuming     bool
 	closed        bool
+	// handing is set while handOver gives a message that has an unacked
+	// record to the channel (TakenNoAck drops the record).
+	handing bool
 }
 
 // popCmd is one pop (script or BRPOP) sent on the BRPOP socket.
@@ -523,8 +526,25 @@ func (st *store) deliver(p *popped) {
 		st.cycle.Rotate(p.queue)
 		st.lastRotated = p.queue
 	}
-	if st.ch.Deliver(p.queue, m) && p.tag != "" {
-		st.c.exec.ack(p.tag) // a no-ack consumer took it: no record to keep
+	st.handOver(p.queue, m, p.tag != "")
+}
+
+// handOver gives m to the channel. recorded says m has an unacked record
+// under its delivery tag: TakenNoAck drops it if a no-ack consumer takes
+// m, before the consumer's callback runs. Reports whether one did.
+func (st *store) handOver(queue string, m *transport.Message, recorded bool) (noAck bool) {
+	st.handing = recorded
+	noAck = st.ch.Deliver(queue, m)
+	st.handing = false
+	return noAck
+}
+
+// TakenNoAck implements channel.NoAckTaker: a no-ack consumer took the
+// message handOver is handing over, so its record, if it has one, goes.
+func (st *store) TakenNoAck(queue string, m *transport.Message) {
+	if st.handing {
+		st.handing = false
+		st.c.exec.ack(m.DeliveryInfo.DeliveryTag)
 	}
 }
 
@@ -651,11 +671,14 @@ func (st *store) deliverBacklog() {
 		fm := st.backlog[0]
 		st.backlog[0] = fanoutMsg{}
 		st.backlog = st.backlog[1:]
+		// NoAck names the consumer Deliver picks next, skipping cancelled
+		// ones as it does; only a Cancel from another goroutine between
+		// the two calls can make them differ.
 		if st.o.ackEmulation && !st.ch.NoAck(fm.queue) {
 			rec = append(rec, fm)
 			continue
 		}
-		st.ch.Deliver(fm.queue, fm.m)
+		st.handOver(fm.queue, fm.m, false)
 	}
 	if len(st.backlog) == 0 {
 		st.backlog = nil
@@ -676,11 +699,9 @@ func (st *store) deliverBacklog() {
 				if st.closed {
 					break
 				}
-				// Recorded for the consumer NoAck named; another may take
-				// it now (one was cancelled meanwhile).
-				if st.ch.Deliver(fm.queue, fm.m) && err == nil {
-					c.exec.ack(fm.tag)
-				}
+				// Recorded for the consumer NoAck named; a no-ack one may
+				// take it now (the other was cancelled meanwhile).
+				st.handOver(fm.queue, fm.m, err == nil)
 			}
 			if st.closed && err == nil {
 				tags := make([]string, 0, len(rec))

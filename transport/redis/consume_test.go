@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -716,4 +718,60 @@ func bindFanout(t *testing.T, ch *Channel, queue string) string {
 		t.Fatal(err)
 	}
 	return fx
+}
+
+// A no-ack consumer's callback that panics (the hub recovers it) has still
+// been handed the message: its unacked record goes before the callback
+// runs, or the visibility timeout would deliver the message again.
+func TestNoAckPanicLeavesNoRecord(t *testing.T) {
+	var panics atomic.Int32
+	e := newEnvHub(t, nil, hub.Options{OnError: func(err error) error { panics.Add(1); return nil }})
+	ctx := ctxT(t)
+	ch := e.channel()
+	for _, body := range []string{"list", "fan"} {
+		if body == "fan" {
+			fx := bindFanout(t, ch, "npf")
+			ch.Consume(ctx, transport.ConsumeOptions{Queue: "npf", NoAck: true}, func(*transport.Message) { panic("callback failure") })
+			waitClients(t, e, "psubscribe")
+			ch.Publish(ctx, textMsg(body), fx, "", transport.PublishOptions{})
+		} else {
+			ch.Publish(ctx, textMsg(body), "", "npq", transport.PublishOptions{})
+			ch.Consume(ctx, transport.ConsumeOptions{Queue: "npq", NoAck: true}, func(*transport.Message) { panic("callback failure") })
+		}
+		want := int32(1)
+		if body == "fan" {
+			want = 2
+		}
+		for deadline := time.Now().Add(10 * time.Second); panics.Load() < want; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the no-ack consumer was never called", body)
+			}
+		}
+		if err := e.conn.exec.wait(5 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		n, _ := e.rdb.HLen(ctx, e.prefix+"unacked").Result()
+		z, _ := e.rdb.ZCard(ctx, e.prefix+"unacked_index").Result()
+		if n != 0 || z != 0 {
+			t.Errorf("%s: a message a no-ack consumer took left %d record(s), %d index entries", body, n, z)
+		}
+	}
+}
+
+// Fanout records are scored like the pop script's: whole seconds.
+func TestFanoutRecordScoreWholeSeconds(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := ctxT(t)
+	ch := e.channel()
+	fx := bindFanout(t, ch, "fsq")
+	out := consumeN(t, ch, "fsq", false, false)
+	waitClients(t, e, "psubscribe")
+	if err := ch.Publish(ctx, textMsg("f"), fx, "", transport.PublishOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	m := waitFor(t, out, "fanout delivery")
+	sc, err := e.rdb.ZScore(ctx, e.prefix+"unacked_index", m.DeliveryInfo.DeliveryTag).Result()
+	if err != nil || sc != math.Trunc(sc) || time.Since(time.Unix(int64(sc), 0)) > time.Minute {
+		t.Errorf("fanout record score %v (%v), want whole seconds, now or just after", sc, err)
+	}
 }

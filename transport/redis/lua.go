@@ -25,6 +25,10 @@ import (
 // The pops come first: once the script has written, Redis lets it finish
 // even past maxmemory, so a server at its memory limit still hands messages
 // over with their records (Kombu's consumer keeps consuming there too).
+// What would fail the writes after the pops is checked before them: an
+// unacked hash or index of another type, and more messages than Lua's
+// unpack takes (N is capped at 1000; callers ask for at most maxBatch).
+// Both are errors with no message taken.
 //
 //	KEYS[1]    the unacked hash, KEYS[2] the unacked_index zset
 //	KEYS[3..]  the list keys, in the order to try them (Kombu's BRPOP order)
@@ -48,6 +52,16 @@ import (
 const popSrc = `
 local n = tonumber(ARGV[1])
 local rec = ARGV[3] == '1'
+if n > 1000 then
+  return redis.error_reply('ERR kombu-go pop script: at most 1000 messages a call')
+end
+if rec then
+  local th, tz = redis.call('TYPE', KEYS[1])['ok'], redis.call('TYPE', KEYS[2])['ok']
+  if (th ~= 'none' and th ~= 'hash') or (tz ~= 'none' and tz ~= 'zset') then
+    return redis.error_reply('WRONGTYPE kombu-go pop script: ' .. KEYS[1] .. ' is a ' .. th ..
+      ' and ' .. KEYS[2] .. ' a ' .. tz .. ' (want a hash and a zset); no message taken')
+  end
+end
 local out = {}
 local recs, idx = {}, {}
 local function str(v)

@@ -81,6 +81,12 @@ type env struct {
 // at cleanup.
 func newEnv(t testing.TB, opts map[string]any) *env {
 	t.Helper()
+	return newEnvHub(t, opts, hub.Options{})
+}
+
+// newEnvHub is newEnv with a hub of the given options.
+func newEnvHub(t testing.TB, opts map[string]any, hopts hub.Options) *env {
+	t.Helper()
 	raw := redisURL(t)
 	e := &env{t: t}
 	if opts == nil {
@@ -96,7 +102,7 @@ func newEnv(t testing.TB, opts map[string]any) *env {
 		t.Fatal(err)
 	}
 	e.tr = tr.(*Transport)
-	e.h = startHub(t)
+	e.h = startHubWith(t, hopts)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, err := e.tr.Dial(ctx, e.h)
@@ -130,7 +136,13 @@ func (e *env) cleanKeys() {
 // startHub runs a hub on a goroutine until the test ends.
 func startHub(t testing.TB) *hub.Hub {
 	t.Helper()
-	h, err := hub.New(hub.Options{})
+	return startHubWith(t, hub.Options{})
+}
+
+// startHubWith is startHub with options.
+func startHubWith(t testing.TB, opts hub.Options) *hub.Hub {
+	t.Helper()
+	h, err := hub.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -227,7 +227,7 @@ func (c *Conn) anyStore() *store {
 // QoS.append: ZADD unacked_index, HSET unacked) in one pipeline.
 func (c *Conn) record(ctx context.Context, msgs []fanoutMsg) error {
 	o := c.o
-	now := float64(time.Now().UnixNano()) / 1e9
+	now := float64(scoreSeconds(time.Now()))
 	_, err := c.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		for _, fm := range msgs {
 			p.ZAdd(ctx, o.key(o.unackedIndexKey), goredis.Z{Score: now, Member: fm.tag})

@@ -374,11 +374,16 @@ var (
 // for a fractional score is a strtod per entry (measured: ZADD 5.9 µs
 // against 1.9 µs with integer scores, building 100 entries).
 func score(t time.Time) string {
+	return strconv.FormatInt(scoreSeconds(t), 10)
+}
+
+// scoreSeconds is score as a number.
+func scoreSeconds(t time.Time) int64 {
 	s := t.Unix()
 	if t.Nanosecond() > 0 {
 		s++
 	}
-	return strconv.FormatInt(s, 10)
+	return s
 }
 
 func flag(b bool) string {

@@ -379,3 +379,34 @@ func TestPopRecordsAndIndexEncoding(t *testing.T) {
 		}
 	}
 }
+
+// An unacked hash or index of another type fails the pop script before it
+// takes anything: every message stays in its list.
+func TestPopWrongTypeRecordsTakesNothing(t *testing.T) {
+	for _, bad := range []string{"unacked_index", "unacked"} {
+		t.Run(bad, func(t *testing.T) {
+			e := newEnv(t, nil)
+			ctx := ctxT(t)
+			q := e.prefix + "wtq"
+			e.rdb.Set(ctx, e.prefix+bad, "a string", 0)
+			for i := 0; i < 40; i++ {
+				e.rdb.LPush(ctx, q, fmt.Sprintf(`{"body": "", "properties": {"delivery_tag": "t%d"}}`, i))
+			}
+			_, _, err := e.conn.pop(ctx, []string{q}, 40, true)
+			if err == nil || !strings.Contains(err.Error(), "WRONGTYPE") || !strings.Contains(err.Error(), "no message taken") {
+				t.Errorf("pop: %v, want the WRONGTYPE error", err)
+			}
+			if n, _ := e.rdb.LLen(ctx, q).Result(); n != 40 {
+				t.Errorf("%d of 40 messages left in the list", n)
+			}
+			// Without records the types do not matter.
+			if ps, _, err := e.conn.pop(ctx, []string{q}, 40, false); err != nil || len(ps) != 40 {
+				t.Errorf("pop without records: %d messages, %v", len(ps), err)
+			}
+		})
+	}
+	e := newEnv(t, nil)
+	if _, _, err := e.conn.pop(ctxT(t), []string{e.prefix + "q"}, 1001, true); err == nil || !strings.Contains(err.Error(), "at most 1000") {
+		t.Errorf("pop of 1001: %v", err)
+	}
+}
