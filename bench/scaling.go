@@ -89,17 +89,20 @@ func RunScaling(ctx context.Context, cfg ScalingConfig) (ScalingResult, error) {
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
+		// Closed first: closing gives unacknowledged messages back, which
+		// would bring a deleted queue's key back.
+		for _, s := range sides {
+			if s != nil && s.conn != nil {
+				s.conn.Close()
+			}
+		}
 		for _, s := range sides {
 			if s == nil {
 				continue
 			}
-			if s.cons != nil {
-				s.cons.Cancel(cctx)
-			}
 			for _, q := range s.queues {
 				q.Delete(cctx, ch, messaging.DeleteOptions{})
 			}
-			s.conn.Close()
 		}
 	}()
 	for i, n := range []int{1, cfg.Queues} {

@@ -55,7 +55,8 @@
 #   KOMBU_TEST_AMQP_URL           amqp://user:pass@host:port/vhost (unset if no RabbitMQ)
 #   KOMBU_TEST_RABBITMQCTL        path of a working rabbitmqctl for that broker, when it is local
 #                                 (for `rabbitmqctl close_connection`); unset if none works
-#   KOMBU_TEST_PYTHON             /usr/bin/python3 when it imports kombu, redis and amqp
+#   KOMBU_TEST_PYTHON             /usr/bin/python3 when it imports kombu, redis and amqp (the
+#                                 other modules missing are reported, and their tests say so)
 #   KOMBU_TEST_STATE_DIR          this run's temp dir (removed on exit)
 #   KOMBU_REQUIRE_BROKERS         passed through: 1 makes the tests fail instead of skip
 #
@@ -168,20 +169,43 @@ redis_desc="" amqp_desc="" python_desc=""
 # ---- Python (first: the AMQP check logs in with it) -------------------------------------------------
 hr "brokers and tools"
 py=/usr/bin/python3
-# msgpack and yaml: Kombu's serializers; brotli and zstandard: its compressors. The serializer and
-# compression interop tests exchange data with them (apt-get does not bring them with python3-kombu).
-# celery: a real Celery worker and client for messaging's Celery interop test.
-py_ok() { [[ -x $py ]] && "$py" -c 'import kombu, redis, amqp, msgpack, yaml, brotli, zstandard, celery' >/dev/null 2>&1; }
-if ! py_ok && kb_is_root; then
-	kb_apt_install python3 python3-kombu python3-redis python3-amqp python3-msgpack python3-yaml \
-		python3-brotli python3-zstandard python3-celery
+# kombu, redis, amqp: Kombu and its two transports, for the Redis and AMQP interop tests (and the
+# AMQP login check below). msgpack and yaml: Kombu's serializers; brotli and zstandard: its
+# compressors; the serializer and compression interop tests exchange data with them (apt-get does not
+# bring them with python3-kombu). celery: a real worker and client for messaging's Celery test.
+py_core='kombu redis amqp'
+py_extra='msgpack yaml brotli zstandard celery'
+py_missing() { # the modules of "$@" that $py cannot import
+	local m
+	for m in "$@"; do
+		"$py" -c "import $m" >/dev/null 2>&1 || printf '%s ' "$m"
+	done
+}
+py_pkgs() { # Debian packages of modules, space-separated
+	local m out=""
+	for m in "$@"; do out+="python3-$m "; done
+	printf '%s' "${out% }"
+}
+if [[ -x $py ]]; then
+	want=$(py_missing $py_core $py_extra)
+else
+	want="$py_core $py_extra"
 fi
-if py_ok; then
+if [[ -n $want ]] && kb_is_root; then
+	# shellcheck disable=SC2046,SC2086
+	kb_apt_install python3 $(py_pkgs $want)
+	want=$(py_missing $py_core $py_extra)
+fi
+if [[ -x $py && -z $(py_missing $py_core) ]]; then
 	export KOMBU_TEST_PYTHON=$py
 	python_desc="$py (kombu $("$py" -c 'import kombu; print(kombu.__version__)' 2>/dev/null))"
+	if [[ -n $want ]]; then
+		python_desc+=", without ${want% }"
+		missing+=("python modules: $py cannot import ${want% } (apt-get install $(py_pkgs $want))")
+	fi
 else
 	unset KOMBU_TEST_PYTHON
-	missing+=("python3-kombu: $py cannot import kombu, redis, amqp, msgpack, yaml, brotli, zstandard and celery (apt-get install python3-kombu python3-redis python3-amqp python3-msgpack python3-yaml python3-brotli python3-zstandard python3-celery)")
+	missing+=("python3-kombu: $py cannot import ${want% } (apt-get install $(py_pkgs $want))")
 fi
 
 # ---- Redis ------------------------------------------------------------------------------------------

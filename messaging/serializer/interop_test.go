@@ -110,8 +110,8 @@ func pyLibMissing(result string) string {
 	if !strings.HasPrefix(result, "ERROR SerializerNotInstalled") {
 		return ""
 	}
-	for _, lib := range []string{"msgpack", "yaml"} {
-		if strings.Contains(result, lib) {
+	for _, lib := range []string{"msgpack", "yaml"} { // Kombu writes "YAML"
+		if strings.Contains(strings.ToLower(result), lib) {
 			return lib
 		}
 	}
