@@ -605,18 +605,7 @@ func TestCloseWaitsOffTheHub(t *testing.T) {
 	// Once the shutdown running on the hub has queued work behind the held
 	// job, a Call posted now runs after it, and completes only if the hub
 	// is not held waiting for the executor.
-	queued := func() int {
-		e.conn.exec.mu.Lock()
-		defer e.conn.exec.mu.Unlock()
-		return len(e.conn.exec.jobs)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for queued() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("Close queued nothing on the executor")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitQueued(t, e, "Close to queue work on the executor")
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := e.h.Call(cctx, func() {}); err != nil {
@@ -656,16 +645,7 @@ func TestFanoutRecordDroppedForNoAckTaker(t *testing.T) {
 	if err := ch.Publish(ctx, textMsg("fan"), fx, "", transport.PublishOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	queued := func() int {
-		e.conn.exec.mu.Lock()
-		defer e.conn.exec.mu.Unlock()
-		return len(e.conn.exec.jobs)
-	}
-	for deadline := time.Now().Add(10 * time.Second); queued() == 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the fanout message's record was never queued")
-		}
-	}
+	waitQueued(t, e, "the fanout message's record to be queued")
 	if err := ch.Cancel(ctx, acking); err != nil {
 		t.Fatal(err)
 	}
@@ -773,5 +753,65 @@ func TestFanoutRecordScoreWholeSeconds(t *testing.T) {
 	sc, err := e.rdb.ZScore(ctx, e.prefix+"unacked_index", m.DeliveryInfo.DeliveryTag).Result()
 	if err != nil || sc != math.Trunc(sc) || time.Since(time.Unix(int64(sc), 0)) > time.Minute {
 		t.Errorf("fanout record score %v (%v), want whole seconds, now or just after", sc, err)
+	}
+}
+
+// Fanout messages recorded in one batch: a callback that panics on one of
+// them does not hold back the others until the visibility timeout.
+func TestFanoutPanicDeliversRestOfBatch(t *testing.T) {
+	e := newEnvHub(t, nil, hub.Options{OnError: func(error) error { return nil }})
+	ctx := ctxT(t)
+	ch := e.channel()
+	fx := bindFanout(t, ch, "fpq")
+	got := make(chan string, 10)
+	if _, err := ch.Consume(ctx, transport.ConsumeOptions{Queue: "fpq"}, func(m *transport.Message) {
+		ch.Ack(m.DeliveryInfo.DeliveryTag)
+		got <- string(m.Body)
+		if string(m.Body) == "0" {
+			panic("callback failure")
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitClients(t, e, "psubscribe")
+	release := holdExecutor(t, e)
+	// Published while the hub is busy, the three are read in one burst and
+	// recorded in one batch.
+	var perr error
+	if err := e.h.Call(ctx, func() {
+		for i := 0; i < 3 && perr == nil; i++ {
+			perr = ch.Publish(ctx, textMsg(fmt.Sprint(i)), fx, "", transport.PublishOptions{})
+		}
+	}); err != nil || perr != nil {
+		t.Fatal(err, perr)
+	}
+	queued := waitQueued(t, e, "the fanout records to be queued")
+	if queued != 1 {
+		t.Fatalf("%d record batches queued, want the three in one", queued)
+	}
+	release()
+	var bodies []string
+	for len(bodies) < 3 {
+		bodies = append(bodies, waitFor(t, got, "the fanout deliveries"))
+	}
+	if strings.Join(bodies, ",") != "0,1,2" {
+		t.Errorf("delivered %v, want 0,1,2", bodies)
+	}
+}
+
+// waitQueued waits until work is queued on the executor behind a held job
+// (holdExecutor), and returns how many jobs are.
+func waitQueued(t *testing.T, e *env, what string) int {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		e.conn.exec.mu.Lock()
+		n := len(e.conn.exec.jobs)
+		e.conn.exec.mu.Unlock()
+		if n > 0 {
+			return n
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
 	}
 }
