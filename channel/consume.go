@@ -363,11 +363,9 @@ func (c *Channel) NoAck(queue string) bool {
 // Deliver does not check the prefetch window: pushing stores stay within
 // [Channel.Room] themselves. A store that keeps records of its messages
 // hears of a no-ack taker before the callback runs ([NoAckTaker]).
-// Deliver reports whether a no-ack consumer took the message (false when
-// it was requeued for want of a consumer).
-func (c *Channel) Deliver(queue string, m *transport.Message) (noAck bool) {
+func (c *Channel) Deliver(queue string, m *transport.Message) {
 	if m == nil {
-		return false
+		return
 	}
 	if m.DeliveryInfo.DeliveryTag == "" {
 		m.DeliveryInfo.DeliveryTag = NewDeliveryTag()
@@ -376,7 +374,7 @@ func (c *Channel) Deliver(queue string, m *transport.Message) (noAck bool) {
 	if c.released {
 		c.log.Error("channel: message delivered after close is lost", "queue", queue,
 			"delivery_tag", m.DeliveryInfo.DeliveryTag)
-		return false
+		return
 	}
 	cons := c.pick(queue)
 	if cons == nil {
@@ -386,16 +384,15 @@ func (c *Channel) Deliver(queue string, m *transport.Message) (noAck bool) {
 			c.log.Error("channel: requeue failed", "queue", queue, "err", err)
 		}
 		c.one[0] = Settlement{}
-		return false
+		return
 	}
 	m.DeliveryInfo.ConsumerTag = cons.tag
 	if !cons.noAck {
 		c.qos.append(m.DeliveryInfo.DeliveryTag, m)
 	} else if c.noAckTaker != nil {
-		c.noAckTaker.TakenNoAck(queue, m)
+		c.noAckTaker.TakenNoAck(m)
 	}
 	cons.fn(m)
-	return cons.noAck
 }
 
 // Wake tells the channel that messages may be ready in the queues it

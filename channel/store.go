@@ -241,7 +241,7 @@ type Store interface {
 // record, and a callback that panics cannot leave the record behind to be
 // delivered again. Hub goroutine.
 type NoAckTaker interface {
-	TakenNoAck(queue string, m *transport.Message)
+	TakenNoAck(m *transport.Message)
 }
 
 // CloseWaiter is implemented by stores whose Close leaves work running off

@@ -528,17 +528,16 @@ func (st *store) deliver(p *popped) {
 
 // handOver gives m to the channel. recorded says m has an unacked record
 // under its delivery tag: TakenNoAck drops it if a no-ack consumer takes
-// m, before the consumer's callback runs. Reports whether one did.
-func (st *store) handOver(queue string, m *transport.Message, recorded bool) (noAck bool) {
+// m, before the consumer's callback runs.
+func (st *store) handOver(queue string, m *transport.Message, recorded bool) {
 	st.handing = recorded
-	noAck = st.ch.Deliver(queue, m)
+	st.ch.Deliver(queue, m)
 	st.handing = false
-	return noAck
 }
 
 // TakenNoAck implements channel.NoAckTaker: a no-ack consumer took the
 // message handOver is handing over, so its record, if it has one, goes.
-func (st *store) TakenNoAck(queue string, m *transport.Message) {
+func (st *store) TakenNoAck(m *transport.Message) {
 	if st.handing {
 		st.handing = false
 		st.c.exec.ack(m.DeliveryInfo.DeliveryTag)
