@@ -61,122 +61,114 @@ func celeryPython(t *testing.T) string {
 // as Celery wrote them. On Redis and on RabbitMQ.
 func TestCeleryInterop(t *testing.T) {
 	py := celeryPython(t)
-	for _, env := range []string{"KOMBU_TEST_REDIS_URL", "KOMBU_TEST_AMQP_URL"} {
-		t.Run(env, func(t *testing.T) {
-			url := brokerURL(t, env)
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			conn, err := messaging.NewConnection(url, brokerOptions())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			name := "celery-interop-" + messaging.NewUUID()[:8]
-			toCelery := messaging.NewQueue(name, messaging.NewExchange(name, messaging.Direct), name)
-			fromCelery := messaging.NewQueue(name+"-go", messaging.NewExchange(name+"-go", messaging.Direct), name+"-go")
-			defer func() {
-				cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer ccancel()
-				if ch, err := conn.DefaultChannel(cctx); err == nil {
-					for _, q := range []messaging.Queue{toCelery, fromCelery} {
-						q.Delete(cctx, ch, messaging.DeleteOptions{})
-						q.Exchange.Delete(cctx, ch, messaging.DeleteOptions{})
-					}
+	eachBroker(t, func(t *testing.T, url string, conn *messaging.Connection) {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		name := "celery-interop-" + messaging.NewUUID()[:8]
+		toCelery := messaging.NewQueue(name, messaging.NewExchange(name, messaging.Direct), name)
+		fromCelery := messaging.NewQueue(name+"-go", messaging.NewExchange(name+"-go", messaging.Direct), name+"-go")
+		defer func() {
+			cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer ccancel()
+			if ch, err := conn.DefaultChannel(cctx); err == nil {
+				for _, q := range []messaging.Queue{toCelery, fromCelery} {
+					q.Delete(cctx, ch, messaging.DeleteOptions{})
+					q.Exchange.Delete(cctx, ch, messaging.DeleteOptions{})
 				}
-			}()
+			}
+		}()
 
-			// Go -> Celery: the message a Celery client would send for
-			// add.apply_async((2, 3), {'note': ...}).
-			id := messaging.NewUUID()
-			p, err := messaging.NewProducer(conn, messaging.ProducerOptions{Exchange: toCelery.Exchange, Serializer: "json"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			headers := map[string]any{
-				"lang": "py", "task": "kgo.add", "id": id, "shadow": nil, "eta": nil, "expires": nil,
-				"group": nil, "group_index": nil, "retries": 0, "timelimit": []any{nil, nil},
-				"root_id": id, "parent_id": nil, "argsrepr": "(2, 3)", "kwargsrepr": "{'note': 'é from go'}",
-				"origin": "kombu-go@test", "ignore_result": true,
-			}
-			body := []any{[]any{2, 3}, map[string]any{"note": "é from go"},
-				map[string]any{"callbacks": nil, "errbacks": nil, "chain": nil, "chord": nil}}
-			if err := p.Publish(ctx, body, messaging.PublishOptions{RoutingKey: name, Headers: headers,
-				CorrelationID: id, Declare: []messaging.Declaration{toCelery}}); err != nil {
-				t.Fatal(err)
-			}
-			dir := t.TempDir()
-			if err := os.WriteFile(filepath.Join(dir, "kgoapp.py"), []byte(celeryApp), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			out := filepath.Join(dir, "out.jsonl")
-			exited, stop := startCeleryWorker(t, py, dir, url, name, out)
-			line := waitForLine(t, out, 45*time.Second, exited)
-			// Stopped before the queues are deleted: a worker whose queue
-			// goes away declares it again.
-			stop()
-			var raw map[string]any
-			if err := json.Unmarshal([]byte(line), &raw); err != nil {
-				t.Fatalf("worker wrote %q: %v", line, err)
-			}
-			if raw["id"] != id || raw["root_id"] != id || raw["note"] != "é from go" || raw["sum"] != float64(5) ||
-				!reflect.DeepEqual(raw["args"], []any{float64(2), float64(3)}) {
-				t.Errorf("the Celery worker ran %s, want id %s, args [2 3], note %q, sum 5", line, id, "é from go")
-			}
+		// Go -> Celery: the message a Celery client would send for
+		// add.apply_async((2, 3), {'note': ...}).
+		id := messaging.NewUUID()
+		p, err := messaging.NewProducer(conn, messaging.ProducerOptions{Exchange: toCelery.Exchange, Serializer: "json"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		headers := map[string]any{
+			"lang": "py", "task": "kgo.add", "id": id, "shadow": nil, "eta": nil, "expires": nil,
+			"group": nil, "group_index": nil, "retries": 0, "timelimit": []any{nil, nil},
+			"root_id": id, "parent_id": nil, "argsrepr": "(2, 3)", "kwargsrepr": "{'note': 'é from go'}",
+			"origin": "kombu-go@test", "ignore_result": true,
+		}
+		body := []any{[]any{2, 3}, map[string]any{"note": "é from go"},
+			map[string]any{"callbacks": nil, "errbacks": nil, "chain": nil, "chord": nil}}
+		if err := p.Publish(ctx, body, messaging.PublishOptions{RoutingKey: name, Headers: headers,
+			CorrelationID: id, Declare: []messaging.Declaration{toCelery}}); err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "kgoapp.py"), []byte(celeryApp), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(dir, "out.jsonl")
+		exited, stop := startCeleryWorker(t, py, dir, url, name, out)
+		line := waitForLine(t, out, 45*time.Second, exited)
+		// Stopped before the queues are deleted: a worker whose queue
+		// goes away declares it again.
+		stop()
+		var raw map[string]any
+		if err := json.Unmarshal([]byte(line), &raw); err != nil {
+			t.Fatalf("worker wrote %q: %v", line, err)
+		}
+		if raw["id"] != id || raw["root_id"] != id || raw["note"] != "é from go" || raw["sum"] != float64(5) ||
+			!reflect.DeepEqual(raw["args"], []any{float64(2), float64(3)}) {
+			t.Errorf("the Celery worker ran %s, want id %s, args [2 3], note %q, sum 5", line, id, "é from go")
+		}
 
-			// Celery -> Go: send_task from a Celery client.
-			send := `
+		// Celery -> Go: send_task from a Celery client.
+		send := `
 import json, os, sys
 from celery import Celery
 app = Celery('kgo-client', broker=sys.argv[1])
 r = app.send_task('kgo.mul', args=[6, 7], kwargs={'k': 'v'}, queue=sys.argv[2])
 print(json.dumps({'id': r.id}))
 `
-			cmd := exec.CommandContext(ctx, py, "-c", send, url, fromCelery.Name)
-			cmd.Dir = dir
-			res, err := cmd.Output()
-			if err != nil {
-				t.Fatalf("send_task: %v: %s", err, stderrOf(err))
-			}
-			var sent struct{ ID string }
-			if err := json.Unmarshal(res, &sent); err != nil || sent.ID == "" {
-				t.Fatalf("send_task printed %q: %v", res, err)
-			}
-			got := make(chan *messaging.Message, 1)
-			c, err := messaging.NewConsumer(conn, messaging.ConsumerOptions{Queues: []messaging.Queue{fromCelery},
-				OnMessage: func(m *messaging.Message) { got <- m }})
-			if err != nil {
+		cmd := exec.CommandContext(ctx, py, "-c", send, url, fromCelery.Name)
+		cmd.Dir = dir
+		res, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("send_task: %v: %s", err, stderrOf(err))
+		}
+		var sent struct{ ID string }
+		if err := json.Unmarshal(res, &sent); err != nil || sent.ID == "" {
+			t.Fatalf("send_task printed %q: %v", res, err)
+		}
+		got := make(chan *messaging.Message, 1)
+		c, err := messaging.NewConsumer(conn, messaging.ConsumerOptions{Queues: []messaging.Queue{fromCelery},
+			OnMessage: func(m *messaging.Message) { got <- m }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Consume(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for len(got) == 0 {
+			if err := conn.DrainEvents(ctx); err != nil {
 				t.Fatal(err)
 			}
-			if err := c.Consume(ctx); err != nil {
-				t.Fatal(err)
-			}
-			for len(got) == 0 {
-				if err := conn.DrainEvents(ctx); err != nil {
-					t.Fatal(err)
-				}
-			}
-			m := <-got
-			if m.Headers["task"] != "kgo.mul" || m.Headers["id"] != sent.ID || m.Properties.CorrelationID != sent.ID ||
-				m.Headers["root_id"] != sent.ID || m.Headers["lang"] != "py" || m.ContentType != "application/json" {
-				t.Errorf("Celery's message: headers %v, correlation_id %q, content type %q (task id %s)",
-					m.Headers, m.Properties.CorrelationID, m.ContentType, sent.ID)
-			}
-			payload, err := m.Decode()
-			if err != nil {
-				t.Fatal(err)
-			}
-			const want = `[[6,7],{"k":"v"},{"callbacks":null,"chain":null,"chord":null,"errbacks":null}]`
-			if b, err := json.Marshal(payload); err != nil || string(b) != want {
-				t.Errorf("Celery's body decoded to %s (%v), want %s", b, err, want)
-			}
-			if err := m.Ack(); err != nil {
-				t.Fatal(err)
-			}
-			if err := c.Cancel(ctx); err != nil {
-				t.Fatal(err)
-			}
-		})
-	}
+		}
+		m := <-got
+		if m.Headers["task"] != "kgo.mul" || m.Headers["id"] != sent.ID || m.Properties.CorrelationID != sent.ID ||
+			m.Headers["root_id"] != sent.ID || m.Headers["lang"] != "py" || m.ContentType != "application/json" {
+			t.Errorf("Celery's message: headers %v, correlation_id %q, content type %q (task id %s)",
+				m.Headers, m.Properties.CorrelationID, m.ContentType, sent.ID)
+		}
+		payload, err := m.Decode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		const want = `[[6,7],{"k":"v"},{"callbacks":null,"chain":null,"chord":null,"errbacks":null}]`
+		if b, err := json.Marshal(payload); err != nil || string(b) != want {
+			t.Errorf("Celery's body decoded to %s (%v), want %s", b, err, want)
+		}
+		if err := m.Ack(); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Cancel(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 // startCeleryWorker runs a solo-pool Celery worker of dir/kgoapp.py on
