@@ -1,10 +1,10 @@
 package redis
 
 import (
-	"bytes"
 	"context"
+	"crypto/sha1"
+	"encoding/hex"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/kombu-go/kombu/channel"
@@ -17,6 +17,8 @@ import (
 const maxBatch = 256
 
 // hubState is the consumer side of a store, owned by the hub goroutine.
+// The consume socket's protocol (waits, the consume script, tracking,
+// recovery) is in pump.go; the fanout side in fanout.go.
 type hubState struct {
 	st       *store
 	cycle    channel.Cycle
@@ -24,41 +26,23 @@ type hubState struct {
 	fanoutQs []string            // consumed queues bound to fanout exchanges
 	fanoutTo map[string]string   // exchange -> the queue its messages go to
 	topics   map[string]struct{} // subscribed patterns (prefixed)
-	brpop    *hubSock
-	listen   *hubSock
-	// drained is set when the last pop got fewer messages than it asked
-	// for: the next command blocks in BRPOP instead of popping again.
-	drained bool
+	cons     *hubSock            // the consume socket (BLMOVE or BRPOP, the consume script)
+	listen   *hubSock            // the PSUBSCRIBE socket
 	// activeSet holds the queues of active, for lookups per delivery.
 	activeSet map[string]struct{}
 	// stepKeys caches each consumed queue's prefixed list keys, one per
-	// priority step (popKeys' order within a queue).
+	// priority step; keyQueue maps each of them back to its queue.
 	stepKeys map[string][]string
-	// hot are the consumed queues a recent pop or BRPOP found messages in
-	// (at most maxHot): while no other queue is known to hold messages,
-	// a pop looks at their keys only (see doc.go, "Many queues").
-	hot map[string]struct{}
-	// coldMaybe says a queue outside hot may hold messages (unknown, or
-	// the last EXISTS over their keys counted some): the next pop goes
-	// over every key in Kombu's order.
-	coldMaybe bool
-	// cold is the cached EXISTS command over the keys of the consumed
-	// queues outside hot (nil when there are none); coldStale asks for it
-	// to be rebuilt.
-	cold      []byte
-	coldStale bool
-	// hotShort is set when a hot pop got fewer messages than it asked
-	// for; its EXISTS reply decides between BRPOP and a full pop.
-	hotShort bool
-	// sinceCold counts the hot pops sent since the last EXISTS over the
-	// cold queues' keys (one rides with every coldEvery-th hot pop).
-	sinceCold int
+	keyQueue map[string]string
+	// dirty are the list keys the next consume script visits: keys that may
+	// hold messages (see pump.go).
+	dirty map[string]struct{}
+	// primary is the key the wait command blocks on (BLMOVE), and its
+	// queue; "" when there is none.
+	primary, primaryQueue string
 	// lastRotated is the queue last passed to cycle.Rotate since the last
 	// Update: rotating it again would change nothing.
 	lastRotated string
-	// carry is a message a BRPOP took whose unacked record has not been
-	// confirmed yet; the next pop records and delivers it first.
-	carry *popped
 	// pending are popped messages not delivered yet (deliverPending).
 	pending   []*popped
 	pendingAt int
@@ -66,11 +50,36 @@ type hubState struct {
 	// record (inflight), or for room in the prefetch window (backlog).
 	inflight int
 	backlog  []fanoutMsg
-	// reserved is the n of the pop script in flight: the window slots its
-	// messages may take, kept from fanout deliveries until its reply.
+	// reserved is what the command in flight on the consume socket may
+	// bring: the window slots it holds until its reply.
 	reserved int
-	// badKeys are the list keys the pop script found holding another
-	// type (logged once each).
+	// The acknowledgement path (pump.go): ackq are acks and drops for the
+	// next consume script; execOut counts settlements handed to the
+	// executor whose effect on Redis is not confirmed yet (their records
+	// still exist, so they keep their window slots).
+	ackq    []string
+	execOut int
+	// unconfirmed are messages BLMOVE handed over and this channel
+	// delivered, whose unacked record the next consume script writes;
+	// afterConfirm is what must wait for those records (restores and
+	// give-backs of such messages).
+	unconfirmed  []*popped
+	afterConfirm []func()
+	// Recovery after a lost reply (pump.go): seq numbers the consume
+	// scripts, confirmed is the last one whose reply arrived, lostScript
+	// says a later one's reply was lost, lostWait is the key of a BLMOVE
+	// whose reply was lost.
+	seq, confirmed uint64
+	lostScript     bool
+	lostWait       string
+	unblocking     bool   // a CLIENT UNBLOCK is on its way for the wait in flight
+	waitGen        uint64 // counts the waits sent
+	// trickle is set while the wait keeps bringing messages one at a time
+	// and the scripts come back short: the wait is then sent right behind
+	// each script.
+	trickle bool
+	// badKeys are the list keys found holding another type (logged once
+	// each, never waited on).
 	badKeys map[string]struct{}
 	// pendingTopics are the patterns to subscribe once the LISTEN socket
 	// is ready.
@@ -79,21 +88,9 @@ type hubState struct {
 	subscribed    int  // subscriptions the server confirmed
 	consuming     bool
 	closed        bool
-	// handing is set while handOver gives a message that has an unacked
-	// record to the channel (TakenNoAck drops the record).
+	// handing is set while handOver gives a message that has (or will
+	// have) an unacked record to the channel: TakenNoAck drops it.
 	handing bool
-}
-
-// popCmd is one pop (script or BRPOP) sent on the BRPOP socket.
-type popCmd struct {
-	keys   []string // prefixed list keys in order (the script's KEYS[3:])
-	queues []string // the queue of each key
-	n      int      // the most messages asked for
-	first  *popped  // the message a BRPOP took, recorded by this pop
-	record bool
-	// hot is set when the pop looked at the hot queues' keys only; exists
-	// when an EXISTS over the other queues' keys follows it.
-	hot, exists bool
 }
 
 func (hs *hubState) init(st *store) {
@@ -103,8 +100,8 @@ func (hs *hubState) init(st *store) {
 	hs.topics = make(map[string]struct{})
 	hs.activeSet = make(map[string]struct{})
 	hs.stepKeys = make(map[string][]string)
-	hs.hot = make(map[string]struct{})
-	hs.coldMaybe = true
+	hs.keyQueue = make(map[string]string)
+	hs.dirty = make(map[string]struct{})
 }
 
 // isActive reports whether queue is a consumed list queue.
@@ -118,31 +115,36 @@ func (hs *hubState) needs(k sockKind) bool {
 	if hs.closed {
 		return false
 	}
-	if k == kindBRPOP {
-		return len(hs.active) > 0 || hs.carry != nil
+	if k == kindConsume {
+		return len(hs.active) > 0 || hs.owesRedis()
 	}
 	return len(hs.fanoutQs) > 0
 }
 
 // room is what the prefetch window admits beyond the fanout messages
-// already on their way and the pop in flight.
+// already on their way, the command in flight, the popped messages not
+// delivered yet and the settlements whose records still exist.
 func (hs *hubState) room() int {
-	return hs.st.ch.Room() - hs.inflight - len(hs.backlog) - hs.held()
+	return hs.st.ch.Room() - hs.inflight - len(hs.backlog) - hs.held() - hs.execOut
 }
 
 // held counts the list messages the window must keep slots for: those the
-// pop in flight may bring and those popped but not delivered yet.
+// command in flight may bring and those popped but not delivered yet.
 func (hs *hubState) held() int {
 	return hs.reserved + len(hs.pending) - hs.pendingAt
 }
 
-// releaseReserved frees the slots the pop in flight held (its reply came,
-// or its socket dropped) and lets waiting fanout messages use them.
-func (st *store) releaseReserved() {
-	if st.reserved == 0 {
+// releaseReserved frees the slots the commands in flight held (the
+// socket dropped) and lets waiting fanout messages use them.
+func (st *store) releaseReserved() { st.release(st.reserved) }
+
+// release frees n of the slots the commands in flight held (a reply came).
+func (st *store) release(n int) {
+	n = min(n, st.reserved)
+	if n <= 0 {
 		return
 	}
-	st.reserved = 0
+	st.reserved -= n
 	if len(st.backlog) == 0 && !st.paused {
 		return
 	}
@@ -166,7 +168,7 @@ func (st *store) reopen() {
 }
 
 // Consuming takes the set of consumed queues: queues bound to a fanout
-// exchange are read with PSUBSCRIBE, the others with BRPOP.
+// exchange are read with PSUBSCRIBE, the others on the consume socket.
 func (st *store) Consuming(queues []string) {
 	if st.closed {
 		return
@@ -199,11 +201,8 @@ func (st *store) Consuming(queues []string) {
 			st.c.mp.restoreVisible()
 		}
 	}
-	// A BRPOP in flight waits on the old keys: unblock it so that the next
-	// one uses the new set at once.
-	if s := st.brpop; changed && s != nil && len(s.exp) > 0 && s.exp[0].kind == rBRPOP && s.clientID > 0 {
-		id := s.clientID
-		st.c.exec.do(func(ctx context.Context) { st.c.rdb.ClientUnblock(ctx, id) })
+	if len(lists) > 0 && st.o.ackEmulation {
+		st.c.mp.register(st)
 	}
 	st.subscribe(topics)
 	st.pump()
@@ -291,185 +290,8 @@ func (st *store) onLost(s *hubSock) {
 	}
 }
 
-// pump sends the next command on the BRPOP socket when nothing is in
-// flight, the channel consumes list queues and its window has room: the
-// pop script while messages are known to be waiting (it pops up to the
-// room and writes their unacked records atomically), else a BRPOP over the
-// queues' priority keys in Kombu's order.
-func (st *store) pump() {
-	if st.closed || (len(st.active) == 0 && st.carry == nil) || st.pendingAt < len(st.pending) {
-		return
-	}
-	s := st.brpop
-	if s == nil {
-		s = newHubSock(st, kindBRPOP)
-		st.brpop = s
-	}
-	if s.state == sockIdle {
-		s.connect()
-		return
-	}
-	if !s.ready || len(s.exp) > 0 {
-		return
-	}
-	room := st.room()
-	if room <= 0 {
-		return
-	}
-	n := min(room, maxBatch)
-	cmd := &popCmd{n: n, record: st.o.ackEmulation}
-	order := st.cycle.Consume(len(st.active))
-	o := st.o
-	if st.carry == nil && st.drained && len(order) > 0 {
-		cmd.keys, cmd.queues = st.popKeys(order, false)
-		b := resp.AppendArrayHeader(s.out[len(s.out):], len(cmd.keys)+2)
-		b = resp.AppendBulkString(b, "BRPOP")
-		for _, k := range cmd.keys {
-			b = resp.AppendBulkString(b, k)
-		}
-		b = resp.AppendBulkString(b, o.brpopTimeoutArg())
-		s.send(b, expect{kind: rBRPOP, wait: o.brpopTimeout + o.connTimeout + o.sockTimeout, cmd: cmd})
-		return
-	}
-	cmd.hot = len(st.active) > manyQueues && !st.coldMaybe && (len(st.hot) > 0 || st.carry != nil)
-	cmd.keys, cmd.queues = st.popKeys(order, cmd.hot)
-	cmd.first, st.carry = st.carry, nil
-	args := 3 + 2 + len(cmd.keys) + 3
-	if cmd.first != nil {
-		args++
-	}
-	b := resp.AppendArrayHeader(s.out[len(s.out):], args)
-	b = resp.AppendBulkString(b, "EVALSHA")
-	b = resp.AppendBulkString(b, popSHA)
-	b = resp.AppendBulkInt(b, int64(2+len(cmd.keys)))
-	b = resp.AppendBulkString(b, o.key(o.unackedKey))
-	b = resp.AppendBulkString(b, o.key(o.unackedIndexKey))
-	for _, k := range cmd.keys {
-		b = resp.AppendBulkString(b, k)
-	}
-	b = resp.AppendBulkInt(b, int64(n))
-	b = resp.AppendBulkString(b, score(time.Now()))
-	b = resp.AppendBulkString(b, flag(cmd.record))
-	if cmd.first != nil {
-		b = resp.AppendBulk(b, cmd.first.raw)
-	}
-	wait := o.connTimeout + o.sockTimeout + 10*time.Second
-	st.reserved = n
-	if !cmd.hot {
-		s.send(b, expect{kind: rPop, wait: wait, cmd: cmd})
-		return
-	}
-	// The queues outside hot are checked right after the pop, in the same
-	// write: when one holds messages, the next pop goes over every key.
-	st.sinceCold++
-	if cold := st.coldCmd(); cold != nil && (st.sinceCold >= coldEvery || cmd.first != nil) {
-		st.sinceCold = 0
-		cmd.exists = true
-		b = append(b, cold...)
-		s.send(b, expect{kind: rPop, wait: wait, cmd: cmd}, expect{kind: rExists, wait: wait, cmd: cmd})
-		return
-	}
-	s.send(b, expect{kind: rPop, wait: wait, cmd: cmd})
-}
-
-// brpopTimeoutArg is BRPOP's timeout argument: seconds, "1" by default.
-func (o *options) brpopTimeoutArg() string {
-	return strconv.FormatFloat(o.brpopTimeout.Seconds(), 'f', -1, 64)
-}
-
-// onBRPOP handles a BRPOP reply: null on timeout, else [key, envelope].
-// The message is not delivered yet: the pop script records it first (and
-// takes what else is ready, up to the window).
-func (st *store) onBRPOP(s *hubSock, cmd *popCmd, v resp.Value) {
-	if v.IsNull() || len(v.Array()) != 2 {
-		st.pump()
-		return
-	}
-	key := v.Array()[0].Str
-	i := 0
-	for i < len(cmd.keys) && cmd.keys[i] != string(key) {
-		i++
-	}
-	if i == len(cmd.keys) {
-		// Not one of our keys: impossible unless the server is confused.
-		s.fail(errorf("BRPOP replied with unknown key %q", key))
-		return
-	}
-	p := &popped{key: cmd.keys[i], queue: cmd.queues[i], raw: bytes.Clone(v.Array()[1].Str)}
-	st.drained = false
-	if !st.isActive(p.queue) {
-		st.giveBack([]*popped{p}) // cancelled meanwhile: no record needed
-		st.pump()
-		return
-	}
-	// BRPOP found the keys before this one empty, like a pop over every
-	// key: the queues outside hot are checked again after the next pop.
-	st.coldMaybe = false
-	st.updateHot(cmd, map[string]struct{}{p.queue: {}}, i, false)
-	st.carry = p
-	if !st.o.ackEmulation {
-		p := st.carry
-		st.carry = nil
-		st.deliver(p)
-	}
-	st.pump()
-}
-
-// onPopped handles the pop script's reply: triples of key index,
-// envelope and tag, recorded in Redis before this reply was sent.
-func (st *store) onPopped(s *hubSock, cmd *popCmd, v resp.Value) {
-	st.releaseReserved() // the popped messages are in pending now
-	elems := v.Array()
-	got, last := 0, -1
-	var yielded map[string]struct{}
-	for i := 0; i+2 < len(elems); i += 3 {
-		idx := int(elems[i].Int)
-		p := &popped{raw: bytes.Clone(elems[i+1].Str), tag: string(elems[i+2].Str)}
-		switch {
-		case idx == 0 && cmd.first != nil:
-			p.key, p.queue = cmd.first.key, cmd.first.queue
-		case idx >= 3 && idx-3 < len(cmd.keys):
-			p.key, p.queue = cmd.keys[idx-3], cmd.queues[idx-3]
-			got++
-			last = idx - 3
-		case idx <= -3 && -idx-3 < len(cmd.keys):
-			st.badKey(cmd.queues[-idx-3], cmd.keys[-idx-3], string(elems[i+1].Str))
-			continue
-		default:
-			continue
-		}
-		if yielded == nil {
-			yielded = make(map[string]struct{}, 1)
-		}
-		yielded[p.queue] = struct{}{}
-		st.pending = append(st.pending, p)
-	}
-	want := cmd.n
-	if cmd.first != nil {
-		want--
-	}
-	short := got < want
-	st.updateHot(cmd, yielded, last, short)
-	switch {
-	case cmd.exists:
-		st.hotShort = short // the EXISTS reply decides
-	case cmd.hot:
-		// Unless no queue is outside hot, a short pop tells nothing of them:
-		// the next pop goes over every key.
-		st.drained = short
-		if short && st.coldCmd() != nil {
-			st.drained = false
-			st.coldMaybe = true
-		}
-	default:
-		st.drained = short
-		st.coldMaybe = false // checked after the next (hot) pop
-	}
-	st.deliverPending()
-}
-
 // badKey logs, once per key, a consumed queue's key that is not a list
-// (the pop script skips it).
+// (the consume script skips it, and the wait never blocks on it).
 func (st *store) badKey(queue, key, msg string) {
 	if _, ok := st.badKeys[key]; ok {
 		return
@@ -482,19 +304,23 @@ func (st *store) badKey(queue, key, msg string) {
 }
 
 // deliverPending delivers the popped messages in order, then sends the
-// next pop. Should a callback panic (the hub recovers it), the messages
-// after it are not lost: the rest is delivered in the next turn.
+// next command. Should a callback panic (the hub recovers it), the
+// messages after it are not lost: the rest is delivered in the next turn.
 //
 // Messages whose queue is no longer consumed are given back together, in
 // one transaction, so that they keep their order in their list.
 func (st *store) deliverPending() {
 	var back []*popped
+	done := false
 	defer func() {
 		if len(back) > 0 {
 			st.giveBack(back)
 		}
-		if st.pendingAt < len(st.pending) {
+		switch {
+		case st.pendingAt < len(st.pending):
 			st.c.h.CallSoon(st.deliverPending)
+		case !done:
+			st.c.h.CallSoon(st.pump) // a callback panicked after the last one
 		}
 	}()
 	for st.pendingAt < len(st.pending) {
@@ -508,6 +334,7 @@ func (st *store) deliverPending() {
 		st.deliver(p)
 	}
 	st.pending, st.pendingAt = st.pending[:0], 0
+	done = true
 	st.pump()
 }
 
@@ -526,9 +353,10 @@ func (st *store) deliver(p *popped) {
 	st.handOver(p.queue, m, p.tag != "")
 }
 
-// handOver gives m to the channel. recorded says m has an unacked record
-// under its delivery tag: TakenNoAck drops it if a no-ack consumer takes
-// m, before the consumer's callback runs.
+// handOver gives m to the channel. recorded says m has (or will have, with
+// the next consume script) an unacked record under its delivery tag:
+// TakenNoAck drops it if a no-ack consumer takes m, before the consumer's
+// callback runs.
 func (st *store) handOver(queue string, m *transport.Message, recorded bool) {
 	st.handing = recorded
 	st.ch.Deliver(queue, m)
@@ -540,24 +368,80 @@ func (st *store) handOver(queue string, m *transport.Message, recorded bool) {
 func (st *store) TakenNoAck(m *transport.Message) {
 	if st.handing {
 		st.handing = false
-		st.c.exec.ack(m.DeliveryInfo.DeliveryTag)
+		st.ack(m.DeliveryInfo.DeliveryTag)
 	}
 }
 
 // giveBack returns popped messages that no consumer will see to the head
 // of their list (where they are consumed next, in the order they were
 // popped: ps is in pop order) and deletes their records, in one
-// transaction.
+// transaction. A message whose record the next consume script writes is
+// given back once that record exists.
 func (st *store) giveBack(ps []*popped) {
+	for _, p := range ps {
+		if p.unconfirmed {
+			st.afterConfirm = append(st.afterConfirm, func() { st.giveBack(ps) })
+			return
+		}
+	}
 	c := st.c
+	st.execOut += len(ps)
 	c.exec.do(func(ctx context.Context) {
-		if err := c.giveBack(ctx, ps); err != nil {
+		err := c.giveBack(ctx, ps)
+		c.h.Post(func() { st.execDone(len(ps)) })
+		if err != nil {
 			for _, p := range ps {
 				c.o.log.Error("redis: could not give a popped message back; its unacked record restores it",
 					"queue", p.queue, "delivery_tag", p.tag, "err", err)
 			}
 		}
 	})
+}
+
+// execDone runs on the hub when the executor finished n settlements.
+func (st *store) execDone(n int) {
+	st.execOut -= n
+	if !st.closed {
+		st.reopen()
+		st.pump()
+	}
+}
+
+// popped is one message taken from a list: by the consume script, by
+// BLMOVE or BRPOP, or recovered after a lost reply.
+type popped struct {
+	key   string // the prefixed list key it came from
+	queue string // the queue of that key
+	raw   []byte
+	tag   string // the tag of its unacked record, "" if none
+	// sum is the SHA-1 of raw in hex, and unconfirmed is set, for a
+	// message BLMOVE handed over until the consume script recorded it.
+	sum         string
+	unconfirmed bool
+	// m is the decoded message, when it was decoded before delivery.
+	m *transport.Message
+}
+
+// message decodes the envelope; an undecodable one is still a message,
+// with Err set and the raw bytes as Body.
+func (p *popped) message() *transport.Message {
+	if p.m != nil {
+		return p.m
+	}
+	m, err := transport.DecodeEnvelope(p.raw)
+	if err != nil {
+		m = &transport.Message{Body: p.raw, Err: err}
+	}
+	if p.tag != "" {
+		m.DeliveryInfo.DeliveryTag = p.tag
+	}
+	return m
+}
+
+// sha1Of returns the SHA-1 of b in hex (redis.sha1hex in the scripts).
+func sha1Of(b []byte) string {
+	sum := sha1.Sum(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // fanoutMsg is a message received on the PSUBSCRIBE socket.
@@ -572,70 +456,44 @@ type fanoutMsg struct {
 
 // closeSockets closes the hub sockets of a store. Hub goroutine.
 func (st *store) closeSockets() {
-	for _, s := range [...]*hubSock{st.brpop, st.listen} {
+	for _, s := range [...]*hubSock{st.cons, st.listen} {
 		if s != nil {
 			s.close()
 		}
 	}
 }
 
-// finishInFlight waits (blocking the hub, on the close path only) for the
-// reply of a command in flight on the BRPOP socket, so that a message Redis
-// already popped is given back rather than lost (Kombu's close reads the
-// outstanding BRPOP too). A BRPOP is cut short with CLIENT UNBLOCK.
-func (st *store) finishInFlight() {
-	s := st.brpop
-	if s == nil || s.state != sockOpen || len(s.exp) == 0 {
-		return
-	}
-	o := st.o
-	deadline := time.Now().Add(o.brpopTimeout + o.connTimeout + o.sockTimeout + time.Second)
-	if s.exp[0].kind == rBRPOP && s.clientID > 0 {
-		ctx, cancel := context.WithDeadline(context.Background(), deadline)
-		st.c.rdb.ClientUnblock(ctx, s.clientID)
-		cancel()
-	}
-	for s.state == sockOpen && len(s.exp) > 0 {
-		wait := time.Until(deadline)
-		if wait <= 0 {
-			s.fail(errorf("no reply to the command in flight at close"))
-			return
-		}
-		if s.writer {
-			s.flush()
-		}
-		ok, err := fdWaitReadable(s.fd, wait)
-		if err != nil {
-			s.fail(err)
-			return
-		}
-		if ok {
-			s.onReadable()
-		}
-	}
-}
-
-// Close releases the store: a pop in flight is finished and its messages
-// given back, the fanout queues declared auto_delete are deleted (Kombu)
-// and the sockets are closed. The acks and restores this queues run on the
-// executor; WaitClose waits for them.
+// Close releases the store: the command in flight is finished, the
+// messages BLMOVE handed over get their records and the consumer leaves
+// the registry (finish, pump.go), popped messages not delivered go back
+// to their lists, the fanout queues declared auto_delete are deleted
+// (Kombu) and the sockets are closed. The acks and restores this queues run
+// on the executor; WaitClose waits for them.
 func (st *store) Close() error {
 	if st.closed {
 		return nil
 	}
 	st.active, st.fanoutQs = nil, nil
 	clear(st.activeSet)
-	st.finishInFlight()
+	st.finish()
 	st.closed = true
-	back := append([]*popped(nil), st.pending[st.pendingAt:]...)
-	if st.carry != nil {
-		back = append(back, st.carry) // popped after pending, if both exist
-		st.carry = nil
+	if len(st.unconfirmed) > 0 {
+		st.o.log.Warn("redis: closing with messages whose unacked record was not confirmed; "+
+			"the processing list keeps them for the visibility sweep", "count", len(st.unconfirmed))
+		st.unconfirmed, st.afterConfirm = nil, nil
 	}
-	if len(back) > 0 {
-		st.giveBack(back)
+	for _, fn := range st.afterConfirm {
+		fn()
+	}
+	st.afterConfirm = nil
+	if back := st.pending[st.pendingAt:]; len(back) > 0 {
+		st.giveBack(slices.Clone(back))
 	}
 	st.pending, st.pendingAt = nil, 0
+	if len(st.ackq) > 0 {
+		st.c.exec.ack(st.ackq...)
+		st.ackq = nil
+	}
 	for _, fm := range st.backlog {
 		st.c.exec.ack(fm.tag)
 	}

@@ -16,28 +16,29 @@
 //
 //   - Request/response commands go through go-redis: publishing (LPUSH to
 //     the priority list, PUBLISH for fanout), bindings (SADD, SMEMBERS),
-//     declarations, purge, size, basic_get, and, on an executor goroutine
-//     of the connection, the consumer side's acknowledgements (ZREM + HDEL,
+//     declarations, purge, size, basic_get (one script pops and records),
+//     and, on an executor goroutine of the connection, the
+//     acknowledgements the consume socket does not carry (ZREM + HDEL,
 //     coalesced into one pipeline per batch), restores (restore_by_tag in a
 //     WATCH/MULTI transaction), the visibility-timeout sweep
-//     (restore_visible under the unacked_mutex) and the unacked records of
-//     fanout messages. The hub goroutine never waits for go-redis, except
-//     when a channel closes.
+//     (restore_visible under the unacked_mutex), lease renewals and the
+//     unacked records of fanout messages. The hub goroutine never waits
+//     for go-redis, except when a channel closes.
 //   - Each consuming channel owns up to two sockets that go-redis never
 //     touches, registered in the hub's poller (Kombu's MultiChannelPoller,
-//     one per connection): one for BRPOP and the pop script over the
-//     consumed queues' priority keys, one for PSUBSCRIBE (fanout queues).
-//     They are dialled with net.Dialer on a short-lived goroutine, and the
-//     hub takes the descriptor over (a duplicate through
-//     SyscallConn().Control; the net.Conn is then closed). The handshake
-//     (AUTH, SELECT, CLIENT SETNAME, CLIENT ID, SCRIPT LOAD) is pipelined
-//     on the socket in RESP2. Writes are flushed at once, and a writer is
-//     registered only while bytes wait; replies are parsed by
-//     internal/resp from whatever bytes arrived and dispatched straight to
-//     the channel (Deliver) and its consumers' callbacks. A descriptor is
-//     always removed from the hub before it is closed, and every
-//     registration carries a generation so that a stale event for a reused
-//     descriptor number is dropped.
+//     one per connection): the consume socket (the wait and the consume
+//     script, below) and one for PSUBSCRIBE (fanout queues). They are
+//     dialled with net.Dialer on a short-lived goroutine, and the hub takes
+//     the descriptor over (a duplicate through SyscallConn().Control; the
+//     net.Conn is then closed). The handshake (AUTH, SELECT, CLIENT
+//     SETNAME, HELLO 3 and CLIENT TRACKING on the consume socket, CLIENT
+//     ID, SCRIPT LOAD) is pipelined on the socket. Writes are flushed at
+//     once, and a writer is registered only while bytes wait; replies are
+//     parsed by internal/resp from whatever bytes arrived and dispatched
+//     straight to the channel (Deliver) and its consumers' callbacks. A
+//     descriptor is always removed from the hub before it is closed, and
+//     every registration carries a generation so that a stale event for a
+//     reused descriptor number is dropped.
 //
 // TLS (rediss://) cannot be read through a raw descriptor. Its documented
 // fallback: the TLS connection is bridged to one end of a unix socket pair
@@ -49,66 +50,94 @@
 // sockets ask the sentinels for the current master each time they dial, so
 // they follow a failover when they reconnect.
 //
-// # Consuming beyond Kombu
+// # Consuming: no message only in a socket or in memory
 //
-// Kombu sends one BRPOP per delivery and records each message with a MULTI
-// (ZADD unacked_index, HSET unacked) after Redis has handed it over. Here
-// the BRPOP socket alternates between two commands:
+// Kombu pops with BRPOP and records the message (MULTI: ZADD unacked_index,
+// HSET unacked) once Redis has handed it over: a consumer that dies, or a
+// connection that breaks, between the two loses the message. Here a
+// message is, at every moment, in its list, in Kombu's unacked records, or
+// in a list of this consumer's that a live consumer restores. The consume
+// socket alternates between two commands (pump.go):
 //
-//   - While messages are known to wait, one EVALSHA of a Lua script pops up
-//     to the channel's free prefetch room from the keys in Kombu's order
-//     (step-major, then queue, rotated by the queue_order_strategy) and,
-//     for each message, writes HSET unacked <tag> '[<envelope>, <exchange>,
-//     <routing_key>]' and ZADD unacked_index <now> <tag> in the same atomic
-//     step (tag, exchange and routing key read with cjson inside Redis).
-//     Such a message is never out of its list without a record.
-//   - When a pop comes back short, the next command is a BRPOP (timeout
-//     brpop_timeout, Kombu's 1 s). When it returns a message, the script
-//     is sent again with that message as an argument: it records it first,
-//     pops more up to the room, and only then are the messages delivered.
+//   - The consume script (lua_consume.go), while some consumed key may hold
+//     messages: in one atomic step it pops up to the channel's free
+//     prefetch room from those keys, in Kombu's order (step-major, then
+//     queue, rotated by the queue_order_strategy), writes each message's
+//     unacked record (HSET unacked <tag> '[<envelope>, <exchange>,
+//     <routing_key>]', ZADD unacked_index <now> <tag>), and deletes the
+//     records of the acks that came since the last script. Every message
+//     it returns is recorded before its callback runs.
+//   - The wait, when no key is known to hold messages: BLMOVE (BRPOPLPUSH
+//     before Redis 6.2) from one key, the base key of the queue last
+//     delivered from, into this consumer's processing list
+//     (<unacked_key>:processing:<id>), with brpop_timeout as its timeout.
+//     Redis moves the message and replies in one step, so the callback runs
+//     one round trip after the publish (as with a plain BRPOP loop) while
+//     the message is still in Redis; the next script, sent right after the
+//     delivery, records it and empties the list.
 //
-// Every callback therefore runs after its message's unacked record exists
-// in Redis. The window that remains is the BRPOP itself: from the moment
-// Redis pops a message for the BRPOP until the script's record of it
-// commits (one round trip later), the message exists only in the socket
-// and in this process. If the connection breaks after the script was sent,
-// the message is carried over and recorded on the next connection; it is
-// lost only if the process dies in that window, or the connection breaks
-// with the BRPOP reply unread. A pop script whose reply is lost leaves its
-// messages recorded but undelivered: the visibility timeout restores them
-// (an hour by default). Closing the window completely (BLMOVE into a
-// per-consumer processing list, recorded from there) is later work.
+// The other consumed keys (other queues, other priority steps) are
+// watched with Redis's client-side-caching invalidation messages (RESP3,
+// CLIENT TRACKING ON NOLOOP): every key the script reads is tracked, and a
+// push to one sends an "invalidate" message on the consume socket. The key
+// then counts as holding messages, and a wait in flight is ended with
+// CLIENT UNBLOCK (sent through the executor) so that the script pops it.
+// No key is polled, and an idle channel costs one wait per brpop_timeout.
+// Several consumers of one queue all block on its base key, so a message
+// wakes one of them; a push to a key another consumer waits on, and this
+// one tracks, also wakes this one (an empty pop at worst). When the server
+// refuses HELLO 3 or CLIENT TRACKING (Redis older than 6, or an ACL), the
+// other keys are polled once per brpop_timeout instead, which is logged.
 //
-// A change of the consumed queues while a BRPOP waits sends CLIENT UNBLOCK
-// (through go-redis) so that the next BRPOP uses the new keys at once.
-// Messages popped for a queue no longer consumed, and those in flight when
-// the channel closes, go back to the head of their list (RPUSH) and their
-// records are deleted, in one transaction.
+// Leases. The processing list is what makes BLMOVE safe: every consuming
+// channel is in a registry zset (<unacked_key>:consumers, scored with the
+// time its lease expires), registered by the consume socket's handshake
+// before its first BLMOVE and renewed every leaseEvery by a hub timer.
+// The visibility sweep of any live consumer turns the processing list of
+// a consumer whose lease expired (leaseTTL after its last renewal) into
+// unacked records, scored with that last renewal, which the sweep then
+// restores like any other; Python Kombu's sweep restores them too once
+// they are records. A clean close records what the list holds and leaves
+// the registry.
+//
+// Lost replies. A connection that breaks with a reply unread loses no
+// message: a BLMOVE's message is in the processing list, and the first
+// script on the new connection records and delivers it; a script's
+// messages are recorded, and each script that hands messages over also
+// writes their tags to this consumer's delivering hash
+// (<unacked_key>:delivering:<id>) with its sequence number, so the first
+// script on the new connection finds the tags of a reply that never came
+// and delivers them from their records. Acks that were on their way are
+// sent again.
+//
+// Acknowledgements ride with the next consume script when one is about to
+// be sent, and otherwise (the wait blocks) go through the executor in one
+// pipeline. A slot of the prefetch window is free only once the ack's
+// record is gone, so the unacked records of a consumer stay within its
+// window (plus the message a wait may have handed over) however slow
+// Redis is: acks never queue behind restores.
+//
+// Messages handed over for a queue no longer consumed, and those in flight
+// when the channel closes, go back to the head of their list (RPUSH) and
+// their records are deleted, in one transaction.
+//
+// Without ack emulation (ack_emulation=false), the consume socket does
+// what Kombu does: BRPOP over every key, the message delivered at once and
+// recorded nowhere (at most once), and the script pops without records
+// while messages are known to wait.
+//
+// Fanout (PUB/SUB) is at most once, in Kombu and here: a message published
+// while no channel subscribes, or while a subscriber's connection is down,
+// is not delivered; one delivered is recorded (unless a no-ack consumer
+// takes it) and restorable like any other.
 //
 // # Many queues
 //
-// A command over every key costs O(keys) in Redis and in the writer: with
-// 1000 queues and four priority steps, 4000 keys (about 120 KB) per pop,
-// and the script walks the empty lists one RPOP at a time. With more than
-// 16 consumed queues, the channel keeps a "hot" set of at most 8 queues
-// that a recent pop or BRPOP found messages in; while no other queue is
-// known to hold messages, the pop script goes over the hot queues' keys
-// only (still in Kombu's order among them), and every 4th such pop (and
-// the one after each BRPOP) is followed, in the same write, by EXISTS over
-// the keys of the other ("cold") queues, a command cached until either set
-// changes. When EXISTS counts a message, or a hot pop comes back short
-// without one, the next pop goes over every key in Kombu's order, which
-// serves the cold queue first since the busy one was rotated last. A queue
-// leaves the hot set when a pop went past all its keys empty. BRPOP, when
-// everything is empty, still waits on every key in Kombu's order.
-//
-// The difference from Kombu is one of latency, not of starvation: while a
-// hot queue stays busy, a message published to a cold queue waits up to
-// five pops (each up to the prefetch room) instead of being next. With 16
-// queues or fewer every pop goes over every key, as before.
-// Order within a pop, acknowledgement records and the wire format are
-// unchanged, so Kombu producers and consumers on the same queues see no
-// difference.
+// The script reads only the keys that may hold messages: those an
+// invalidation named, those a pop left non-empty, and, once, every key of a
+// queue newly consumed (to track it). A channel consuming 1000 queues with
+// messages on one pops from that one queue's keys; a message pushed to any
+// other is noticed at once, with no EXISTS and no periodic scan.
 //
 // # Compatibility notes
 //
@@ -125,7 +154,13 @@
 // (Kombu writes a float): Kombu's and this package's sweeps compare it
 // with now - visibility_timeout, so a message comes back at most a second
 // later, never earlier, and Redis inserts into a small index several
-// times faster (lua.go gives the numbers).
+// times faster (lua.go gives the numbers). Keys of this package's own,
+// beside Kombu's: <unacked_key>:consumers (a zset of consumer leases),
+// <unacked_key>:processing:<id> (a list) and
+// <unacked_key>:delivering:<id> (a hash), one pair per consuming channel,
+// deleted when it closes or, after it died, by a live consumer's sweep.
+// Consuming needs Redis 6.2 for BLMOVE and CLIENT TRACKING; older servers
+// get BRPOPLPUSH and, before 6.0, polling of the keys not waited on.
 //
 // # Concurrency
 //

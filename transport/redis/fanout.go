@@ -103,7 +103,7 @@ func (st *store) afterRead(s *hubSock) {
 // deliverBacklog moves backlogged fanout messages on, as far as the window
 // allows.
 func (st *store) deliverBacklog() {
-	room := st.ch.Room() - st.inflight - st.held()
+	room := st.ch.Room() - st.inflight - st.held() - st.execOut
 	if room <= 0 || len(st.backlog) == 0 {
 		return
 	}

@@ -136,7 +136,7 @@ func TestUnixSocketAuthDB(t *testing.T) {
 			if !strings.Contains(line, "name=kombu-go-test") || !strings.Contains(line, " db=5 ") {
 				t.Errorf("client without the name or db: %s", line)
 			}
-			if strings.Contains(line, "cmd=brpop") || strings.Contains(line, "cmd=psubscribe") || strings.Contains(line, "cmd=evalsha") {
+			if strings.Contains(line, "cmd=blmove") || strings.Contains(line, "cmd=psubscribe") || strings.Contains(line, "cmd=evalsha") {
 				hubSocks++
 			}
 		}

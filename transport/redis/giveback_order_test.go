@@ -28,6 +28,12 @@ func TestGiveBackKeepsPopOrder(t *testing.T) {
 	}
 	admin := srv.client()
 	defer admin.Close()
+	// The consume socket is connected (and waiting on an empty queue)
+	// before the pause, which would hold its handshake too.
+	if _, err := ch.Consume(ctx, transport.ConsumeOptions{Queue: "idle"}, func(*transport.Message) {}); err != nil {
+		t.Fatal(err)
+	}
+	waitConsumeSocket(t, e, ch.st, rWait)
 	if err := admin.Do(ctx, "CLIENT", "PAUSE", "3000", "WRITE").Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -35,17 +41,7 @@ func TestGiveBackKeepsPopOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		var inFlight bool
-		e.h.Call(ctx, func() { inFlight = ch.st.brpop != nil && len(ch.st.brpop.exp) > 0 && ch.st.brpop.exp[0].kind == rPop })
-		if inFlight {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no pop in flight")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitConsumeSocket(t, e, ch.st, rScript)
 	if err := ch.Cancel(ctx, tag); err != nil {
 		t.Fatal(err)
 	}

@@ -49,48 +49,24 @@ import (
 // that are not JSON are recorded as a JSON string, so that the record stays
 // JSON (Kombu's restore_visible would raise on it and abandon its sweep;
 // with a string it logs the message and drops it).
-const popSrc = `
+const popSrc = luaRecords + `
 local n = tonumber(ARGV[1])
 local rec = ARGV[3] == '1'
 if n > 1000 then
   return redis.error_reply('ERR kombu-go pop script: at most 1000 messages a call')
 end
 if rec then
-  local th, tz = redis.call('TYPE', KEYS[1])['ok'], redis.call('TYPE', KEYS[2])['ok']
-  if (th ~= 'none' and th ~= 'hash') or (tz ~= 'none' and tz ~= 'zset') then
-    return redis.error_reply('WRONGTYPE kombu-go pop script: ' .. KEYS[1] .. ' is a ' .. th ..
-      ' and ' .. KEYS[2] .. ' a ' .. tz .. ' (want a hash and a zset); no message taken')
-  end
+  local bad = wrongTypes(KEYS[1], KEYS[2], 'pop script')
+  if bad then return bad end
 end
 local out = {}
 local recs, idx = {}, {}
-local function str(v)
-  if type(v) == 'string' then return v end
-  if type(v) == 'number' then return tostring(v) end
-  return ''
-end
 local function take(at, raw)
   local tag = ''
   if rec then
-    local ex, rk, elem = '', '', raw
-    local ok, env = pcall(cjson.decode, raw)
-    if not ok then elem = cjson.encode(raw) end
-    if ok and type(env) == 'table' and type(env['properties']) == 'table' then
-      local p = env['properties']
-      tag = str(p['delivery_tag'])
-      if type(p['delivery_info']) == 'table' then
-        ex = str(p['delivery_info']['exchange'])
-        rk = str(p['delivery_info']['routing_key'])
-      end
-    end
-    if tag == '' then
-      tag = redis.sha1hex(raw)
-      ex, rk = '', ''
-    end
-    recs[#recs + 1] = tag
-    recs[#recs + 1] = '[' .. elem .. ', ' .. cjson.encode(ex) .. ', ' .. cjson.encode(rk) .. ']'
-    idx[#idx + 1] = ARGV[2]
-    idx[#idx + 1] = tag
+    local elem, ex, rk
+    tag, elem, ex, rk = describe(raw)
+    addRecord(recs, idx, ARGV[2], tag, elem, ex, rk)
   end
   out[#out + 1] = at
   out[#out + 1] = raw
@@ -108,19 +84,73 @@ while n > 0 and i <= #KEYS do
     i = i + 1
   elseif raw then take(i, raw) else i = i + 1 end
 end
-if #recs > 0 then
-  redis.call('HSET', KEYS[1], unpack(recs))
-  local ok, enc = pcall(redis.call, 'OBJECT', 'ENCODING', KEYS[2])
+writeRecords(KEYS[1], KEYS[2], recs, idx)
+return out
+`
+
+// luaRecords are the functions the scripts share to write Kombu's unacked
+// records (see popSrc):
+//
+//   - describe(raw) returns the tag, the record's first element (the
+//     envelope, or a JSON string of bytes that are not JSON), the exchange
+//     and the routing key; a message without a usable tag gets the SHA-1
+//     of its bytes and an empty exchange and routing key;
+//   - addRecord queues one record's HSET and ZADD arguments;
+//   - writeRecords writes them in one HSET and one ZADD, converting a
+//     listpack index to a skiplist first;
+//   - wrongTypes returns the error reply when the unacked hash or index is
+//     of another type, nil otherwise.
+const luaRecords = `
+local function str(v)
+  if type(v) == 'string' then return v end
+  if type(v) == 'number' then return tostring(v) end
+  return ''
+end
+local function describe(raw)
+  local tag, ex, rk, elem = '', '', '', raw
+  local ok, env = pcall(cjson.decode, raw)
+  if not ok then elem = cjson.encode(raw) end
+  if ok and type(env) == 'table' and type(env['properties']) == 'table' then
+    local p = env['properties']
+    tag = str(p['delivery_tag'])
+    if type(p['delivery_info']) == 'table' then
+      ex = str(p['delivery_info']['exchange'])
+      rk = str(p['delivery_info']['routing_key'])
+    end
+  end
+  if tag == '' then
+    tag = redis.sha1hex(raw)
+    ex, rk = '', ''
+  end
+  return tag, elem, ex, rk
+end
+local function addRecord(recs, idx, score, tag, elem, ex, rk)
+  recs[#recs + 1] = tag
+  recs[#recs + 1] = '[' .. elem .. ', ' .. cjson.encode(ex) .. ', ' .. cjson.encode(rk) .. ']'
+  idx[#idx + 1] = score
+  idx[#idx + 1] = tag
+end
+local function writeRecords(hash, index, recs, idx)
+  if #recs == 0 then return end
+  redis.call('HSET', hash, unpack(recs))
+  local ok, enc = pcall(redis.call, 'OBJECT', 'ENCODING', index)
   if #idx > 32 and ok and enc ~= 'skiplist' then
     local big = 'kombu-go: converts the index to a skiplist ' .. string.rep('.', 200)
-    redis.call('ZADD', KEYS[2], 0, big)
-    redis.call('ZADD', KEYS[2], unpack(idx))
-    redis.call('ZREM', KEYS[2], big)
+    redis.call('ZADD', index, 0, big)
+    redis.call('ZADD', index, unpack(idx))
+    redis.call('ZREM', index, big)
   else
-    redis.call('ZADD', KEYS[2], unpack(idx))
+    redis.call('ZADD', index, unpack(idx))
   end
 end
-return out
+local function wrongTypes(hash, index, what)
+  local th, tz = redis.call('TYPE', hash)['ok'], redis.call('TYPE', index)['ok']
+  if (th ~= 'none' and th ~= 'hash') or (tz ~= 'none' and tz ~= 'zset') then
+    return redis.error_reply('WRONGTYPE kombu-go ' .. what .. ': ' .. hash .. ' is a ' .. th ..
+      ' and ' .. index .. ' a ' .. tz .. ' (want a hash and a zset); no message taken')
+  end
+  return nil
+end
 `
 
 // unlockSrc releases the unacked_mutex only if it still holds our token

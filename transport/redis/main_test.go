@@ -87,6 +87,18 @@ func newEnv(t testing.TB, opts map[string]any) *env {
 // newEnvHub is newEnv with a hub of the given options.
 func newEnvHub(t testing.TB, opts map[string]any, hopts hub.Options) *env {
 	t.Helper()
+	return newEnvWith(t, opts, hopts, nil)
+}
+
+// newEnvOpts is newEnv with the parsed options changed by tweak before the
+// connection is dialled (for the options tests may set only).
+func newEnvOpts(t testing.TB, opts map[string]any, tweak func(*options)) *env {
+	t.Helper()
+	return newEnvWith(t, opts, hub.Options{}, tweak)
+}
+
+func newEnvWith(t testing.TB, opts map[string]any, hopts hub.Options, tweak func(*options)) *env {
+	t.Helper()
 	raw := redisURL(t)
 	e := &env{t: t}
 	if opts == nil {
@@ -102,6 +114,9 @@ func newEnvHub(t testing.TB, opts map[string]any, hopts hub.Options) *env {
 		t.Fatal(err)
 	}
 	e.tr = tr.(*Transport)
+	if tweak != nil {
+		tweak(e.tr.o)
+	}
 	e.h = startHubWith(t, hopts)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -58,6 +58,9 @@ type options struct {
 	maxConns    int
 	healthCheck time.Duration
 	retryOnTO   bool
+	// noTracking keeps the consume socket in RESP2 without CLIENT TRACKING,
+	// as against a server that refuses them (tests only).
+	noTracking bool
 
 	// Kombu's channel options.
 	bodyEncoding    string

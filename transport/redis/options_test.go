@@ -147,36 +147,33 @@ func TestInfo(t *testing.T) {
 	}
 }
 
-// §1.9: BRPOP "qb" "qa" "qb\x06\x163" "qa\x06\x163" ... "1", prefixed.
+// §1.9: BRPOP "qb" "qa" "qb\x06\x163" "qa\x06\x163" ... "1", prefixed. The
+// consume script visits the dirty keys in the same order.
 func TestPopKeysOrder(t *testing.T) {
 	o := mustOptions(t, transport.Config{Options: map[string]any{"global_keyprefix": "pfx:"}})
 	st := &store{o: o}
 	st.hubState.init(st)
-	st.active = []string{"qa", "qb", "qc"}
+	st.active = []string{"qb", "qc", "qa"}
+	st.cycle.Update(st.active)
 	st.setActive(st.active)
-	order := []string{"qb", "qc", "qa"}
-	keys, qs := st.popKeys(order[:2], false)
-	want := "pfx:qb pfx:qc pfx:qb\x06\x163 pfx:qc\x06\x163 pfx:qb\x06\x166 pfx:qc\x06\x166 pfx:qb\x06\x169 pfx:qc\x06\x169"
-	if strings.Join(keys, " ") != want || strings.Join(qs, " ") != "qb qc qb qc qb qc qb qc" {
+	keys, qs := st.allKeys()
+	want := "pfx:qb pfx:qc pfx:qa pfx:qb\x06\x163 pfx:qc\x06\x163 pfx:qa\x06\x163 " +
+		"pfx:qb\x06\x166 pfx:qc\x06\x166 pfx:qa\x06\x166 pfx:qb\x06\x169 pfx:qc\x06\x169 pfx:qa\x06\x169"
+	if strings.Join(keys, " ") != want || strings.Join(qs, " ") != "qb qc qa qb qc qa qb qc qa qb qc qa" {
 		t.Errorf("keys %q queues %q", keys, qs)
 	}
-	// A hot pop keeps the order of the hot queues; EXISTS covers the rest.
-	st.hot["qa"] = struct{}{}
-	st.hot["qb"] = struct{}{}
-	st.coldStale = true
-	keys, qs = st.popKeys(order, true)
-	want = "pfx:qb pfx:qa pfx:qb\x06\x163 pfx:qa\x06\x163 pfx:qb\x06\x166 pfx:qa\x06\x166 pfx:qb\x06\x169 pfx:qa\x06\x169"
-	if strings.Join(keys, " ") != want || strings.Join(qs, " ") != "qb qa qb qa qb qa qb qa" {
-		t.Errorf("hot keys %q queues %q", keys, qs)
+	// Every key of a new queue is dirty; the script visits the dirty ones
+	// in the same order.
+	if dk, _ := st.dirtyKeys(); strings.Join(dk, " ") != want {
+		t.Errorf("dirty keys of new queues %q", dk)
 	}
-	cold := "*5\r\n$6\r\nEXISTS\r\n$6\r\npfx:qc\r\n$9\r\npfx:qc\x06\x163\r\n$9\r\npfx:qc\x06\x166\r\n$9\r\npfx:qc\x06\x169\r\n"
-	if got := string(st.coldCmd()); got != cold {
-		t.Errorf("cold check %q, want %q", got, cold)
-	}
-	st.hot["qc"] = struct{}{}
-	st.coldStale = true
-	if got := st.coldCmd(); got != nil {
-		t.Errorf("cold check with every queue hot: %q", got)
+	clear(st.dirty)
+	st.markDirty("pfx:qa\x06\x163")
+	st.markDirty("pfx:qb\x06\x169")
+	st.markDirty("pfx:qc")
+	dk, dq := st.dirtyKeys()
+	if strings.Join(dk, " ") != "pfx:qc pfx:qa\x06\x163 pfx:qb\x06\x169" || strings.Join(dq, " ") != "qc qa qb" {
+		t.Errorf("dirty keys %q queues %q", dk, dq)
 	}
 	if got := o.brpopTimeoutArg(); got != "1" {
 		t.Errorf("timeout %q", got)

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,6 +34,11 @@ type multiPoller struct {
 
 	restoreCalls int  // Kombu's _vrestore_count
 	restoredOnce bool // the on_poll_init restore ran
+
+	// leased are the stores whose consumer leases the poller renews
+	// (lease.go); leaseTimer cancels the renewal timer.
+	leased     []*store
+	leaseTimer func()
 
 	// dmu guards dials: dial goroutines register their results, and
 	// Conn.Close releases those the hub never claimed.
@@ -74,12 +81,8 @@ func (p *multiPoller) add(st *store) {
 
 // discard unregisters a store (Kombu's cycle.discard).
 func (p *multiPoller) discard(st *store) {
-	for i, x := range p.stores {
-		if x == st {
-			p.stores = append(p.stores[:i:i], p.stores[i+1:]...)
-			return
-		}
-	}
+	p.stores = slices.DeleteFunc(p.stores, func(x *store) bool { return x == st })
+	p.leased = slices.DeleteFunc(p.leased, func(x *store) bool { return x == st })
 }
 
 // close stops the timers and closes every socket left. Hub goroutine.
@@ -111,9 +114,12 @@ func (p *multiPoller) releaseDials() {
 
 // maybeRestore is the periodic visibility-timeout sweep (Kombu's
 // maybe_restore_messages): it runs for the first channel that consumes.
+// The processing lists of dead consumers are turned into unacked records
+// at every tick (the throttle applies to the scan of the index only).
 func (p *multiPoller) maybeRestore() {
 	for _, st := range p.stores {
 		if len(st.active) > 0 {
+			p.c.exec.do(p.c.convertDead)
 			p.restoreVisible()
 			return
 		}
@@ -132,19 +138,29 @@ func (p *multiPoller) restoreVisible() {
 }
 
 // healthCheck pings the pub/sub sockets (Kombu's
-// maybe_check_subclient_health); one whose previous ping got no answer is
-// dropped and reconnects.
+// maybe_check_subclient_health), and the consume sockets that have no
+// command in flight (a full window: only invalidations may come); one whose
+// previous ping got no answer is dropped and reconnects.
 func (p *multiPoller) healthCheck() {
 	for _, st := range p.stores {
 		if s := st.listen; s != nil && s.ready && !st.paused {
-			if s.pingOut {
-				s.fail(errors.New("no answer to the health-check PING"))
-				continue
-			}
-			s.pingOut = true
-			s.send(resp.AppendCommand(nil, "PING"), expect{kind: rPing})
+			s.ping()
+		}
+		if s := st.cons; s != nil && s.ready && len(s.exp) == 0 {
+			s.ping()
 		}
 	}
+}
+
+// ping sends the health-check PING, or drops a socket whose last one got
+// no answer.
+func (s *hubSock) ping() {
+	if s.pingOut {
+		s.fail(errors.New("no answer to the health-check PING"))
+		return
+	}
+	s.pingOut = true
+	s.send(resp.AppendCommand(nil, "PING"), expect{kind: rPing, wait: s.st.o.connTimeout + s.st.o.sockTimeout})
 }
 
 // watchdog drops sockets whose oldest command has waited too long for its
@@ -152,7 +168,7 @@ func (p *multiPoller) healthCheck() {
 func (p *multiPoller) watchdog() {
 	now := p.h.Now()
 	for _, st := range p.stores {
-		for _, s := range [...]*hubSock{st.brpop, st.listen} {
+		for _, s := range [...]*hubSock{st.cons, st.listen} {
 			if s != nil && len(s.exp) > 0 && !(s.kind == kindLISTEN && st.paused) && now.Sub(s.since) > s.exp[0].wait {
 				s.fail(fmt.Errorf("no reply within %v", s.exp[0].wait))
 			}
@@ -160,17 +176,19 @@ func (p *multiPoller) watchdog() {
 	}
 }
 
-// sockKind says what a hub socket is for (Kombu's 'BRPOP' and 'LISTEN').
+// sockKind says what a hub socket is for (Kombu's 'BRPOP' and 'LISTEN'):
+// the consume socket (the wait and the consume script, pump.go) or the
+// PSUBSCRIBE socket.
 type sockKind uint8
 
 const (
-	kindBRPOP sockKind = iota + 1
+	kindConsume sockKind = iota + 1
 	kindLISTEN
 )
 
 func (k sockKind) String() string {
-	if k == kindBRPOP {
-		return "BRPOP"
+	if k == kindConsume {
+		return "CONSUME"
 	}
 	return "LISTEN"
 }
@@ -190,18 +208,21 @@ type replyKind uint8
 const (
 	rOK       replyKind = iota + 1 // AUTH, SELECT, CLIENT SETNAME: +OK
 	rClientID                      // CLIENT ID: an integer
+	rHello                         // HELLO 3: a map, or an error before Redis 6
+	rTracking                      // CLIENT TRACKING ON: +OK, or an error
+	rRegister                      // ZADD of the consumer's lease
 	rReady                         // the last handshake reply: SCRIPT LOAD or PING
-	rPop                           // EVALSHA of the pop script
-	rBRPOP                         // BRPOP: [key, envelope] or null
-	rExists                        // EXISTS over the cold queues' keys
+	rScript                        // EVALSHA of the consume script
+	rWait                          // BLMOVE, BRPOPLPUSH or BRPOP
 	rPing                          // health-check PING
+	rLeave                         // the script that ends the lease on close
 )
 
 // expect is one reply a hub socket waits for.
 type expect struct {
 	kind replyKind
 	wait time.Duration // the watchdog's limit
-	cmd  *popCmd       // rPop, rBRPOP, rExists
+	cmd  *popCmd       // rScript, rWait
 }
 
 // hubSock is one Redis connection owned by the hub: a non-blocking
@@ -224,6 +245,11 @@ type hubSock struct {
 	since    time.Time // when exp[0] was sent (or became the oldest)
 	ready    bool      // the handshake is done
 	clientID int64
+	// The consume socket's abilities, learnt in the handshake: RESP3 and
+	// Redis's invalidation messages (CLIENT TRACKING), and BLMOVE (Redis
+	// 6.2; BRPOPLPUSH before).
+	tracking bool
+	blmove   bool
 	pingOut  bool
 	backoff  time.Duration
 	retry    func() // cancels a pending reconnect timer
@@ -305,9 +331,13 @@ func (s *hubSock) addReader() error {
 	})
 }
 
-// handshake sends AUTH, SELECT and CLIENT SETNAME as needed, then CLIENT ID
-// (for CLIENT UNBLOCK), then SCRIPT LOAD (BRPOP socket) or PING (LISTEN
-// socket), whose reply marks the socket ready. RESP2: no HELLO, so pub/sub replies are plain arrays.
+// handshake sends AUTH, SELECT and CLIENT SETNAME as needed, then, on the
+// consume socket with ack emulation, HELLO 3 and CLIENT TRACKING ON NOLOOP
+// (either may fail: before Redis 6, or when an ACL refuses it, the socket
+// stays in RESP2 and polls the keys it does not wait on) and the ZADD of
+// the consumer's lease; then CLIENT ID (for CLIENT UNBLOCK), then SCRIPT
+// LOAD (consume socket) or PING (LISTEN socket, RESP2, so that pub/sub
+// replies are plain arrays), whose reply marks the socket ready.
 func (s *hubSock) handshake() {
 	o := s.st.c.o
 	wait := o.connTimeout + o.sockTimeout
@@ -329,10 +359,22 @@ func (s *hubSock) handshake() {
 		b = resp.AppendCommand(b, "CLIENT", "SETNAME", o.clientName)
 		exps = append(exps, expect{kind: rOK, wait: wait})
 	}
+	s.tracking, s.blmove = false, false
+	if s.kind == kindConsume && o.ackEmulation {
+		if !o.noTracking {
+			b = resp.AppendCommand(b, "HELLO", "3")
+			exps = append(exps, expect{kind: rHello, wait: wait})
+			b = resp.AppendCommand(b, "CLIENT", "TRACKING", "ON", "NOLOOP")
+			exps = append(exps, expect{kind: rTracking, wait: wait})
+		}
+		b = append(b, s.st.registerCmd()...)
+		exps = append(exps, expect{kind: rRegister, wait: wait})
+		s.st.registered = true
+	}
 	b = resp.AppendCommand(b, "CLIENT", "ID")
 	exps = append(exps, expect{kind: rClientID, wait: wait})
-	if s.kind == kindBRPOP {
-		b = resp.AppendCommand(b, "SCRIPT", "LOAD", popSrc)
+	if s.kind == kindConsume {
+		b = resp.AppendCommand(b, "SCRIPT", "LOAD", consumeSrc)
 	} else {
 		b = resp.AppendCommand(b, "PING")
 	}
@@ -436,6 +478,12 @@ func (s *hubSock) parse(gen uint64) {
 		if s.kind == kindLISTEN && s.st.onPubsub(s, v) {
 			continue
 		}
+		if v.Kind == resp.Push {
+			if s.kind == kindConsume {
+				s.st.onInvalidate(v)
+			}
+			continue
+		}
 		if len(s.exp) == 0 {
 			s.fail(fmt.Errorf("unexpected reply %s", v.String()))
 			return
@@ -449,37 +497,67 @@ func (s *hubSock) parse(gen uint64) {
 
 // onReply handles the reply to one command.
 func (s *hubSock) onReply(e expect, v resp.Value) {
-	if v.Kind == resp.Error && e.kind != rPop {
-		s.fail(fmt.Errorf("%s", v.Err()))
-		return
+	switch e.kind {
+	case rHello, rTracking, rWait, rScript:
+	default:
+		if v.Kind == resp.Error {
+			s.fail(fmt.Errorf("%s", v.Err()))
+			return
+		}
 	}
 	switch e.kind {
-	case rOK:
+	case rOK, rRegister:
 	case rClientID:
 		s.clientID = v.Int
+	case rHello:
+		if v.Kind == resp.Error {
+			s.st.o.log.Warn("redis: HELLO 3 refused; consuming without invalidation messages "+
+				"(keys other than the one waited on are polled once per brpop_timeout)", "err", v.Err())
+			return
+		}
+		ver, _ := v.Lookup("version")
+		s.blmove = versionAtLeast(string(ver.Str), 6, 2)
+	case rTracking:
+		if v.Kind == resp.Error {
+			s.st.o.log.Warn("redis: CLIENT TRACKING refused; consuming without invalidation messages "+
+				"(keys other than the one waited on are polled once per brpop_timeout)", "err", v.Err())
+			return
+		}
+		s.tracking = true
 	case rReady:
 		s.ready = true
 		s.backoff = 0
 		s.st.onReady(s)
 	case rPing:
 		s.pingOut = false
-	case rPop:
-		if v.Kind == resp.Error {
-			s.fail(fmt.Errorf("pop script: %s", v.Err()))
-			return
-		}
-		s.st.onPopped(s, e.cmd, v)
-	case rBRPOP:
-		s.st.onBRPOP(s, e.cmd, v)
-	case rExists:
-		s.st.onExists(v)
+	case rScript:
+		s.st.onScript(s, e.cmd, v)
+	case rWait:
+		s.st.onWait(s, e.cmd, v)
+	case rLeave:
+		s.st.registered = false
 	}
 }
 
+// versionAtLeast reports whether a Redis version "major.minor.patch" is at
+// least major.minor.
+func versionAtLeast(v string, major, minor int) bool {
+	parts := strings.SplitN(v, ".", 3)
+	if len(parts) < 2 {
+		return false
+	}
+	ma, err1 := strconv.Atoi(parts[0])
+	mi, err2 := strconv.Atoi(parts[1])
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	return ma > major || (ma == major && mi >= minor)
+}
+
 // fail drops the connection: the descriptor leaves the hub before it is
-// closed, every expected reply is given up (a pop whose first message was
-// already taken by BRPOP is carried over to the next connection), and a
-// reconnect is scheduled while the socket is still needed.
+// closed, every expected reply is given up (the consume socket remembers
+// what was in flight for its recovery script), and a reconnect is
+// scheduled while the socket is still needed.
 func (s *hubSock) fail(err error) {
 	if s.state != sockOpen {
 		return
@@ -504,17 +582,11 @@ func (s *hubSock) drop() {
 	s.ready = false
 	s.pingOut = false
 	s.out = s.out[:0]
-	for _, e := range s.exp {
-		if e.kind == rPop && e.cmd != nil && e.cmd.first != nil {
-			s.st.carry = e.cmd.first
-		}
-	}
-	s.exp = s.exp[:0]
-	if s.kind == kindBRPOP {
+	if s.kind == kindConsume {
+		s.st.onConsumeLost(s.exp)
 		s.st.releaseReserved()
 	}
-	s.st.coldMaybe = true // checked again on the next connection
-	s.st.hotShort = false
+	s.exp = s.exp[:0]
 	s.rd.Reset()
 	if s.dial != nil {
 		// A dial still running: its result is closed when it arrives.

@@ -35,6 +35,12 @@ func TestPrefetchWithFanoutAndPop(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitClients(t, e, "psubscribe")
+	// The consume socket is connected (and waiting on an empty queue)
+	// before the pause, which would hold its handshake too.
+	if _, err := ch.Consume(ctx, transport.ConsumeOptions{Queue: uniq("idle")}, cb); err != nil {
+		t.Fatal(err)
+	}
+	waitConsumeSocket(t, e, ch.st, rWait)
 	if err := ch.Publish(ctx, textMsg("list"), "", "lq", transport.PublishOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -47,18 +53,9 @@ func TestPrefetchWithFanoutAndPop(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := ch.st
-	// Wait until the pop script is in flight.
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		var inFlight bool
-		e.h.Call(ctx, func() { inFlight = st.brpop != nil && len(st.brpop.exp) > 0 && st.brpop.exp[0].kind == rPop })
-		if inFlight {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no pop in flight")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	// Wait until the consume script is in flight (the wait was cut short
+	// by CLIENT UNBLOCK, which the pause lets through).
+	waitConsumeSocket(t, e, st, rScript)
 	// The LISTEN socket reads a pmessage now (what PUBLISH would bring;
 	// PUBLISH itself is paused by CLIENT PAUSE WRITE).
 	env, _ := transport.EncodeEnvelope(&transport.Message{Body: []byte("fan"), ContentType: "text/plain", ContentEncoding: "utf-8",
@@ -98,4 +95,21 @@ loop:
 		t.Error("the second message was not delivered after the ack")
 	}
 	ch.Close()
+}
+
+// waitConsumeSocket waits until the consume socket's oldest command in
+// flight is of the given kind.
+func waitConsumeSocket(t *testing.T, e *env, st *store, kind replyKind) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var ok bool
+		e.h.Call(context.Background(), func() { ok = st.cons != nil && len(st.cons.exp) > 0 && st.cons.exp[0].kind == kind })
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no command of kind %d in flight on the consume socket", kind)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

@@ -20,18 +20,19 @@ import (
 )
 
 // Settle applies a batch of acknowledgements and restores (Kombu's Redis
-// QoS). It queues the work for the executor and returns at once, so the hub
-// never waits for Redis: every ack of the batch (and of the batches queued
-// behind it) becomes one pipeline of ZREM unacked_index and HDEL unacked;
-// a requeue or restore is Kombu's restore_by_tag, a WATCH/MULTI transaction.
+// QoS) and returns at once, so the hub never waits for Redis. Acks (ZREM
+// unacked_index and HDEL unacked) ride with the next consume script when
+// one will be sent soon, else go through the executor, coalesced into one
+// pipeline (see store.ack); either way the window slot of an acked message
+// is free only once its record is gone. A requeue or restore is Kombu's
+// restore_by_tag, run by the executor.
 func (st *store) Settle(batch []channel.Settlement) error {
+	var acks []string
 	for i := range batch {
 		s := &batch[i]
 		switch s.Op {
 		case channel.OpAck, channel.OpDrop:
-			if st.o.ackEmulation {
-				st.c.exec.ack(s.Tag)
-			}
+			acks = append(acks, s.Tag)
 		case channel.OpRequeue, channel.OpRestore:
 			leftmost := s.Op == channel.OpRequeue
 			tag := s.Tag
@@ -41,7 +42,7 @@ func (st *store) Settle(batch []channel.Settlement) error {
 				m = &mm
 			}
 			c := st.c
-			st.c.exec.do(func(ctx context.Context) {
+			st.settleRestore(tag, func(ctx context.Context) {
 				var err error
 				if c.o.ackEmulation {
 					err = st.restoreByTag(ctx, tag, leftmost, m)
@@ -54,6 +55,8 @@ func (st *store) Settle(batch []channel.Settlement) error {
 			})
 		}
 	}
+	st.ack(acks...)
+	st.pump()
 	return nil
 }
 
@@ -327,9 +330,11 @@ type executor struct {
 	retry []string
 }
 
-// job is either a batch of acks or a function.
+// job is either a batch of acks or a function. done are posted to the hub
+// once the acks' pipeline ran.
 type job struct {
 	acks []string
+	done []func()
 	fn   func(ctx context.Context)
 }
 
@@ -342,6 +347,7 @@ func (e *executor) push(j job, merge bool) {
 	if merge && len(e.jobs) > 0 && e.jobs[len(e.jobs)-1].fn == nil {
 		last := &e.jobs[len(e.jobs)-1]
 		last.acks = append(last.acks, j.acks...)
+		last.done = append(last.done, j.done...)
 	} else {
 		e.jobs = append(e.jobs, j)
 	}
@@ -357,6 +363,12 @@ func (e *executor) ack(tags ...string) {
 	if len(tags) > 0 {
 		e.push(job{acks: append([]string(nil), tags...)}, true)
 	}
+}
+
+// ackThen queues acknowledgements and posts done to the hub once their
+// pipeline ran (whether it succeeded or not: a failed one is retried).
+func (e *executor) ackThen(tags []string, done func()) {
+	e.push(job{acks: append([]string(nil), tags...), done: []func(){done}}, true)
 }
 
 // do queues a function.
@@ -407,17 +419,19 @@ func (e *executor) run() {
 		stopping := e.stopping
 		e.mu.Unlock()
 		var acks []string
+		var done []func()
 		acks, e.retry = e.retry, nil
 		for _, j := range jobs {
 			if j.fn == nil {
 				acks = append(acks, j.acks...)
+				done = append(done, j.done...)
 				continue
 			}
-			e.flushAcks(ctx, acks)
-			acks = nil
+			e.flushAcks(ctx, acks, done)
+			acks, done = nil, nil
 			j.fn(ctx)
 		}
-		e.flushAcks(ctx, acks)
+		e.flushAcks(ctx, acks, done)
 		if stopping {
 			e.mu.Lock()
 			more := len(e.jobs) > 0
@@ -451,8 +465,15 @@ func (e *executor) run() {
 
 // flushAcks deletes the records of acknowledged tags: one ZREM and one HDEL
 // per 1000 tags, all in one pipeline. Tags whose pipeline fails are kept
-// for the next round.
-func (e *executor) flushAcks(ctx context.Context, tags []string) {
+// for the next round. done are posted to the hub afterwards.
+func (e *executor) flushAcks(ctx context.Context, tags []string, done []func()) {
+	if len(done) > 0 {
+		defer e.c.h.Post(func() {
+			for _, fn := range done {
+				fn()
+			}
+		})
+	}
 	if len(tags) == 0 {
 		return
 	}

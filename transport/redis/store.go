@@ -33,6 +33,13 @@ type store struct {
 	expires    map[string]int64 // queue -> x-expires in ms
 	autoDelete map[string]bool
 
+	// id names this channel's consumer in the lease registry; pKey and dKey
+	// are its processing list and delivering hash (lease.go).
+	id, pKey, dKey string
+	// registered is set once the consume socket registered the lease, and
+	// leased once the poller renews it (hub goroutine).
+	registered, leased bool
+
 	hubState // consume.go: owned by the hub goroutine
 }
 
@@ -40,6 +47,8 @@ var _ channel.Store = (*store)(nil)
 
 func newStore(c *Conn) *store {
 	st := &store{c: c, o: c.o, expires: make(map[string]int64), autoDelete: make(map[string]bool)}
+	st.id = randomHex()
+	st.pKey, st.dKey = c.o.processingKey(st.id), c.o.deliveringKey(st.id)
 	st.hubState.init(st)
 	return st
 }
@@ -310,27 +319,6 @@ func (st *store) Get(ctx context.Context, queue string, noAck bool) (*transport.
 		}
 	}
 	return msgs[0].message(), nil
-}
-
-// popped is one message taken by the pop script.
-type popped struct {
-	key   string // the prefixed list key it came from
-	queue string // the queue of that key
-	raw   []byte
-	tag   string // the tag of its unacked record, "" if none
-}
-
-// message decodes the envelope; an undecodable one is still a message,
-// with Err set and the raw bytes as Body.
-func (p *popped) message() *transport.Message {
-	m, err := transport.DecodeEnvelope(p.raw)
-	if err != nil {
-		m = &transport.Message{Body: p.raw, Err: err}
-	}
-	if p.tag != "" {
-		m.DeliveryInfo.DeliveryTag = p.tag
-	}
-	return m
 }
 
 // pop runs the pop script through go-redis. bad is the error of the first
