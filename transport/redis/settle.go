@@ -23,7 +23,8 @@ import (
 // QoS). It queues the work for the executor and returns at once, so the hub
 // never waits for Redis: every ack of the batch (and of the batches queued
 // behind it) becomes one pipeline of ZREM unacked_index and HDEL unacked;
-// a requeue or restore is Kombu's restore_by_tag, a WATCH/MULTI transaction.
+// a requeue or restore is Kombu's restore_by_tag, one atomic script
+// (sweep.go).
 func (st *store) Settle(batch []channel.Settlement) error {
 	for i := range batch {
 		s := &batch[i]
@@ -55,98 +56,6 @@ func (st *store) Settle(batch []channel.Settlement) error {
 		}
 	}
 	return nil
-}
-
-// restoreByTag is Kombu's restore_by_tag: in a transaction watching the
-// unacked hash, read the record, delete it from the hash and the index, and
-// push the envelope (marked redelivered) to every queue its exchange and
-// routing key lead to: RPUSH (consumed next), or LPUSH with leftmost (to the
-// back). With no record nothing is pushed. When the routing finds no queue,
-// the message goes back to the queue it was delivered from (m), where Kombu
-// would drop it.
-func (st *store) restoreByTag(ctx context.Context, tag string, leftmost bool, m *transport.Message) error {
-	c := st.c
-	o := st.o
-	unacked, index := o.key(o.unackedKey), o.key(o.unackedIndexKey)
-	for attempt := 0; ; attempt++ {
-		err := c.rdb.Watch(ctx, func(tx *goredis.Tx) error {
-			raw, err := tx.HGet(ctx, unacked, tag).Bytes()
-			if err != nil && !errors.Is(err, goredis.Nil) {
-				return err
-			}
-			var pushes []push
-			if raw != nil {
-				pushes = st.restorePushes(ctx, raw, m)
-			}
-			_, err = tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-				p.ZRem(ctx, index, tag)
-				p.HDel(ctx, unacked, tag)
-				for _, x := range pushes {
-					if leftmost {
-						p.LPush(ctx, x.key, x.env)
-					} else {
-						p.RPush(ctx, x.key, x.env)
-					}
-				}
-				return nil
-			})
-			return err
-		}, unacked)
-		if !errors.Is(err, goredis.TxFailedErr) || attempt >= 100 {
-			return err
-		}
-	}
-}
-
-type push struct {
-	key string
-	env []byte
-}
-
-// restorePushes decodes an unacked value [envelope, exchange, routing_key]
-// and returns where the marked envelope goes (Kombu's
-// _do_restore_message); failures are logged, as Kombu logs them. A string
-// first element holds the bytes of a message that was not JSON.
-func (st *store) restorePushes(ctx context.Context, raw []byte, m *transport.Message) []push {
-	o := st.o
-	var rec []json.RawMessage
-	if err := json.Unmarshal(raw, &rec); err != nil || len(rec) < 3 {
-		o.log.Error("redis: unacked record is not [envelope, exchange, routing_key]; dropped", "err", err)
-		return nil
-	}
-	var ex, rk string
-	json.Unmarshal(rec[1], &ex)
-	json.Unmarshal(rec[2], &rk)
-	env := []byte(rec[0])
-	var s string
-	if len(env) > 0 && env[0] == '"' && json.Unmarshal(env, &s) == nil {
-		env = []byte(s) // a message that was not JSON, recorded as a string
-	}
-	var headers map[string]any
-	priority := 0
-	if marked, err := transport.MarkRedelivered(env); err == nil {
-		env = marked
-		if dm, err := transport.DecodeEnvelope(env); err == nil {
-			headers, priority = dm.Headers, dm.Properties.Priority
-		}
-	} else {
-		o.log.Warn("redis: restoring a message that is not a Kombu envelope as it is", "err", err)
-	}
-	queues, err := st.ch.Lookup(ctx, ex, rk, headers)
-	if err != nil {
-		o.log.Error("redis: lookup for restore failed", "exchange", ex, "routing_key", rk, "err", err)
-	}
-	if len(queues) == 0 && m != nil && m.DeliveryInfo.Queue != "" {
-		queues = []string{m.DeliveryInfo.Queue}
-	}
-	if len(queues) == 0 {
-		o.log.Error("redis: restored message routes to no queue; dropped", "exchange", ex, "routing_key", rk)
-	}
-	out := make([]push, 0, len(queues))
-	for _, q := range queues {
-		out = append(out, push{key: o.key(o.queueKey(q, priority)), env: env})
-	}
-	return out
 }
 
 // restoreMessage puts a delivered message back without ack emulation
