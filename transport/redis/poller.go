@@ -121,14 +121,14 @@ func (p *multiPoller) maybeRestore() {
 }
 
 // restoreVisible counts a restore_visible call and, on every
-// unacked_restore_throttle-th one starting with the first, has the
-// executor scan the unacked index (kombu-spec §1.13).
+// unacked_restore_throttle-th one starting with the first, asks the
+// sweeper to scan the unacked index (kombu-spec §1.13).
 func (p *multiPoller) restoreVisible() {
 	p.restoreCalls++
 	if (p.restoreCalls-1)%max(p.c.o.restoreThrottle, 1) != 0 {
 		return
 	}
-	p.c.exec.do(p.c.restoreVisible)
+	p.c.sweep.request()
 }
 
 // healthCheck pings the pub/sub sockets (Kombu's

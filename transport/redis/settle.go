@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -76,60 +75,6 @@ func (st *store) restoreMessage(ctx context.Context, m *transport.Message, leftm
 		return st.c.rdb.LPush(ctx, key, env).Err()
 	}
 	return st.c.rdb.RPush(ctx, key, env).Err()
-}
-
-// restoreVisible is Kombu's restore_visible sweep (run by the executor):
-// under the unacked_mutex lock (SET NX PX, released with a compare-and-delete
-// script), every tag delivered longer than visibility_timeout ago is
-// restored with restoreByTag (RPUSH: consumed next).
-func (c *Conn) restoreVisible(ctx context.Context) {
-	o := c.o
-	st := c.anyStore()
-	if st == nil {
-		return
-	}
-	token := randomHex()
-	mutex := o.key(o.unackedMutexKey)
-	ok, err := c.rdb.SetNX(ctx, mutex, token, o.mutexExpire).Result()
-	if err != nil {
-		o.log.Warn("redis: restore_visible: cannot take the mutex", "err", err)
-		return
-	}
-	if !ok {
-		return // another consumer is restoring (Kombu's MutexHeld)
-	}
-	defer func() {
-		if err := unlockScript.Run(ctx, c.rdb, []string{mutex}, token).Err(); err != nil {
-			o.log.Warn("redis: restore_visible: releasing the mutex failed", "err", err)
-		}
-	}()
-	ceil := float64(time.Now().Add(-o.visibility).UnixNano()) / 1e9
-	by := &goredis.ZRangeBy{Min: "0", Max: strconv.FormatFloat(ceil, 'f', 6, 64)}
-	if o.restoreLimit > 0 {
-		by.Count = int64(o.restoreLimit)
-	}
-	tags, err := c.rdb.ZRevRangeByScore(ctx, o.key(o.unackedIndexKey), by).Result()
-	if err != nil {
-		o.log.Warn("redis: restore_visible: reading the index failed", "err", err)
-		return
-	}
-	if len(tags) > 0 {
-		o.log.Info("redis: restoring unacknowledged messages past the visibility timeout", "count", len(tags))
-	}
-	for _, tag := range tags {
-		if err := st.restoreByTag(ctx, tag, false, nil); err != nil {
-			o.log.Warn("redis: restore_visible: restore failed", "delivery_tag", tag, "err", err)
-		}
-	}
-}
-
-// anyStore returns a store to route restores with (the channels share the
-// transport's exchange state).
-func (c *Conn) anyStore() *store {
-	if ch, ok := c.chans.Any(); ok {
-		return ch.st
-	}
-	return nil
 }
 
 // record writes the unacked records of fanout messages (Kombu's
@@ -219,9 +164,9 @@ func randomHex() string {
 
 // executor runs the consumer side's go-redis commands on a goroutine of its
 // own, so the hub never blocks on Redis: acknowledgements (coalesced into one
-// pipeline), restores, the visibility sweep, unacked records of fanout
-// messages. One per connection; Conn.Close stops and joins it after it ran
-// everything queued.
+// pipeline), restores, unacked records of fanout messages (the visibility
+// sweep has a goroutine of its own, the sweeper: sweep.go). One per
+// connection; Conn.Close stops and joins it after it ran everything queued.
 type executor struct {
 	c *Conn
 	// mu guards jobs and stopping: the hub (and any goroutine) queues work,

@@ -7,14 +7,36 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/kombu-go/kombu/transport"
 )
 
-// The restores (kombu-spec §1.13: Kombu's restore_by_tag), each batch of
-// restores one atomic script.
+// The visibility-timeout sweep and the restores (kombu-spec §1.13: Kombu's
+// restore_visible and restore_by_tag), each batch of restores one atomic
+// script.
+
+const (
+	// sweepBatch is how many tags the sweep scans, reads and restores per
+	// round: one ZREVRANGEBYSCORE, one HMGET and one restore script.
+	sweepBatch = 100
+	// maxSweepLease caps how long a sweep holds the unacked_mutex without
+	// renewing it: the mutex is SET NX PX with min(unacked_mutex_expire,
+	// maxSweepLease) and extended to that again before every batch, so a
+	// sweeper that dies holding it blocks the other sweeps (Go's and
+	// Kombu's) for at most this long.
+	maxSweepLease = 10 * time.Second
+)
+
+// sweepLease is the lease the sweep takes the unacked_mutex for.
+func (o *options) sweepLease() time.Duration {
+	if o.mutexExpire > 0 && o.mutexExpire < maxSweepLease {
+		return o.mutexExpire
+	}
+	return maxSweepLease
+}
 
 // restoreSrc restores unacked records atomically: for each tag it pushes
 // the envelopes Go routed and deletes the record (ZREM unacked_index, HDEL
@@ -75,8 +97,19 @@ end
 return {restored, dropped, acked, redelivered, changed}
 `
 
+// extendSrc renews the unacked_mutex lease if it still holds our token.
+//
+//	KEYS[1] the mutex, ARGV[1] the token, ARGV[2] the lease in ms
+const extendSrc = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+`
+
 // The scripts as go-redis runs them: EVALSHA, and EVAL after NOSCRIPT.
-var restoreScript = goredis.NewScript(restoreSrc)
+var (
+	restoreScript = goredis.NewScript(restoreSrc)
+	extendScript  = goredis.NewScript(extendSrc)
+)
 
 // restoreItem is one tag for restoreSrc.
 type restoreItem struct {
@@ -213,4 +246,197 @@ func (st *store) restorePushes(ctx context.Context, raw []byte, m *transport.Mes
 		out = append(out, push{key: o.key(o.queueKey(q, priority)), env: env})
 	}
 	return out
+}
+
+// sweeper runs the visibility-timeout sweep (Kombu's restore_visible) on a
+// goroutine of its own, so that a long sweep never holds back the
+// executor's acknowledgements. The hub decides when (the restore timer and
+// unacked_restore_throttle, multiPoller.restoreVisible) and kicks it;
+// kicks that arrive while a sweep is pending or running coalesce into one
+// more sweep, and only one sweep runs at a time. One per connection:
+// started by Transport.Dial, stopped and joined by Conn.Close.
+type sweeper struct {
+	c    *Conn
+	kick chan struct{} // capacity 1: a sweep asked for and not started yet
+	quit chan struct{} // closed by stop
+	done chan struct{} // closed when run returns
+
+	// beforeBatch, when set (tests only, before the first request), is
+	// called by a sweep before each batch with the batch's number, from 0,
+	// once the mutex's lease was taken or renewed for that batch.
+	beforeBatch func(batch int)
+}
+
+func newSweeper(c *Conn) *sweeper {
+	return &sweeper{c: c, kick: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+}
+
+// request asks for a sweep without waiting. Safe from any goroutine.
+func (s *sweeper) request() {
+	select {
+	case s.kick <- struct{}{}:
+	default: // one is pending already
+	}
+}
+
+// run sweeps once per request until stop; ctx (the connection's) is
+// cancelled when Close starts, which ends a sweep in progress between
+// commands.
+func (s *sweeper) run(ctx context.Context) {
+	defer close(s.done)
+	for {
+		select {
+		case <-s.quit:
+			return
+		case <-s.kick:
+		}
+		select {
+		case <-s.quit:
+			return
+		default:
+		}
+		s.sweep(ctx)
+	}
+}
+
+// stop makes run return (after the sweep in progress, if any) and waits.
+func (s *sweeper) stop() {
+	close(s.quit)
+	<-s.done
+}
+
+// sweep is Kombu's restore_visible: under the unacked_mutex (SET NX PX
+// with a short lease, renewed before every batch, released with a
+// compare-and-delete script), the tags delivered longer than
+// visibility_timeout ago are restored in batches of sweepBatch, newest
+// first as Kombu scans them (ZREVRANGEBYSCORE), each pushed with RPUSH,
+// so that the oldest is consumed first. The deadline is computed once per
+// sweep, and each batch is one restoreSrc script, which restores only what
+// is still past it: a tag acked or delivered again since the scan is left
+// alone. It stops when nothing past the deadline is left, after
+// unacked_restore_limit tags (when set), when the mutex is lost, or when
+// the connection closes.
+func (s *sweeper) sweep(ctx context.Context) {
+	c := s.c
+	o := c.o
+	st := c.anyStore()
+	if st == nil {
+		return
+	}
+	token := randomHex()
+	mutex := o.key(o.unackedMutexKey)
+	lease := o.sweepLease()
+	ok, err := c.rdb.SetNX(ctx, mutex, token, lease).Result()
+	if err != nil {
+		o.log.Warn("redis: restore_visible: cannot take the mutex", "err", err)
+		return
+	}
+	if !ok {
+		return // another consumer is restoring (Kombu's MutexHeld)
+	}
+	defer func() {
+		// Released even when ctx was cancelled (Close): waiting out the
+		// lease would hold back the other consumers' sweeps.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		if err := unlockScript.Run(rctx, c.rdb, []string{mutex}, token).Err(); err != nil {
+			o.log.Warn("redis: restore_visible: releasing the mutex failed", "err", err)
+		}
+	}()
+	start := time.Now()
+	ceil := deadline(start, o.visibility)
+	index := o.key(o.unackedIndexKey)
+	var total restoreCounts
+	scanned, batches := 0, 0
+	for o.restoreLimit <= 0 || scanned < o.restoreLimit {
+		if ctx.Err() != nil {
+			break
+		}
+		if batches > 0 {
+			held, err := extendScript.Run(ctx, c.rdb, []string{mutex}, token, lease.Milliseconds()).Int()
+			if err != nil || held == 0 {
+				o.log.Warn("redis: restore_visible: lost the mutex's lease; sweep stopped",
+					"restored", total.restored, "err", err)
+				break
+			}
+		}
+		if s.beforeBatch != nil {
+			s.beforeBatch(batches)
+		}
+		n := sweepBatch
+		if o.restoreLimit > 0 {
+			n = min(n, o.restoreLimit-scanned)
+		}
+		tags, err := c.rdb.ZRevRangeByScore(ctx, index, &goredis.ZRangeBy{Max: ceil, Min: "-inf", Count: int64(n)}).Result()
+		if err != nil {
+			o.log.Warn("redis: restore_visible: reading the index failed", "err", err)
+			break
+		}
+		if len(tags) == 0 {
+			break
+		}
+		batches++
+		scanned += len(tags)
+		got, err := st.restoreBatch(ctx, ceil, tags)
+		total.add(got)
+		if err != nil {
+			o.log.Warn("redis: restore_visible: restore failed", "count", len(tags), "err", err)
+			break
+		}
+		if len(tags) < n || got.changed == len(tags) {
+			// Nothing more past the deadline, or every record of the
+			// batch changed after it was read: the next sweep reads
+			// them again.
+			break
+		}
+	}
+	if scanned > 0 {
+		o.log.Info("redis: restore_visible: restored unacknowledged messages past the visibility timeout",
+			"restored", total.restored, "skipped_acked", total.acked, "skipped_redelivered", total.redelivered,
+			"skipped_changed", total.changed, "dropped", total.dropped, "batches", batches, "took", time.Since(start))
+	}
+}
+
+// deadline is Kombu's ceil = time() - visibility_timeout as a zset score
+// bound: a tag scored at most this is restored.
+func deadline(now time.Time, visibility time.Duration) string {
+	return strconv.FormatFloat(float64(now.Add(-visibility).UnixNano())/1e9, 'f', 6, 64)
+}
+
+// restoreBatch reads the records of tags (HMGET), routes them in Go and
+// restores them with one restoreSrc script whose deadline is ceil.
+func (st *store) restoreBatch(ctx context.Context, ceil string, tags []string) (restoreCounts, error) {
+	items, err := st.readRecords(ctx, tags)
+	if err != nil {
+		return restoreCounts{}, err
+	}
+	return st.c.runRestore(ctx, ceil, false, items)
+}
+
+// readRecords reads the records of tags with one HMGET and routes each
+// (restorePushes).
+func (st *store) readRecords(ctx context.Context, tags []string) ([]restoreItem, error) {
+	o := st.o
+	vals, err := st.c.rdb.HMGet(ctx, o.key(o.unackedKey), tags...).Result()
+	if err != nil {
+		return nil, err
+	}
+	items := make([]restoreItem, len(tags))
+	for i, tag := range tags {
+		items[i].tag = tag
+		if raw, ok := vals[i].(string); ok {
+			items[i].sha = sha1Bytes([]byte(raw))
+			items[i].pushes = st.restorePushes(ctx, []byte(raw), nil)
+		}
+	}
+	return items, nil
+}
+
+// anyStore returns a store to route restores with (the channels share the
+// transport's exchange state).
+func (c *Conn) anyStore() *store {
+	if ch, ok := c.chans.Any(); ok {
+		return ch.st
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +13,43 @@ import (
 
 	"github.com/kombu-go/kombu/transport"
 )
+
+// Items 6 and 7: restore_visible scans on calls 1, 1+N, 1+2N...; a
+// throttle of 0 scans every time. Each scan is a request to the sweeper.
+func TestRestoreVisibleThrottle(t *testing.T) {
+	for _, tc := range []struct {
+		throttle int
+		calls    int
+		scans    int
+	}{{3, 6, 2}, {10, 10, 1}, {10, 11, 2}, {0, 4, 4}, {1, 3, 3}} {
+		c := &Conn{o: &options{restoreThrottle: tc.throttle}}
+		c.sweep = newSweeper(c)
+		p := &multiPoller{c: c}
+		scans := 0
+		for i := 0; i < tc.calls; i++ {
+			p.restoreVisible()
+			select {
+			case <-c.sweep.kick:
+				scans++
+			default:
+			}
+		}
+		if scans != tc.scans {
+			t.Errorf("throttle %d, %d calls: %d scans, want %d", tc.throttle, tc.calls, scans, tc.scans)
+		}
+	}
+}
+
+// Requests made while a sweep is pending coalesce into one.
+func TestSweepRequestsCoalesce(t *testing.T) {
+	s := newSweeper(&Conn{})
+	for i := 0; i < 5; i++ {
+		s.request()
+	}
+	if n := len(s.kick); n != 1 {
+		t.Errorf("%d sweeps pending after 5 requests, want 1", n)
+	}
+}
 
 // orphan is a message a dead consumer left: in no list, recorded in the
 // unacked hash and index.
@@ -100,6 +138,112 @@ func consumed(t *testing.T, e *env, key string) []*transport.Message {
 	return out
 }
 
+// A sweep restores exactly the tags past the visibility timeout, over
+// several batches, to the priority key of each message, marked
+// redelivered, and in the order they were delivered in (the oldest is
+// consumed first, as after Kombu's sweep).
+func TestSweepRestoresExpiredInOrder(t *testing.T) {
+	e := newEnv(t, map[string]any{"visibility_timeout": 60})
+	ctx := ctxT(t)
+	ch := e.channel()
+	const n = 2*sweepBatch + 50
+	prio := func(i int) int { return 9 * (i % 5 / 4) } // every fifth: priority 9
+	orphans := makeOrphans(t, e, ch, "sq", "s%04d", n, prio, 1000)
+	// Three records of a live consumer, delivered just now.
+	publish(t, ch, "sq", "live%d", 3, nil)
+	live, _, err := e.conn.pop(ctx, e.tr.o.stepKeys("sq"), 3, true)
+	if err != nil || len(live) != 3 {
+		t.Fatal(live, err)
+	}
+
+	e.conn.sweep.sweep(ctx)
+
+	left, _ := e.rdb.ZRange(ctx, e.prefix+"unacked_index", 0, -1).Result()
+	fields, _ := e.rdb.HKeys(ctx, e.prefix+"unacked").Result()
+	slices.Sort(left)
+	slices.Sort(fields)
+	want := []string{live[0].tag, live[1].tag, live[2].tag}
+	slices.Sort(want)
+	if !slices.Equal(left, want) || !slices.Equal(fields, want) {
+		t.Errorf("after the sweep: index %v, hash %v; want the live records %v only", left, fields, want)
+	}
+	for _, k := range []struct {
+		key  string
+		prio int
+	}{{"sq", 0}, {e.tr.o.queueKey("sq", 9), 9}} {
+		var bodies, wantBodies []string
+		for i, o := range orphans {
+			if prio(i) == k.prio {
+				wantBodies = append(wantBodies, o.body)
+			}
+		}
+		for _, m := range consumed(t, e, e.prefix+k.key) {
+			bodies = append(bodies, string(m.Body))
+			if m.Headers["redelivered"] != true || !m.DeliveryInfo.Redelivered {
+				t.Errorf("%s restored without the redelivered marks: %v %+v", m.Body, m.Headers, m.DeliveryInfo)
+			}
+		}
+		if !slices.Equal(bodies, wantBodies) {
+			t.Errorf("%q consumes %d messages %v..., want %d in delivery order %v...",
+				k.key, len(bodies), head(bodies), len(wantBodies), head(wantBodies))
+		}
+	}
+}
+
+func head(s []string) []string { return s[:min(len(s), 6)] }
+
+// The batch script restores only what is still as the sweep read it: a tag
+// acked between the read and the script, one delivered again (its score
+// refreshed), and one whose record changed are left alone; the next sweep
+// restores the changed one (still past the deadline) and leaves the live
+// ones.
+func TestSweepBatchSkipsAckedAndRedelivered(t *testing.T) {
+	e := newEnv(t, map[string]any{"visibility_timeout": 60})
+	ctx := ctxT(t)
+	ch := e.channel()
+	orphans := makeOrphans(t, e, ch, "bq", "b%d", 4, nil, 1000)
+	tags := []string{orphans[0].tag, orphans[1].tag, orphans[2].tag, orphans[3].tag}
+	items, err := ch.st.readRecords(ctx, tags)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unacked, index := e.prefix+"unacked", e.prefix+"unacked_index"
+	// Between the read and the script: b1 is acked, b2 delivered again
+	// (the consumer's new record), b3's record rewritten with its old score.
+	e.rdb.ZRem(ctx, index, tags[1])
+	e.rdb.HDel(ctx, unacked, tags[1])
+	e.rdb.ZAdd(ctx, index, goredis.Z{Score: float64(time.Now().Unix()), Member: tags[2]})
+	rec3, _ := e.rdb.HGet(ctx, unacked, tags[3]).Result()
+	rec3 = strings.Replace(rec3, `"bq"]`, `"bq" ]`, 1)
+	e.rdb.HSet(ctx, unacked, tags[3], rec3)
+
+	got, err := e.conn.runRestore(ctx, deadline(time.Now(), e.tr.o.visibility), false, items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (restoreCounts{restored: 1, acked: 1, redelivered: 1, changed: 1}); got != want {
+		t.Errorf("counts %+v, want %+v", got, want)
+	}
+	if ms := consumed(t, e, e.prefix+"bq"); len(ms) != 1 || string(ms[0].Body) != "b0" {
+		t.Errorf("bq holds %d messages, want b0 only", len(ms))
+	}
+	if ok, _ := e.rdb.HExists(ctx, unacked, tags[2]).Result(); !ok {
+		t.Error("the record of the message delivered again was deleted")
+	}
+
+	e.conn.sweep.sweep(ctx)
+	var bodies []string
+	for _, m := range consumed(t, e, e.prefix+"bq") {
+		bodies = append(bodies, string(m.Body))
+	}
+	if want := []string{"b3", "b0"}; !slices.Equal(bodies, want) {
+		t.Errorf("after a second sweep bq consumes %v, want %v", bodies, want)
+	}
+	if left, _ := e.rdb.HKeys(ctx, unacked).Result(); !slices.Equal(left, []string{tags[2]}) {
+		t.Errorf("records left %v, want only the redelivered %s", left, tags[2])
+	}
+}
+
 // restore_by_tag pushes and deletes only the record it read: LPUSH with
 // leftmost, RPUSH otherwise; a stale read pushes nothing and deletes
 // nothing.
@@ -135,5 +279,143 @@ func TestRestoreByTagScript(t *testing.T) {
 	}
 	if n, _ := e.rdb.ZCard(ctx, e.prefix+"unacked_index").Result(); n != 1 {
 		t.Errorf("%d index entries left, want 1", n)
+	}
+}
+
+// The sweep holds the mutex as a short lease (unacked_mutex_expire capped
+// at maxSweepLease) and renews it before each batch.
+func TestSweepLeaseRenewed(t *testing.T) {
+	e := newEnv(t, map[string]any{"visibility_timeout": 60})
+	ctx := ctxT(t)
+	ch := e.channel()
+	makeOrphans(t, e, ch, "lq", "l%d", 3*sweepBatch, nil, 1000)
+	mutex := e.prefix + "unacked_mutex"
+	var pttls []time.Duration
+	e.conn.sweep.beforeBatch = func(batch int) {
+		d, err := e.rdb.PTTL(ctx, mutex).Result()
+		if err != nil {
+			t.Errorf("PTTL: %v", err)
+		}
+		pttls = append(pttls, d)
+		// Take the expiry off: only the renewal before this batch can
+		// give it one again.
+		e.rdb.Persist(ctx, mutex)
+	}
+	e.conn.sweep.sweep(ctx)
+	e.conn.sweep.beforeBatch = nil
+	if len(pttls) < 3 {
+		t.Fatalf("the sweep ran %d batches, want at least 3", len(pttls))
+	}
+	for i, d := range pttls {
+		if d <= 0 || d > maxSweepLease {
+			t.Errorf("before batch %d the mutex's PTTL is %v, want a lease in (0, %v]", i, d, maxSweepLease)
+		}
+	}
+	if n, _ := e.rdb.Exists(ctx, mutex).Result(); n != 0 {
+		t.Error("the sweep did not release the mutex")
+	}
+	if n, _ := e.rdb.LLen(ctx, e.prefix+"lq").Result(); n != 3*sweepBatch {
+		t.Errorf("%d restored, want %d", n, 3*sweepBatch)
+	}
+}
+
+// A sweeper killed while holding the mutex (the test sets it with the
+// lease a sweep takes, and never releases it) holds back the next sweep
+// only until the lease expires, not for unacked_mutex_expire.
+func TestSweepAfterKilledSweeper(t *testing.T) {
+	e := newEnv(t, map[string]any{"visibility_timeout": 60, "unacked_mutex_expire": 2})
+	ctx := ctxT(t)
+	ch := e.channel()
+	makeOrphans(t, e, ch, "kq", "k%d", 10, nil, 1000)
+	mutex := e.prefix + "unacked_mutex"
+	lease := e.tr.o.sweepLease()
+	if lease != 2*time.Second {
+		t.Fatalf("lease %v with unacked_mutex_expire=2, want 2s", lease)
+	}
+	if err := e.rdb.SetArgs(ctx, mutex, "killed-sweeper", goredis.SetArgs{Mode: "NX", TTL: lease}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	e.conn.sweep.sweep(ctx)
+	if n, _ := e.rdb.ZCard(ctx, e.prefix+"unacked_index").Result(); n != 10 {
+		t.Errorf("a sweep restored while another held the mutex: %d of 10 index entries left", n)
+	}
+	if v, _ := e.rdb.Get(ctx, mutex).Result(); v != "killed-sweeper" {
+		t.Errorf("the mutex holds %q, want the killed sweeper's token", v)
+	}
+	// Sweep every 50 ms (as the hub's timer would) until the orphans are
+	// back; the guard is far below Kombu's 300 s.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		e.conn.sweep.sweep(ctx)
+		if n, _ := e.rdb.LLen(ctx, e.prefix+"kq").Result(); n == 10 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the orphans were not restored after the killed sweeper's lease")
+		}
+	}
+	if n, _ := e.rdb.HLen(ctx, e.prefix+"unacked").Result(); n != 0 {
+		t.Errorf("%d records left", n)
+	}
+}
+
+// A sweep in progress does not hold back acknowledgements: while a sweep
+// over thousands of orphans is held between two batches (mutex taken,
+// most orphans still recorded), a consumer's deliveries are acked and
+// their records deleted. When the sweep goes on, it restores the rest.
+func TestSweepDoesNotDelayAcks(t *testing.T) {
+	const orphans, msgs = 3000, 50
+	e := newEnv(t, map[string]any{"visibility_timeout": 60, "unacked_restore_interval": 3600})
+	ctx := ctxT(t)
+	ch := e.channel()
+	makeOrphans(t, e, ch, "oq", "o%d", orphans, nil, 1000)
+	paused, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	e.conn.sweep.beforeBatch = func(batch int) {
+		if batch == 3 {
+			close(paused)
+			<-release
+		}
+	}
+	publish(t, ch, "aq", "a%d", msgs, nil)
+	// Consuming starts the first sweep (Kombu's on_poll_init).
+	out := consumeN(t, ch, "aq", false, true)
+	waitFor(t, paused, "the sweep to reach its fourth batch")
+	var tags []string
+	for i := 0; i < msgs; i++ {
+		tags = append(tags, waitFor(t, out, "a delivery").DeliveryInfo.DeliveryTag)
+	}
+	unacked := e.prefix + "unacked"
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		left := 0
+		for _, tag := range tags {
+			if ok, _ := e.rdb.HExists(ctx, unacked, tag).Result(); ok {
+				left++
+			}
+		}
+		if left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d acked records still there while the sweep is held", left, msgs)
+		}
+	}
+	if n, _ := e.rdb.Exists(ctx, e.prefix+"unacked_mutex").Result(); n != 1 {
+		t.Error("the held sweep's mutex is gone")
+	}
+	if n, _ := e.rdb.HLen(ctx, unacked).Result(); n != orphans-3*sweepBatch {
+		t.Errorf("%d records while the sweep is held after 3 batches, want %d", n, orphans-3*sweepBatch)
+	}
+	once.Do(func() { close(release) })
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if n, _ := e.rdb.LLen(ctx, e.prefix+"oq").Result(); n == orphans {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the sweep did not finish after it was released")
+		}
+	}
+	if n, _ := e.rdb.HLen(ctx, unacked).Result(); n != 0 {
+		t.Errorf("%d records left", n)
 	}
 }
