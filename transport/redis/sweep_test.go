@@ -1,7 +1,9 @@
 package redis
 
 import (
+	"context"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -417,5 +419,113 @@ func TestSweepDoesNotDelayAcks(t *testing.T) {
 	}
 	if n, _ := e.rdb.HLen(ctx, unacked).Result(); n != 0 {
 		t.Errorf("%d records left", n)
+	}
+}
+
+// The orphan-restore-while-draining case of issue 9: N orphans (what a
+// consumer killed holding N deliveries leaves: records past the visibility
+// timeout, messages in no list) and a backlog of 3N messages in the same
+// queue; one consumer (prefetch 100, visibility_timeout 3, a sweep every
+// 100 ms) drains everything and acks each delivery. Every message,
+// orphans included, must be delivered exactly once: counting the dead
+// consumer's deliveries, the duplicates equal the orphans.
+//
+// N is 1,500; KOMBU_HEAVY=1 makes it 15,000 (the issue's figure).
+func TestOrphanRestoreWhileDraining(t *testing.T) {
+	n := 1500
+	guard := 2 * time.Minute
+	if os.Getenv("KOMBU_HEAVY") == "1" {
+		n, guard = 15000, 15*time.Minute
+	}
+	e := newEnv(t, map[string]any{"visibility_timeout": 3, "unacked_restore_interval": "0.1",
+		"unacked_restore_throttle": 1})
+	ctx, cancel := context.WithTimeout(context.Background(), guard+time.Minute)
+	defer cancel()
+	ch := e.channel()
+	makeOrphans(t, e, ch, "dq", "orphan-%06d", n, nil, 60)
+	publish(t, ch, "dq", "backlog-%06d", 3*n, nil)
+	total := 4 * n
+
+	// deliveries is written by the consumer callback (hub goroutine) and
+	// read by the test goroutine.
+	var mu sync.Mutex
+	deliveries := make(map[string]int, total)
+	redelivered := 0
+	if err := ch.Qos(ctx, 100); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err := ch.Consume(ctx, transport.ConsumeOptions{Queue: "dq"}, func(m *transport.Message) {
+		mu.Lock()
+		deliveries[string(m.Body)]++
+		if m.DeliveryInfo.Redelivered {
+			redelivered++
+		}
+		mu.Unlock()
+		ch.Ack(m.DeliveryInfo.DeliveryTag)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unacked, index, key := e.prefix+"unacked", e.prefix+"unacked_index", e.prefix+"dq"
+	// The orphans are scored a minute back; the consumer's own records
+	// (its unacknowledged deliveries, restored orphans included) are newer.
+	own := strconv.FormatInt(time.Now().Unix()-30, 10)
+	maxRecords, maxOwn, lastLog := int64(0), int64(0), time.Now()
+	for {
+		recs, err1 := e.rdb.HLen(ctx, unacked).Result()
+		queued, err2 := e.rdb.LLen(ctx, key).Result()
+		mine, err3 := e.rdb.ZCount(ctx, index, own, "+inf").Result()
+		if err1 != nil || err2 != nil || err3 != nil {
+			t.Fatal(err1, err2, err3)
+		}
+		maxRecords, maxOwn = max(maxRecords, recs), max(maxOwn, mine)
+		mu.Lock()
+		distinct, sum := len(deliveries), 0
+		for _, c := range deliveries {
+			sum += c
+		}
+		mu.Unlock()
+		if time.Since(lastLog) >= time.Second {
+			t.Logf("%5.1fs: delivered %d (distinct %d of %d), queued %d, unacked records %d (the consumer's %d)",
+				time.Since(start).Seconds(), sum, distinct, total, queued, recs, mine)
+			lastLog = time.Now()
+		}
+		if distinct == total && queued == 0 && recs == 0 {
+			break
+		}
+		if time.Since(start) > guard {
+			t.Fatalf("not drained after %v: delivered %d (distinct %d of %d), queued %d, records %d",
+				guard, sum, distinct, total, queued, recs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	dups, dupOrphans := 0, 0
+	for body, c := range deliveries {
+		if c > 1 {
+			dups += c - 1
+			if strings.HasPrefix(body, "orphan-") {
+				dupOrphans += c - 1
+			}
+		}
+	}
+	t.Logf("N=%d: %d messages drained in %v; deliveries %d, duplicates %d (%d of orphans), "+
+		"redelivered-marked %d; most unacked records seen %d, of them the consumer's own at most %d (prefetch 100)",
+		n, total, time.Since(start).Round(time.Millisecond), total+dups, dups, dupOrphans, redelivered, maxRecords, maxOwn)
+	if dups != 0 {
+		t.Errorf("%d duplicate deliveries (%d of orphans) while draining %d orphans and %d backlog; "+
+			"with the dead consumer's %d deliveries the duplicates are %d, want %d",
+			dups, dupOrphans, n, 3*n, n, n+dups, n)
+	}
+	if redelivered != n {
+		t.Errorf("%d deliveries marked redelivered, want the %d orphans", redelivered, n)
+	}
+	for i := 0; i < n; i++ {
+		if c := deliveries[fmt.Sprintf("orphan-%06d", i)]; c != 1 {
+			t.Errorf("orphan %d delivered %d times", i, c)
+			break
+		}
 	}
 }
