@@ -280,8 +280,8 @@ func (s *sweeper) request() {
 }
 
 // run sweeps once per request until stop; ctx (the connection's) is
-// cancelled when Close starts, which ends a sweep in progress between
-// commands.
+// cancelled when Close starts, which ends a sweep in progress (a batch
+// script is atomic: it ran whole or not at all).
 func (s *sweeper) run(ctx context.Context) {
 	defer close(s.done)
 	for {
@@ -310,12 +310,12 @@ func (s *sweeper) stop() {
 // compare-and-delete script), the tags delivered longer than
 // visibility_timeout ago are restored in batches of sweepBatch, newest
 // first as Kombu scans them (ZREVRANGEBYSCORE), each pushed with RPUSH,
-// so that the oldest is consumed first. The deadline is computed once per
+// so that the oldest of a list is consumed first. The deadline is computed once per
 // sweep, and each batch is one restoreSrc script, which restores only what
 // is still past it: a tag acked or delivered again since the scan is left
 // alone. It stops when nothing past the deadline is left, after
-// unacked_restore_limit tags (when set), when the mutex is lost, or when
-// the connection closes.
+// unacked_restore_limit tags (when set), when the mutex is lost, on an
+// error, or when the connection closes.
 func (s *sweeper) sweep(ctx context.Context) {
 	c := s.c
 	o := c.o
