@@ -59,6 +59,8 @@
 #                                 other modules missing are reported, and their tests say so)
 #   KOMBU_TEST_STATE_DIR          this run's temp dir (removed on exit)
 #   KOMBU_REQUIRE_BROKERS         passed through: 1 makes the tests fail instead of skip
+#   KOMBU_HEAVY                   passed through: 1 runs the heavy sizes (transport/redis's
+#                                 orphan-restore-while-draining test: 15,000 orphans, not 1,500)
 #
 # Everything this script starts is stopped on exit (EXIT, INT, TERM), by PID (go test by the process
 # group it runs in), and nothing else.

@@ -383,26 +383,6 @@ func TestVisibilityTimeoutRestore(t *testing.T) {
 	}
 }
 
-// Items 6 and 7: restore_visible scans on calls 1, 1+N, 1+2N...; a
-// throttle of 0 scans every time.
-func TestRestoreVisibleThrottle(t *testing.T) {
-	for _, tc := range []struct {
-		throttle int
-		calls    int
-		scans    int
-	}{{3, 6, 2}, {10, 10, 1}, {10, 11, 2}, {0, 4, 4}, {1, 3, 3}} {
-		c := &Conn{o: &options{restoreThrottle: tc.throttle}}
-		c.exec = newExecutor(c)
-		p := &multiPoller{c: c}
-		for i := 0; i < tc.calls; i++ {
-			p.restoreVisible()
-		}
-		if got := len(c.exec.jobs); got != tc.scans {
-			t.Errorf("throttle %d, %d calls: %d scans, want %d", tc.throttle, tc.calls, got, tc.scans)
-		}
-	}
-}
-
 // Item 20: closing while a BRPOP is in flight loses nothing: a message
 // that arrives at that moment is either delivered (and restored by the
 // close) or given back; it ends up in its list, with no record left.

@@ -16,13 +16,14 @@
 //
 //   - Request/response commands go through go-redis: publishing (LPUSH to
 //     the priority list, PUBLISH for fanout), bindings (SADD, SMEMBERS),
-//     declarations, purge, size, basic_get (one script pops and records),
-//     and, on an executor goroutine of the connection, the
-//     acknowledgements the consume socket does not carry (ZREM + HDEL,
-//     coalesced into one pipeline per batch), restores (restore_by_tag in a
-//     WATCH/MULTI transaction), the visibility-timeout sweep
-//     (restore_visible under the unacked_mutex), lease renewals and the
-//     unacked records of fanout messages. The hub goroutine never waits
+//     declarations, purge, size, basic_get (one script pops and records);
+//     on an executor goroutine of the connection, the acknowledgements the
+//     consume socket does not carry (ZREM + HDEL, coalesced into one
+//     pipeline per batch), restores (restore_by_tag, one atomic script),
+//     lease renewals and the unacked records of fanout messages; and, on a
+//     sweeper goroutine of the connection, the visibility-timeout sweep
+//     (restore_visible, with the conversion of dead consumers' processing
+//     lists; see below). The hub goroutine never waits
 //     for go-redis, except when a channel closes.
 //   - Each consuming channel owns up to two sockets that go-redis never
 //     touches, registered in the hub's poller (Kombu's MultiChannelPoller,
@@ -131,6 +132,57 @@
 // is not delivered; one delivered is recorded (unless a no-ack consumer
 // takes it) and restorable like any other.
 //
+// # Restores and the visibility sweep
+//
+// With ack emulation, a requeue (Reject with requeue) or a restore
+// (Recover, a channel's close) is Kombu's restore_by_tag: Go reads the record, decodes
+// [envelope, exchange, routing_key], marks the envelope redelivered and
+// looks up the queues, then one Lua script pushes it (LPUSH for a
+// requeue, to the back; RPUSH for a restore, consumed next) to the
+// priority key of the message and deletes the record (ZREM, HDEL), only
+// if the record is still the one read (its SHA-1 is compared in the
+// script). Kombu runs the same steps in a WATCH/MULTI transaction that it
+// retries; a record that changed in between (acked, restored by a sweep,
+// delivered again) is left alone here instead.
+//
+// The visibility-timeout sweep (Kombu's restore_visible) runs on a
+// sweeper goroutine of the connection, never on the executor, so acks
+// never wait for it. The hub decides when, as Kombu does: the first
+// Consume (Kombu's on_poll_init) and then every tick of the
+// unacked_restore_interval timer while a channel consumes count as a
+// restore_visible call, and every unacked_restore_throttle-th call,
+// starting with the first, asks the sweeper for a sweep. Requests made
+// while one is pending coalesce, and one sweep runs at a time. A sweep:
+//
+//   - takes the unacked_mutex with SET NX PX and a lease of
+//     min(unacked_mutex_expire, 10 s), renews the lease with a
+//     compare-token PEXPIRE script before each batch and releases it with
+//     a compare-and-delete script. A sweep that finds it held (by Go or
+//     by Kombu) does nothing, as in Kombu. A Go sweeper that dies holding
+//     the mutex holds back the other sweeps for at most the lease; a
+//     Python sweeper takes it for the whole unacked_mutex_expire (300 s
+//     by default) and does not renew it, so one killed mid-sweep still
+//     holds back everyone's for that long.
+//   - computes the deadline (now - visibility_timeout) once, then
+//     repeats: ZREVRANGEBYSCORE unacked_index <deadline> -inf LIMIT 0 100
+//     (Kombu's order, newest first), one HMGET of the records, routing in
+//     Go as for restore_by_tag, and one Lua script that RPUSHes and
+//     deletes only the tags whose score is still at most the deadline and
+//     whose record is still the one read. A tag acked or delivered again
+//     between the scan and the script is skipped: a sweep never restores
+//     a message whose ack reached Redis first. Since every restore is an
+//     RPUSH and the newest go first, the restored messages of a list are
+//     consumed oldest first, in the order they were delivered.
+//   - stops when nothing past the deadline is left, after
+//     unacked_restore_limit tags (when set), when the lease was lost, on
+//     an error, or when the connection closes (Close cancels it and
+//     waits). When it found anything, it logs at Info how many it
+//     restored, how many it skipped because they were acked, delivered
+//     again or changed after it read them, and how many it dropped.
+//
+// A record that is not [envelope, exchange, routing_key] is logged and
+// deleted with nothing pushed, as Kombu logs and drops it.
+//
 // # Many queues
 //
 // The script reads only the keys that may hold messages: those an
@@ -148,7 +200,9 @@
 // which leaves the pattern subscribed); a restored message whose exchange
 // routes nowhere goes back to the queue it was delivered from (Kombu drops
 // it); restores push to the priority key of the message (Kombu main; 5.2.4
-// used the base key). A message that is not a Kombu envelope is delivered
+// used the base key); restore_by_tag and the sweep leave alone a record
+// that changed after they read it, and the sweep holds the unacked_mutex
+// as a renewed lease of at most 10 s (both above). A message that is not a Kombu envelope is delivered
 // with Message.Err set and recorded under the SHA-1 of its bytes. The
 // unacked_index score is the delivery time in whole seconds, rounded up
 // (Kombu writes a float): Kombu's and this package's sweeps compare it
@@ -172,9 +226,9 @@
 // Locks: the transport's table of fanout bindings (written by BindQueue on
 // any goroutine), each store's x-expires and auto_delete records
 // (NewQueue), the executor's job queue, and the connection's channel set;
-// each is commented where it is declared. Goroutines: one executor per
-// connection, a dial goroutine while a hub socket connects, two per TLS
-// hub socket; Conn.Close joins them all.
+// each is commented where it is declared. Goroutines: one executor and
+// one sweeper per connection, a dial goroutine while a hub socket
+// connects, two per TLS hub socket; Conn.Close joins them all.
 //
 // # Errors
 //

@@ -119,7 +119,7 @@ func (p *multiPoller) releaseDials() {
 func (p *multiPoller) maybeRestore() {
 	for _, st := range p.stores {
 		if len(st.active) > 0 {
-			p.c.exec.do(p.c.convertDead)
+			p.c.sweep.requestConvert()
 			p.restoreVisible()
 			return
 		}
@@ -127,14 +127,14 @@ func (p *multiPoller) maybeRestore() {
 }
 
 // restoreVisible counts a restore_visible call and, on every
-// unacked_restore_throttle-th one starting with the first, has the
-// executor scan the unacked index (kombu-spec §1.13).
+// unacked_restore_throttle-th one starting with the first, asks the
+// sweeper to scan the unacked index (kombu-spec §1.13).
 func (p *multiPoller) restoreVisible() {
 	p.restoreCalls++
 	if (p.restoreCalls-1)%max(p.c.o.restoreThrottle, 1) != 0 {
 		return
 	}
-	p.c.exec.do(p.c.restoreVisible)
+	p.c.sweep.request()
 }
 
 // healthCheck pings the pub/sub sockets (Kombu's

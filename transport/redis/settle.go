@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -25,7 +24,7 @@ import (
 // one will be sent soon, else go through the executor, coalesced into one
 // pipeline (see store.ack); either way the window slot of an acked message
 // is free only once its record is gone. A requeue or restore is Kombu's
-// restore_by_tag, run by the executor.
+// restore_by_tag, one atomic script (sweep.go) run by the executor.
 func (st *store) Settle(batch []channel.Settlement) error {
 	var acks []string
 	for i := range batch {
@@ -60,98 +59,6 @@ func (st *store) Settle(batch []channel.Settlement) error {
 	return nil
 }
 
-// restoreByTag is Kombu's restore_by_tag: in a transaction watching the
-// unacked hash, read the record, delete it from the hash and the index, and
-// push the envelope (marked redelivered) to every queue its exchange and
-// routing key lead to: RPUSH (consumed next), or LPUSH with leftmost (to the
-// back). With no record nothing is pushed. When the routing finds no queue,
-// the message goes back to the queue it was delivered from (m), where Kombu
-// would drop it.
-func (st *store) restoreByTag(ctx context.Context, tag string, leftmost bool, m *transport.Message) error {
-	c := st.c
-	o := st.o
-	unacked, index := o.key(o.unackedKey), o.key(o.unackedIndexKey)
-	for attempt := 0; ; attempt++ {
-		err := c.rdb.Watch(ctx, func(tx *goredis.Tx) error {
-			raw, err := tx.HGet(ctx, unacked, tag).Bytes()
-			if err != nil && !errors.Is(err, goredis.Nil) {
-				return err
-			}
-			var pushes []push
-			if raw != nil {
-				pushes = st.restorePushes(ctx, raw, m)
-			}
-			_, err = tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-				p.ZRem(ctx, index, tag)
-				p.HDel(ctx, unacked, tag)
-				for _, x := range pushes {
-					if leftmost {
-						p.LPush(ctx, x.key, x.env)
-					} else {
-						p.RPush(ctx, x.key, x.env)
-					}
-				}
-				return nil
-			})
-			return err
-		}, unacked)
-		if !errors.Is(err, goredis.TxFailedErr) || attempt >= 100 {
-			return err
-		}
-	}
-}
-
-type push struct {
-	key string
-	env []byte
-}
-
-// restorePushes decodes an unacked value [envelope, exchange, routing_key]
-// and returns where the marked envelope goes (Kombu's
-// _do_restore_message); failures are logged, as Kombu logs them. A string
-// first element holds the bytes of a message that was not JSON.
-func (st *store) restorePushes(ctx context.Context, raw []byte, m *transport.Message) []push {
-	o := st.o
-	var rec []json.RawMessage
-	if err := json.Unmarshal(raw, &rec); err != nil || len(rec) < 3 {
-		o.log.Error("redis: unacked record is not [envelope, exchange, routing_key]; dropped", "err", err)
-		return nil
-	}
-	var ex, rk string
-	json.Unmarshal(rec[1], &ex)
-	json.Unmarshal(rec[2], &rk)
-	env := []byte(rec[0])
-	var s string
-	if len(env) > 0 && env[0] == '"' && json.Unmarshal(env, &s) == nil {
-		env = []byte(s) // a message that was not JSON, recorded as a string
-	}
-	var headers map[string]any
-	priority := 0
-	if marked, err := transport.MarkRedelivered(env); err == nil {
-		env = marked
-		if dm, err := transport.DecodeEnvelope(env); err == nil {
-			headers, priority = dm.Headers, dm.Properties.Priority
-		}
-	} else {
-		o.log.Warn("redis: restoring a message that is not a Kombu envelope as it is", "err", err)
-	}
-	queues, err := st.ch.Lookup(ctx, ex, rk, headers)
-	if err != nil {
-		o.log.Error("redis: lookup for restore failed", "exchange", ex, "routing_key", rk, "err", err)
-	}
-	if len(queues) == 0 && m != nil && m.DeliveryInfo.Queue != "" {
-		queues = []string{m.DeliveryInfo.Queue}
-	}
-	if len(queues) == 0 {
-		o.log.Error("redis: restored message routes to no queue; dropped", "exchange", ex, "routing_key", rk)
-	}
-	out := make([]push, 0, len(queues))
-	for _, q := range queues {
-		out = append(out, push{key: o.key(o.queueKey(q, priority)), env: env})
-	}
-	return out
-}
-
 // restoreMessage puts a delivered message back without ack emulation
 // (Kombu's virtual _restore): re-encoded, marked redelivered, to the queue
 // it came from.
@@ -170,60 +77,6 @@ func (st *store) restoreMessage(ctx context.Context, m *transport.Message, leftm
 		return st.c.rdb.LPush(ctx, key, env).Err()
 	}
 	return st.c.rdb.RPush(ctx, key, env).Err()
-}
-
-// restoreVisible is Kombu's restore_visible sweep (run by the executor):
-// under the unacked_mutex lock (SET NX PX, released with a compare-and-delete
-// script), every tag delivered longer than visibility_timeout ago is
-// restored with restoreByTag (RPUSH: consumed next).
-func (c *Conn) restoreVisible(ctx context.Context) {
-	o := c.o
-	st := c.anyStore()
-	if st == nil {
-		return
-	}
-	token := randomHex()
-	mutex := o.key(o.unackedMutexKey)
-	ok, err := c.rdb.SetNX(ctx, mutex, token, o.mutexExpire).Result()
-	if err != nil {
-		o.log.Warn("redis: restore_visible: cannot take the mutex", "err", err)
-		return
-	}
-	if !ok {
-		return // another consumer is restoring (Kombu's MutexHeld)
-	}
-	defer func() {
-		if err := unlockScript.Run(ctx, c.rdb, []string{mutex}, token).Err(); err != nil {
-			o.log.Warn("redis: restore_visible: releasing the mutex failed", "err", err)
-		}
-	}()
-	ceil := float64(time.Now().Add(-o.visibility).UnixNano()) / 1e9
-	by := &goredis.ZRangeBy{Min: "0", Max: strconv.FormatFloat(ceil, 'f', 6, 64)}
-	if o.restoreLimit > 0 {
-		by.Count = int64(o.restoreLimit)
-	}
-	tags, err := c.rdb.ZRevRangeByScore(ctx, o.key(o.unackedIndexKey), by).Result()
-	if err != nil {
-		o.log.Warn("redis: restore_visible: reading the index failed", "err", err)
-		return
-	}
-	if len(tags) > 0 {
-		o.log.Info("redis: restoring unacknowledged messages past the visibility timeout", "count", len(tags))
-	}
-	for _, tag := range tags {
-		if err := st.restoreByTag(ctx, tag, false, nil); err != nil {
-			o.log.Warn("redis: restore_visible: restore failed", "delivery_tag", tag, "err", err)
-		}
-	}
-}
-
-// anyStore returns a store to route restores with (the channels share the
-// transport's exchange state).
-func (c *Conn) anyStore() *store {
-	if ch, ok := c.chans.Any(); ok {
-		return ch.st
-	}
-	return nil
 }
 
 // record writes the unacked records of fanout messages (Kombu's
@@ -313,9 +166,9 @@ func randomHex() string {
 
 // executor runs the consumer side's go-redis commands on a goroutine of its
 // own, so the hub never blocks on Redis: acknowledgements (coalesced into one
-// pipeline), restores, the visibility sweep, unacked records of fanout
-// messages. One per connection; Conn.Close stops and joins it after it ran
-// everything queued.
+// pipeline), restores, unacked records of fanout messages (the visibility
+// sweep has a goroutine of its own, the sweeper: sweep.go). One per
+// connection; Conn.Close stops and joins it after it ran everything queued.
 type executor struct {
 	c *Conn
 	// mu guards jobs and stopping: the hub (and any goroutine) queues work,

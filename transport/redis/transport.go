@@ -125,12 +125,14 @@ func (t *Transport) Dial(ctx context.Context, h *hub.Hub) (transport.Conn, error
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.exec = newExecutor(c)
+	c.sweep = newSweeper(c)
 	c.mp = newMultiPoller(c)
 	c.wg.Add(1)
 	go func() { // owned by c; joined in Close
 		defer c.wg.Done()
 		c.exec.run()
 	}()
+	go c.sweep.run(c.ctx) // owned by c; stopped and joined in Close
 	return c, nil
 }
 
@@ -176,15 +178,17 @@ func (o *options) newClient() *goredis.Client {
 }
 
 // Conn is one connection to Redis: a go-redis client for commands, an
-// executor goroutine that runs the consumer side's commands off the hub,
-// and the MultiChannelPoller that owns the channels' hub sockets.
+// executor goroutine that runs the consumer side's commands off the hub, a
+// sweeper goroutine for the visibility-timeout sweep, and the
+// MultiChannelPoller that owns the channels' hub sockets.
 type Conn struct {
-	t    *Transport
-	o    *options
-	h    *hub.Hub
-	rdb  *goredis.Client
-	exec *executor
-	mp   *multiPoller // hub goroutine only
+	t     *Transport
+	o     *options
+	h     *hub.Hub
+	rdb   *goredis.Client
+	exec  *executor
+	sweep *sweeper
+	mp    *multiPoller // hub goroutine only
 
 	chans  *channel.Set[*Channel]
 	ctx    context.Context // cancelled when Close starts: dial goroutines give up
@@ -222,7 +226,8 @@ func (c *Conn) Done() <-chan struct{} { return c.chans.Done() }
 func (c *Conn) Err() error { return c.chans.Err() }
 
 // Close closes every channel (their unacknowledged messages go back to
-// their queues), finishes the executor's queued work (acknowledgements,
+// their queues), cancels a visibility sweep in progress and waits for it
+// to end, finishes the executor's queued work (acknowledgements,
 // restores), closes the go-redis client and joins every goroutine the
 // connection started. Idempotent; must not be called from a hub callback.
 func (c *Conn) Close() error {
@@ -243,6 +248,7 @@ func (c *Conn) Close() error {
 	}
 	c.dialWG.Wait()
 	c.mp.releaseDials() // closing their descriptors ends their TLS bridges
+	c.sweep.stop()      // c.ctx is cancelled: a sweep in progress ends
 	c.exec.stop()
 	c.wg.Wait()
 	errs = append(errs, c.rdb.Close())
