@@ -64,6 +64,9 @@ type MessagingResult struct {
 	Baseline             *NaiveRedisResult `json:"baseline,omitempty"`
 	ConsumeVsBaseline    float64           `json:"consume_vs_baseline,omitempty"`
 	LatencyP50VsBaseline float64           `json:"latency_p50_vs_baseline,omitempty"`
+	// LatencyP50VsPlain is the hub's p50 over that of a plain BRPOP loop
+	// with no unacked record (Baseline.PlainP50us).
+	LatencyP50VsPlain float64 `json:"latency_p50_vs_plain_brpop,omitempty"`
 	// Scaling is the queue-scaling comparison (RunScaling), when asked for.
 	Scaling *ScalingResult `json:"queue_scaling,omitempty"`
 }
@@ -327,6 +330,9 @@ func RunMessaging(ctx context.Context, cfg MessagingConfig) (MessagingResult, er
 		res.ConsumeVsBaseline = res.ConsumePerSec / base.ConsumePerSec
 		if base.P50us > 0 {
 			res.LatencyP50VsBaseline = res.P50us / base.P50us
+		}
+		if base.PlainP50us > 0 {
+			res.LatencyP50VsPlain = res.P50us / base.PlainP50us
 		}
 	}
 	return res, nil

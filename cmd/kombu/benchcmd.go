@@ -95,6 +95,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stdout, "  consume  %10.0f msg/s  -> hub is %.2fx\n", b.ConsumePerSec, res.ConsumeVsBaseline)
 		if b.P50us > 0 {
 			fmt.Fprintf(stdout, "  latency  p50 %.1f µs  p99 %.1f µs  -> hub p50 is %.2fx\n", b.P50us, b.P99us, res.LatencyP50VsBaseline)
+			if b.PlainP50us > 0 {
+				fmt.Fprintf(stdout, "  latency  p50 %.1f µs  p99 %.1f µs  without the record (a plain BRPOP loop) -> hub p50 is %.2fx\n",
+					b.PlainP50us, b.PlainP99us, res.LatencyP50VsPlain)
+			}
 		}
 	}
 	return nil

@@ -241,3 +241,68 @@ func BenchmarkNaivePublish(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msg/s")
 }
+
+// BenchmarkRoundTrip is one message in flight at a time, LPUSH (go-redis)
+// to callback: through the transport and the hub ("hub"), and through a
+// plain go-redis BRPOP loop with no unacked record ("plain-brpop"), in the
+// same run. ns/op is the round trip.
+func BenchmarkRoundTrip(b *testing.B) {
+	env, err := transport.EncodeEnvelope(&transport.Message{Body: benchBody(0), ContentType: "application/json",
+		ContentEncoding: "utf-8", DeliveryInfo: transport.DeliveryInfo{DeliveryTag: "t"}}, "base64")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("hub", func(b *testing.B) {
+		e := newEnv(b, nil)
+		ch := e.channel()
+		ctx := context.Background()
+		got := make(chan struct{}, 1)
+		if _, err := ch.Consume(ctx, transport.ConsumeOptions{Queue: "rt"}, func(m *transport.Message) {
+			ch.Ack(m.DeliveryInfo.DeliveryTag)
+			got <- struct{}{}
+		}); err != nil {
+			b.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+		b.ResetTimer()
+		for range b.N {
+			if err := e.rdb.LPush(ctx, e.prefix+"rt", env).Err(); err != nil {
+				b.Fatal(err)
+			}
+			<-got
+		}
+	})
+	b.Run("plain-brpop", func(b *testing.B) {
+		e := newEnv(b, nil)
+		ctx, cancel := context.WithCancel(context.Background())
+		got := make(chan struct{}, 1)
+		rdb := e.tr.o.newClient()
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				kv, err := rdb.BRPop(ctx, time.Second, e.prefix+"rt").Result()
+				if err != nil {
+					continue
+				}
+				if _, err := transport.DecodeEnvelope([]byte(kv[1])); err != nil {
+					b.Error(err)
+				}
+				got <- struct{}{}
+			}
+		}()
+		time.Sleep(100 * time.Millisecond)
+		b.ResetTimer()
+		for range b.N {
+			if err := e.rdb.LPush(ctx, e.prefix+"rt", env).Err(); err != nil {
+				b.Fatal(err)
+			}
+			<-got
+		}
+		b.StopTimer()
+		cancel()
+		wg.Wait()
+		rdb.Close()
+	})
+}

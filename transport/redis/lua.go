@@ -31,15 +31,17 @@ import (
 // Both are errors with no message taken.
 //
 //	KEYS[1]    the unacked hash, KEYS[2] the unacked_index zset
-//	KEYS[3..]  the list keys, in the order to try them (Kombu's BRPOP order)
+//	KEYS[3]    the marker key (see ARGV[4])
+//	KEYS[4..]  the list keys, in the order to try them (Kombu's BRPOP order)
 //	ARGV[1]    N, the most messages to return
 //	ARGV[2]    the zset score: Unix time in whole seconds (score)
 //	ARGV[3]    "1" to write unacked records, "0" not to
-//	ARGV[4]    optional: an envelope already popped (by BRPOP), recorded
-//	           first and counted in N
+//	ARGV[4]    "1" to set the marker key to the tags taken (one per line),
+//	           expiring after a minute, when any message was taken: a
+//	           caller whose reply is lost finds them there (store.Get)
 //
-// The reply is a flat array of triples: the index of the list key in KEYS
-// (0 for ARGV[4]), the envelope, and the delivery tag it was recorded under
+// The reply is a flat array of triples: the index of the list key in KEYS,
+// the envelope, and the delivery tag it was recorded under
 // ("" when not recording). A key RPOP fails on (WRONGTYPE: not a list) is
 // skipped, like an empty one, and reported by the triple -index, the
 // error, "": the messages taken from the other keys are still returned
@@ -73,8 +75,7 @@ local function take(at, raw)
   out[#out + 1] = tag
   n = n - 1
 end
-if ARGV[4] then take(0, ARGV[4]) end
-local i = 3
+local i = 4
 while n > 0 and i <= #KEYS do
   local raw = redis.pcall('RPOP', KEYS[i])
   if type(raw) == 'table' and raw.err then
@@ -85,6 +86,11 @@ while n > 0 and i <= #KEYS do
   elseif raw then take(i, raw) else i = i + 1 end
 end
 writeRecords(KEYS[1], KEYS[2], recs, idx)
+if ARGV[4] == '1' and #idx > 0 then
+  local tags = {}
+  for j = 2, #idx, 2 do tags[#tags + 1] = idx[j] end
+  redis.call('SET', KEYS[3], table.concat(tags, '\n'), 'PX', 60000)
+end
 return out
 `
 

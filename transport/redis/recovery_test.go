@@ -410,3 +410,36 @@ func TestConsumeWithoutAckEmulation(t *testing.T) {
 		t.Errorf("%d ack-emulation keys exist without ack emulation", n)
 	}
 }
+
+// A Get whose reply is lost: the script left the tag it took in the
+// marker key, and getLost puts the message back at the head of its queue
+// and deletes its record.
+func TestGetLostReplyPutsBack(t *testing.T) {
+	e := newEnv(t, nil)
+	ch := e.channel()
+	ctx := ctxT(t)
+	for _, b := range []string{"first", "second"} {
+		if err := ch.Publish(ctx, textMsg(b), "", "gl", transport.PublishOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	marker := e.conn.o.key("unacked:get:test")
+	// What Get sends; the reply is dropped here, as if the connection broke.
+	if _, _, err := e.conn.popMarked(ctx, e.conn.o.stepKeys("gl"), 1, true, marker); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := e.rdb.HLen(ctx, e.prefix+"unacked").Result(); n != 1 {
+		t.Fatalf("%d records after the pop, want 1", n)
+	}
+	ch.st.getLost(marker)
+	if err := e.conn.exec.wait(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	m, err := ch.Get(ctx, "gl", true)
+	if err != nil || string(m.Body) != "first" || !m.DeliveryInfo.Redelivered {
+		t.Fatalf("after getLost: %v %v, want the first message back at the head, redelivered", m, err)
+	}
+	if n, _ := e.rdb.Exists(ctx, e.prefix+"unacked", marker).Result(); n != 0 {
+		t.Errorf("%d of the record and the marker left", n)
+	}
+}

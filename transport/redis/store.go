@@ -293,12 +293,22 @@ func (st *store) PutFanout(ctx context.Context, exchange, routingKey string, m *
 
 // Get pops one message from the queue's priority keys in step order
 // (Kombu's _get) and, unless noAck, writes its unacked record in the same
-// script, before returning it.
+// script, before returning it. When the reply does not come back (the
+// connection broke, or ctx ended, after the script was sent), the message
+// the script may have taken is put back at the head of its queue
+// (getLost), instead of waiting for the visibility timeout.
 func (st *store) Get(ctx context.Context, queue string, noAck bool) (*transport.Message, error) {
 	keys := st.o.stepKeys(queue)
 	rec := st.o.ackEmulation && !noAck
-	msgs, bad, err := st.c.pop(ctx, keys, 1, rec)
+	marker := ""
+	if rec {
+		marker = st.o.key(st.o.unackedKey + ":get:" + randomHex())
+	}
+	msgs, bad, err := st.c.popMarked(ctx, keys, 1, rec, marker)
 	if err != nil {
+		if marker != "" {
+			st.getLost(marker)
+		}
 		return nil, connError("get", err)
 	}
 	if len(msgs) == 0 && bad != nil {
@@ -321,13 +331,50 @@ func (st *store) Get(ctx context.Context, queue string, noAck bool) (*transport.
 	return msgs[0].message(), nil
 }
 
+// getLost puts back, through the executor, the messages a Get whose reply
+// was lost took: the script left their tags in the marker key, and each is
+// restored to the head of its queue (restore_by_tag). Redis unreachable
+// meanwhile leaves them to the visibility timeout.
+func (st *store) getLost(marker string) {
+	c := st.c
+	c.exec.do(func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, c.o.connTimeout+c.o.sockTimeout+5*time.Second)
+		defer cancel()
+		tags, err := c.rdb.Get(ctx, marker).Result()
+		if errors.Is(err, goredis.Nil) {
+			return // the script never ran
+		}
+		if err != nil {
+			c.o.log.Warn("redis: get: the reply was lost and Redis cannot say what was taken; "+
+				"the visibility timeout restores it", "err", err)
+			return
+		}
+		for _, tag := range strings.Split(tags, "\n") {
+			if err := st.restoreByTag(ctx, tag, false, nil); err != nil {
+				c.o.log.Warn("redis: get: putting back a message whose reply was lost failed", "delivery_tag", tag, "err", err)
+			}
+		}
+		c.rdb.Del(ctx, marker)
+	})
+}
+
 // pop runs the pop script through go-redis. bad is the error of the first
 // key the script skipped for not being a list (nil if none).
 func (c *Conn) pop(ctx context.Context, keys []string, n int, record bool) (msgs []popped, bad error, err error) {
-	all := make([]string, 0, len(keys)+2)
-	all = append(all, c.o.key(c.o.unackedKey), c.o.key(c.o.unackedIndexKey))
+	return c.popMarked(ctx, keys, n, record, "")
+}
+
+// popMarked is pop that, with a marker key, has the script write the tags
+// it took there (popSrc, ARGV[4]).
+func (c *Conn) popMarked(ctx context.Context, keys []string, n int, record bool, marker string) (msgs []popped, bad error, err error) {
+	all := make([]string, 0, len(keys)+3)
+	mk := marker
+	if mk == "" {
+		mk = c.o.key(c.o.unackedKey) // never written: ARGV[4] is "0"
+	}
+	all = append(all, c.o.key(c.o.unackedKey), c.o.key(c.o.unackedIndexKey), mk)
 	all = append(all, keys...)
-	res, err := popScript.Run(ctx, c.rdb, all, n, score(time.Now()), flag(record)).Slice()
+	res, err := popScript.Run(ctx, c.rdb, all, n, score(time.Now()), flag(record), flag(marker != "")).Slice()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -339,7 +386,7 @@ func (c *Conn) pop(ctx context.Context, keys []string, n int, record bool) (msgs
 		if idx < 0 && bad == nil && int(-idx) <= len(all) {
 			bad = fmt.Errorf("key %q: %s", all[-idx-1], raw)
 		}
-		if idx < 1 || int(idx) > len(all) {
+		if idx < 4 || int(idx) > len(all) {
 			continue
 		}
 		out = append(out, popped{key: all[idx-1], raw: []byte(raw), tag: tag})
