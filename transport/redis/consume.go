@@ -40,6 +40,11 @@ type hubState struct {
 	// primary is the key the wait command blocks on (BLMOVE), and its
 	// queue; "" when there is none.
 	primary, primaryQueue string
+	// stopKey is the key the last script left holding messages: the next
+	// script's keys end there (dirtyKeys). toArm are the keys whose
+	// tracking the next command re-arms (sendArm).
+	stopKey string
+	toArm   []string
 	// lastRotated is the queue last passed to cycle.Rotate since the last
 	// Update: rotating it again would change nothing.
 	lastRotated string

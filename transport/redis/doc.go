@@ -79,10 +79,14 @@
 //
 // The other consumed keys (other queues, other priority steps) are
 // watched with Redis's client-side-caching invalidation messages (RESP3,
-// CLIENT TRACKING ON NOLOOP): every key the script reads is tracked, and a
-// push to one sends an "invalidate" message on the consume socket. The key
-// then counts as holding messages, and a wait in flight is ended with
-// CLIENT UNBLOCK (sent through the executor) so that the script pops it.
+// CLIENT TRACKING ON NOLOOP OPTIN): after a script emptied keys, an EXISTS
+// over them (after CLIENT CACHING yes) tracks them again, and a push to one
+// sends an "invalidate" message on the consume socket. The key then counts
+// as holding messages, and a wait in flight is ended with CLIENT UNBLOCK
+// (sent through the executor) so that the script pops it. A push between
+// the script and the EXISTS is counted by the EXISTS. (OPTIN keeps what the
+// scripts read untracked: Redis 7.0 tracks every key of a script at each
+// read inside it, which costs O(keys²) with many queues.)
 // No key is polled, and an idle channel costs one wait per brpop_timeout.
 // Several consumers of one queue all block on its base key, so a message
 // wakes one of them; a push to a key another consumer waits on, and this
@@ -185,11 +189,13 @@
 //
 // # Many queues
 //
-// The script reads only the keys that may hold messages: those an
-// invalidation named, those a pop left non-empty, and, once, every key of a
-// queue newly consumed (to track it). A channel consuming 1000 queues with
-// messages on one pops from that one queue's keys; a message pushed to any
-// other is noticed at once, with no EXISTS and no periodic scan.
+// The script visits only the keys that may hold messages: those an
+// invalidation named, the key a pop stopped at, and, once, every key of a
+// queue newly consumed (to track it), in Kombu's order and only up to the
+// first key known to hold messages (the script would not get past it). A
+// channel consuming 1000 queues with messages on one pops from that one
+// key; a message pushed to any other is noticed at once, with no periodic
+// scan.
 //
 // # Compatibility notes
 //

@@ -85,12 +85,14 @@ func (st *store) onFanout(chanName, data []byte) {
 	st.backlog = append(st.backlog, fm)
 }
 
-// afterRead runs once a read burst has been handled: fanout messages are
+// afterRead runs once a read burst has been handled: the consume socket
+// sends its next command if it is free; fanout messages are
 // recorded (the executor writes their unacked records, then they are
 // delivered) or delivered, within the window; the LISTEN reader pauses
 // while the window is full.
 func (st *store) afterRead(s *hubSock) {
 	if s.kind != kindLISTEN {
+		st.pump() // whatever the replies were, the socket may be free now
 		return
 	}
 	st.deliverBacklog()

@@ -4,7 +4,7 @@ package redis
 // "Consuming"). In one atomic step it
 //
 //  1. finds the messages a lost reply had handed over (recovery): when
-//     ARGV[7] is the sequence number of the last call whose reply arrived
+//     ARGV[5] is the sequence number of the last call whose reply arrived
 //     and the delivering hash (KEYS[4]) was written by a later call (whose
 //     reply was lost), it returns the records still in the unacked hash of
 //     the tags that call handed over;
@@ -14,11 +14,9 @@ package redis
 //     arrived) under the envelope's tag, returned for delivery; the list is
 //     then emptied;
 //  3. pops up to N messages from the list keys (KEYS[5..]) in the order
-//     given (Kombu's BRPOP order, the keys known to hold messages), reading
-//     each key's length first when tracking is on (a read re-arms Redis's
-//     client-side-caching invalidation for the key; the script's own pops
-//     disarm it, so a key it popped from is read again afterwards), and
-//     records each message (HSET unacked, ZADD unacked_index, as popSrc);
+//     given (Kombu's BRPOP order, the keys that may hold messages), each
+//     key until it is empty, and records each message (HSET unacked, ZADD
+//     unacked_index, as popSrc);
 //  4. deletes the records of the acknowledged tags (ARGV), after writing
 //     the new ones, so that an ack of a message recorded in step 2 lands;
 //  5. writes, when it hands any message over, the delivering hash: field
@@ -26,36 +24,36 @@ package redis
 //     message of its reply, so that a reply lost on the wire is found
 //     again by step 1 of the next call.
 //
-// Record format, tag rules, the WRONGTYPE handling of list keys and the
-// index conversion are popSrc's (lua.go).
+// It reads no list key: with CLIENT TRACKING in OPTIN mode nothing the
+// script touches is tracked (on Redis 7.0 every read in a script would
+// track all of the script's keys), and the client re-arms the keys it
+// needs with an EXISTS afterwards (pump.go). Record format, tag rules, the
+// WRONGTYPE handling of list keys and the index conversion are popSrc's
+// (lua.go).
 //
 //	KEYS[1] unacked, KEYS[2] unacked_index, KEYS[3] processing list,
 //	KEYS[4] delivering hash, KEYS[5..] list keys
 //	ARGV[1]  N (at most 1000)        ARGV[2] zset score (whole seconds)
 //	ARGV[3]  "1": write records       ARGV[4] this call's sequence number
-//	ARGV[5]  "1": tracking is on      ARGV[6] index (1-based, in KEYS) of the
-//	                                          key BLMOVE waits on, 0 if none:
-//	                                          it is not read for tracking
-//	ARGV[7]  the last sequence number whose reply arrived, to recover
+//	ARGV[5]  the last sequence number whose reply arrived, to recover
 //	         what later calls handed over; "" not to look
-//	ARGV[8]  the list key the processing list's messages came from
-//	ARGV[9]  A, the number of acked tags   ARGV[10] B, the number of pairs
-//	ARGV[11 .. 10+A]    acked tags
-//	ARGV[11+A .. ]      B pairs: sha1 hex of a message's bytes, its tag
+//	ARGV[6]  the list key the processing list's messages came from
+//	ARGV[7]  A, the number of acked tags   ARGV[8] B, the number of pairs
+//	ARGV[9 .. 8+A]      acked tags
+//	ARGV[9+A .. ]       B pairs: sha1 hex of a message's bytes, its tag
 //
 // Reply: {last, rem, out, recovered}. last is the 1-based index among the
-// list keys of the last key visited (0: none); rem is its remaining length
-// (-1 when unknown). Every key before last was left empty. out is a flat
-// array of triples: index in KEYS (0 for the processing list, negative for
-// a key skipped with its error), envelope, tag. recovered is a flat array
-// of triples: list key, unacked record, tag.
+// list keys of the last key visited (0: none); rem is 0 when that key was
+// left empty, -1 when the script stopped there with N reached. Every key
+// before last was left empty. out is a flat array of triples: index in
+// KEYS (0 for the processing list, negative for a key skipped with its
+// error), envelope, tag. recovered is a flat array of triples: list key,
+// unacked record, tag.
 const consumeSrc = luaRecords + `
 local n = tonumber(ARGV[1])
 local rec = ARGV[3] == '1'
-local track = ARGV[5] == '1'
-local primary = tonumber(ARGV[6])
-local nacks = tonumber(ARGV[9])
-local npairs = tonumber(ARGV[10])
+local nacks = tonumber(ARGV[7])
+local npairs = tonumber(ARGV[8])
 if n > 1000 then
   return redis.error_reply('ERR kombu-go consume script: at most 1000 messages a call')
 end
@@ -78,23 +76,25 @@ local function take(at, raw, given)
     out[#out + 1] = tag
   end
 end
-local ds = redis.call('HGET', KEYS[4], '')
-if ARGV[7] ~= '' and ds and tonumber(ds) > tonumber(ARGV[7]) then
-  local all = redis.call('HGETALL', KEYS[4])
-  for i = 1, #all, 2 do
-    if all[i] ~= '' then
-      local r = redis.call('HGET', KEYS[1], all[i])
-      if r then
-        recovered[#recovered + 1] = all[i + 1]
-        recovered[#recovered + 1] = r
-        recovered[#recovered + 1] = all[i]
+if ARGV[5] ~= '' then
+  local ds = redis.call('HGET', KEYS[4], '')
+  if ds and tonumber(ds) > tonumber(ARGV[5]) then
+    local all = redis.call('HGETALL', KEYS[4])
+    for i = 1, #all, 2 do
+      if all[i] ~= '' then
+        local r = redis.call('HGET', KEYS[1], all[i])
+        if r then
+          recovered[#recovered + 1] = all[i + 1]
+          recovered[#recovered + 1] = r
+          recovered[#recovered + 1] = all[i]
+        end
       end
     end
   end
 end
 if rec then
   local given = {}
-  local base = 10 + nacks
+  local base = 8 + nacks
   for i = 1, npairs do
     given[ARGV[base + 2 * i - 1]] = ARGV[base + 2 * i]
   end
@@ -104,46 +104,32 @@ if rec then
   end
   if #items > 0 then redis.call('DEL', KEYS[3]) end
 end
-local last, rem = 0, -1
+local last, rem = 0, 0
 if n > 0 then
   for i = 5, #KEYS do
-    local k = KEYS[i]
-    local arm = track and i ~= primary
-    local len, bad = -1, nil
-    if arm then
-      local r = redis.pcall('LLEN', k)
-      if type(r) == 'table' then bad = r.err else len = r end
-    end
-    local got = 0
-    while not bad and n > 0 and len ~= 0 do
-      local raw = redis.pcall('RPOP', k)
+    rem = 0
+    while n > 0 do
+      local raw = redis.pcall('RPOP', KEYS[i])
       if type(raw) == 'table' and raw.err then
-        bad = raw.err
-      elseif raw then
-        take(i, raw, nil)
-        got = got + 1
-        n = n - 1
-        if len > 0 then len = len - 1 end
-      else
-        len = 0
+        out[#out + 1] = -i
+        out[#out + 1] = raw.err
+        out[#out + 1] = ''
+        break
+      elseif not raw then
+        break
       end
+      take(i, raw, nil)
+      n = n - 1
+      if n == 0 then rem = -1 end
     end
-    if bad then
-      out[#out + 1] = -i
-      out[#out + 1] = bad
-      out[#out + 1] = ''
-      len = 0
-    elseif got > 0 and arm then
-      len = redis.call('LLEN', k)
-    end
-    last, rem = i - 4, len
+    last = i - 4
     if n == 0 then break end
   end
 end
 writeRecords(KEYS[1], KEYS[2], recs, idx)
-local a = 11
-while a <= 10 + nacks do
-  local b = math.min(a + 999, 10 + nacks)
+local a = 9
+while a <= 8 + nacks do
+  local b = math.min(a + 999, 8 + nacks)
   redis.call('ZREM', KEYS[2], unpack(ARGV, a, b))
   redis.call('HDEL', KEYS[1], unpack(ARGV, a, b))
   a = b + 1
@@ -152,7 +138,7 @@ if rec and (#out > 0 or #recovered > 0) then
   local h = {'', ARGV[4]}
   for j = 1, #out, 3 do
     if out[j] >= 0 then
-      local key = ARGV[8]
+      local key = ARGV[6]
       if out[j] > 0 then key = KEYS[out[j]] end
       h[#h + 1] = out[j + 2]
       h[#h + 1] = key

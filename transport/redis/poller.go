@@ -213,6 +213,7 @@ const (
 	rRegister                      // ZADD of the consumer's lease
 	rReady                         // the last handshake reply: SCRIPT LOAD or PING
 	rScript                        // EVALSHA of the consume script
+	rArm                           // EXISTS re-arming the tracking of keys
 	rWait                          // BLMOVE, BRPOPLPUSH or BRPOP
 	rPing                          // health-check PING
 	rLeave                         // the script that ends the lease on close
@@ -364,7 +365,7 @@ func (s *hubSock) handshake() {
 		if !o.noTracking {
 			b = resp.AppendCommand(b, "HELLO", "3")
 			exps = append(exps, expect{kind: rHello, wait: wait})
-			b = resp.AppendCommand(b, "CLIENT", "TRACKING", "ON", "NOLOOP")
+			b = resp.AppendCommand(b, "CLIENT", "TRACKING", "ON", "NOLOOP", "OPTIN")
 			exps = append(exps, expect{kind: rTracking, wait: wait})
 		}
 		b = append(b, s.st.registerCmd()...)
@@ -532,6 +533,8 @@ func (s *hubSock) onReply(e expect, v resp.Value) {
 		s.pingOut = false
 	case rScript:
 		s.st.onScript(s, e.cmd, v)
+	case rArm:
+		s.st.onArm(e.cmd, v)
 	case rWait:
 		s.st.onWait(s, e.cmd, v)
 	case rLeave:

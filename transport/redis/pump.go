@@ -17,8 +17,9 @@ import (
 //   - the consume script (lua_consume.go), while some list key may hold
 //     messages (dirty), acks wait to be sent, or a lost reply must be
 //     recovered: it records and pops up to the window's room from the dirty
-//     keys in Kombu's order, and re-arms Redis's invalidation messages
-//     (CLIENT TRACKING, RESP3) for every key it reads;
+//     keys in Kombu's order; an EXISTS over the keys it emptied follows
+//     (sendArm), which re-arms Redis's invalidation messages for them
+//     (CLIENT TRACKING in OPTIN mode, RESP3);
 //   - the wait, when nothing is dirty: BLMOVE from the primary key (one
 //     queue's base key) into this consumer's processing list, so that the
 //     message Redis hands over is in Redis, in a list a live consumer
@@ -44,8 +45,10 @@ type popCmd struct {
 	acks   []string // the acks the script carries
 	pairs  []*popped
 	// waitKey is the key the processing list's messages came from (the
-	// script's ARGV[8]).
+	// script's ARGV[6]).
 	waitKey string
+	// primary is the key the wait blocked on when the script was sent.
+	primary string
 }
 
 // setActive records the consumed list queues: lookups and cached keys
@@ -112,7 +115,12 @@ func (st *store) markAllDirty() {
 }
 
 // dirtyKeys returns the dirty keys in Kombu's BRPOP order (step-major,
-// then queue in the cycle's order) and the queue of each.
+// then queue in the cycle's order) and the queue of each, up to the key
+// the last script left holding messages (stopKey): the script pops from
+// the first key that has messages until it is empty, so it would not
+// reach the keys after that one. (With one busy queue among 1000, the keys
+// of the others' later priority steps would otherwise ride with every
+// pop.)
 func (st *store) dirtyKeys() (keys, qs []string) {
 	order := st.cycle.Consume(len(st.active))
 	for i := range len(st.o.steps) {
@@ -124,6 +132,9 @@ func (st *store) dirtyKeys() (keys, qs []string) {
 			if _, ok := st.dirty[ks[i]]; ok {
 				keys = append(keys, ks[i])
 				qs = append(qs, q)
+				if ks[i] == st.stopKey {
+					return keys, qs
+				}
 			}
 		}
 	}
@@ -178,6 +189,7 @@ func (st *store) pump() {
 	if !s.ready || len(s.exp) > 0 {
 		return
 	}
+	st.sendArm(s)
 	room := st.room()
 	consuming := len(st.active) > 0
 	if st.o.ackEmulation {
@@ -185,8 +197,10 @@ func (st *store) pump() {
 	}
 	if st.owesRedis() || (consuming && room > 0 && len(st.dirty) > 0) {
 		// After the wait brought a message, the lists are most likely
-		// empty again: the wait goes right behind the script, so that the
-		// next message is handed over as soon as it comes.
+		// empty again: the wait goes right behind a script that pops only
+		// from the key it waits on (one that pops others must re-arm their
+		// tracking first), so that the next message is handed over as soon
+		// as it comes.
 		wait := consuming && st.trickle && room >= 2 && st.primary != ""
 		n := 0
 		if consuming {
@@ -195,8 +209,8 @@ func (st *store) pump() {
 				n = min(room-1, maxBatch)
 			}
 		}
-		st.sendScript(s, n)
-		if wait {
+		cmd := st.sendScript(s, n)
+		if wait && (!s.tracking || len(cmd.keys) == 0 || (len(cmd.keys) == 1 && cmd.keys[0] == st.primary)) {
 			st.sendWait(s)
 		}
 		return
@@ -204,6 +218,45 @@ func (st *store) pump() {
 	if consuming && room > 0 {
 		st.sendWait(s)
 	}
+}
+
+// sendArm re-arms Redis's tracking of the keys the last script emptied:
+// CLIENT CACHING yes (OPTIN mode) and EXISTS over them, so that a push to
+// any of them sends an invalidation from now on. A push that came between
+// the script and the EXISTS is counted by it (onArm).
+func (st *store) sendArm(s *hubSock) {
+	keys := st.toArm
+	st.toArm = nil
+	if len(keys) == 0 || !s.tracking {
+		return
+	}
+	b := resp.AppendCommand(s.out[len(s.out):], "CLIENT", "CACHING", "yes")
+	b = resp.AppendArrayHeader(b, len(keys)+1)
+	b = resp.AppendBulkString(b, "EXISTS")
+	for _, k := range keys {
+		b = resp.AppendBulkString(b, k)
+	}
+	wait := st.o.connTimeout + st.o.sockTimeout
+	s.send(b, expect{kind: rOK, wait: wait}, expect{kind: rArm, wait: wait, cmd: &popCmd{keys: keys}})
+}
+
+// onArm handles the EXISTS that re-armed the tracking of keys: when it
+// counted messages, one of the keys got a push before it was tracked
+// again, so they are all dirty.
+func (st *store) onArm(cmd *popCmd, v resp.Value) {
+	if v.Int <= 0 {
+		return
+	}
+	for _, k := range cmd.keys {
+		if _, ok := st.keyQueue[k]; ok {
+			st.markDirty(k)
+		}
+	}
+	if st.blocked() {
+		st.unblock()
+		return
+	}
+	st.pump()
 }
 
 // choosePrimary picks the key the wait blocks on: the base key of the
@@ -248,10 +301,11 @@ func (o *options) scriptWait() time.Duration { return o.connTimeout + o.sockTime
 // sendScript sends the consume script: n messages at most from the dirty
 // keys, with the queued acks, the records of the unconfirmed messages, and
 // the recovery of a lost reply.
-func (st *store) sendScript(s *hubSock, n int) {
+func (st *store) sendScript(s *hubSock, n int) *popCmd {
 	o := st.o
 	st.seq++
-	cmd := &popCmd{seq: st.seq, acks: st.ackq, pairs: slices.Clone(st.unconfirmed), waitKey: st.lostWait}
+	cmd := &popCmd{seq: st.seq, acks: st.ackq, pairs: slices.Clone(st.unconfirmed), waitKey: st.lostWait,
+		primary: st.primary}
 	st.ackq = nil
 	if n > 0 {
 		cmd.keys, cmd.queues = st.dirtyKeys()
@@ -262,17 +316,11 @@ func (st *store) sendScript(s *hubSock, n int) {
 	if cmd.waitKey == "" && len(cmd.pairs) > 0 {
 		cmd.waitKey = cmd.pairs[0].key
 	}
-	primary := 0
-	if s.tracking {
-		if i := slices.Index(cmd.keys, st.primary); i >= 0 {
-			primary = i + 5
-		}
-	}
 	recover := ""
 	if st.lostScript {
 		recover = strconv.FormatUint(st.confirmed, 10)
 	}
-	nargs := 3 + 4 + len(cmd.keys) + 10 + len(cmd.acks) + 2*len(cmd.pairs)
+	nargs := 3 + 4 + len(cmd.keys) + 8 + len(cmd.acks) + 2*len(cmd.pairs)
 	b := resp.AppendArrayHeader(s.out[len(s.out):], nargs)
 	b = resp.AppendBulkString(b, "EVALSHA")
 	b = resp.AppendBulkString(b, consumeSHA)
@@ -288,8 +336,6 @@ func (st *store) sendScript(s *hubSock, n int) {
 	b = resp.AppendBulkString(b, score(time.Now()))
 	b = resp.AppendBulkString(b, flag(o.ackEmulation))
 	b = resp.AppendBulkInt(b, int64(cmd.seq))
-	b = resp.AppendBulkString(b, flag(s.tracking))
-	b = resp.AppendBulkInt(b, int64(primary))
 	b = resp.AppendBulkString(b, recover)
 	b = resp.AppendBulkString(b, cmd.waitKey)
 	b = resp.AppendBulkInt(b, int64(len(cmd.acks)))
@@ -303,6 +349,7 @@ func (st *store) sendScript(s *hubSock, n int) {
 	}
 	st.reserved += cmd.n
 	s.send(b, expect{kind: rScript, wait: o.scriptWait(), cmd: cmd})
+	return cmd
 }
 
 // sendWait sends the wait: BLMOVE (BRPOPLPUSH before Redis 6.2) from the
@@ -427,16 +474,6 @@ func (st *store) onScript(s *hubSock, cmd *popCmd, v resp.Value) {
 		st.lostWait = ""
 	}
 	st.confirm(cmd.pairs)
-	// Every key before the last one visited was left empty; the last one
-	// stays dirty unless it was too.
-	if last := int(a[0].Int); last > 0 && last <= len(cmd.keys) {
-		for _, k := range cmd.keys[:last-1] {
-			delete(st.dirty, k)
-		}
-		if a[1].Int == 0 {
-			delete(st.dirty, cmd.keys[last-1])
-		}
-	}
 	st.trickle = st.trickle && len(a[2].Array()) < 3*cmd.n // a full batch: a backlog
 	if st.waiting() {
 		st.ackViaExecutor() // the wait behind this script would hold them
@@ -479,6 +516,24 @@ func (st *store) onScript(s *hubSock, cmd *popCmd, v resp.Value) {
 			continue
 		}
 		st.pending = append(st.pending, p)
+	}
+	// Every key before the last one visited was left empty, and the last
+	// one too unless the script stopped there with N reached (it stays
+	// dirty, and the next script's keys end there). The keys left empty
+	// lost their tracking (the script popped them, or an invalidation
+	// named them): sendArm re-arms them, the wait's key aside.
+	if last := int(a[0].Int); last > 0 && last <= len(cmd.keys) {
+		st.stopKey = ""
+		for i, k := range cmd.keys[:last] {
+			if i == last-1 && a[1].Int != 0 {
+				st.stopKey = k
+				break
+			}
+			delete(st.dirty, k)
+			if _, bad := st.badKeys[k]; !bad && k != cmd.primary && st.cons == s && s.tracking {
+				st.toArm = append(st.toArm, k)
+			}
+		}
 	}
 	st.deliverPending()
 }
@@ -574,6 +629,7 @@ func (st *store) onConsumeLost(exp []expect) {
 		}
 	}
 	st.unblocking = false
+	st.toArm = nil
 	st.markAllDirty()
 }
 
