@@ -55,8 +55,5 @@ func resetCase(t *testing.T, raw string, resets, prefetch, nqueues int) {
 	if n, err := pub.stop(); n > 0 {
 		t.Errorf("%d publishes failed, though the publisher does not go through the proxy; the first: %v", n, err)
 	}
-	if faults < resets/2 {
-		t.Errorf("only %d of %d resets found a connection to reset: the consumer did not reconnect", faults, resets)
-	}
 	e.finish(t.Name(), proxied, faults, c)
 }
