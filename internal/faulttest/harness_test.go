@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -197,6 +198,7 @@ func (e *env) leftovers(ctx context.Context) ([]string, error) {
 		}
 		out = append(out, k)
 	}
+	slices.Sort(out)
 	return out, err
 }
 
@@ -592,8 +594,8 @@ func (e *env) describeKeys(ctx context.Context, keys []string) string {
 	return b.String()
 }
 
-// findInRedis looks for the lost ids in the leftover lists and hashes
-// (bodies are base64 of the JSON string, so the id's encoding is exact).
+// findInRedis looks for the lost ids in the leftover lists and hashes (a
+// body is the id alone, so its base64 in the envelope is exact).
 func (e *env) findInRedis(ctx context.Context, lost []int, keys []string) string {
 	var b strings.Builder
 	for _, k := range keys {
@@ -618,7 +620,7 @@ func (e *env) findInRedis(ctx context.Context, lost []int, keys []string) string
 }
 
 // bodyEncoding is how a message with this id appears in Kombu's envelope:
-// the body (the JSON string) in base64.
+// the body in base64 (a string body is sent as text/plain, the id itself).
 func bodyEncoding(id string) string {
-	return base64.StdEncoding.EncodeToString([]byte(`"` + id + `"`))
+	return base64.StdEncoding.EncodeToString([]byte(id))
 }
