@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -528,11 +529,28 @@ func (e *env) idList(ns []int, n int) []string {
 	return out
 }
 
-// describeLost says, for the first 30 lost messages, their queue, when
-// their publish returned and the next fault after it; then the faults.
+// describeLost sorts the lost messages into those gone from Redis and
+// those still in it (stuck: not restored in time), and says, for the first
+// 30 of each, their queue, when their publish returned and the next fault
+// after it, or the key that still holds them; then the faults and the
+// consumers' log.
 func (e *env) describeLost(ctx context.Context, lost []int) string {
 	var b strings.Builder
-	for _, n := range lost[:min(30, len(lost))] {
+	left, err := e.leftovers(ctx)
+	if err != nil {
+		fmt.Fprintf(&b, "(listing the keys: %v)\n", err)
+	}
+	where := e.idsInRedis(ctx, left)
+	var gone, stuck []int
+	for _, n := range lost {
+		if _, ok := where[n]; ok {
+			stuck = append(stuck, n)
+		} else {
+			gone = append(gone, n)
+		}
+	}
+	fmt.Fprintf(&b, "%d are gone from Redis, %d are still in Redis (not restored in time).\n", len(gone), len(stuck))
+	for _, n := range gone[:min(30, len(gone))] {
 		at := e.ledger.PublishedAt(n)
 		next := "none after it"
 		for i, f := range e.faults {
@@ -542,17 +560,22 @@ func (e *env) describeLost(ctx context.Context, lost []int) string {
 				break
 			}
 		}
-		fmt.Fprintf(&b, "  id %s (queue %s) published at +%v; next: %s\n",
+		fmt.Fprintf(&b, "  gone: id %s (queue %s) published at +%v; next: %s\n",
 			FormatID(n), e.queues[n%len(e.queues)], at.Round(time.Millisecond), next)
 	}
-	if len(lost) > 30 {
-		fmt.Fprintf(&b, "  ... and %d more\n", len(lost)-30)
+	if len(gone) > 30 {
+		fmt.Fprintf(&b, "  ... and %d more gone\n", len(gone)-30)
 	}
-	if left, err := e.leftovers(ctx); err == nil && len(left) > 0 {
+	for _, n := range stuck[:min(30, len(stuck))] {
+		fmt.Fprintf(&b, "  stuck: id %s in %q\n", FormatID(n), strings.TrimPrefix(where[n], e.prefix))
+	}
+	if len(stuck) > 30 {
+		fmt.Fprintf(&b, "  ... and %d more stuck\n", len(stuck)-30)
+	}
+	if len(left) > 0 {
 		b.WriteString("Redis still holds:\n" + e.describeKeys(ctx, left))
-		b.WriteString(e.findInRedis(ctx, lost, left))
 	} else {
-		b.WriteString("Redis holds none of them (no queue, unacked or unacked_index key is left).\n")
+		b.WriteString("Redis holds no message of the test (no queue, unacked or unacked_index key is left).\n")
 	}
 	fmt.Fprintf(&b, "%d faults:", len(e.faults))
 	for i, f := range e.faults {
@@ -594,10 +617,14 @@ func (e *env) describeKeys(ctx context.Context, keys []string) string {
 	return b.String()
 }
 
-// findInRedis looks for the lost ids in the leftover lists and hashes (a
-// body is the id alone, so its base64 in the envelope is exact).
-func (e *env) findInRedis(ctx context.Context, lost []int, keys []string) string {
-	var b strings.Builder
+// bodyPattern finds the body of an envelope, in a queue's list or in an
+// unacked record.
+var bodyPattern = regexp.MustCompile(`"body": ?"([A-Za-z0-9+/=]*)"`)
+
+// idsInRedis returns the ids held in the lists and hashes among keys, each
+// with the key that holds it.
+func (e *env) idsInRedis(ctx context.Context, keys []string) map[int]string {
+	where := map[int]string{}
 	for _, k := range keys {
 		var vals []string
 		switch typ, _ := e.rdb.Type(ctx, k).Result(); typ {
@@ -606,21 +633,14 @@ func (e *env) findInRedis(ctx context.Context, lost []int, keys []string) string
 		case "hash":
 			vals, _ = e.rdb.HVals(ctx, k).Result()
 		}
-		for _, n := range lost[:min(30, len(lost))] {
-			enc := bodyEncoding(FormatID(n))
-			for _, v := range vals {
-				if strings.Contains(v, enc) {
-					fmt.Fprintf(&b, "  lost id %s is still in %q\n", FormatID(n), strings.TrimPrefix(k, e.prefix))
-					break
+		for _, v := range vals {
+			for _, m := range bodyPattern.FindAllStringSubmatch(v, -1) {
+				body, err := base64.StdEncoding.DecodeString(m[1])
+				if n, ok := ParseID(string(body)); err == nil && ok {
+					where[n] = k
 				}
 			}
 		}
 	}
-	return b.String()
-}
-
-// bodyEncoding is how a message with this id appears in Kombu's envelope:
-// the body in base64 (a string body is sent as text/plain, the id itself).
-func bodyEncoding(id string) string {
-	return base64.StdEncoding.EncodeToString([]byte(id))
+	return where
 }
