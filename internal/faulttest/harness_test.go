@@ -509,6 +509,15 @@ func (e *env) finish(name, consumerURL string, maxFaults int, c *consumer) Tally
 			"at most the unacknowledged window; ids delivered more than once (first 20): %v",
 			name, tally.Duplicated, maxFaults, e.prefetch, bound, e.idList(tally.DupIDs, 20))
 	}
+	if log, err := os.ReadFile(e.logf.Name()); err == nil {
+		// The consumers run the library under the race detector too; a killed
+		// one cannot fail by its exit status, so its log is read.
+		for _, bad := range []string{"WARNING: DATA RACE", "panic:"} {
+			if i := strings.Index(string(log), bad); i >= 0 {
+				e.t.Errorf("%s: a consumer process logged %q:\n%s", name, bad, log[i:min(len(log), i+3000)])
+			}
+		}
+	}
 	left, err := e.leftovers(ctx)
 	if err != nil {
 		e.t.Errorf("%s: listing the keys: %v", name, err)
