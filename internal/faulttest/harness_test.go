@@ -352,10 +352,20 @@ func (e *env) publish(ctx context.Context, n int) error {
 type publisher struct {
 	cancel context.CancelFunc
 	done   chan struct{}
-	mu     sync.Mutex
-	errs   int
-	first  error
+	// gate is held by the goroutine around each publish, and by the test
+	// while it wants no publish in flight (pause, resume).
+	gate  sync.Mutex
+	mu    sync.Mutex
+	errs  int
+	first error
 }
+
+// pause waits for the publish in flight, if any, and holds off the next
+// ones until resume.
+func (p *publisher) pause() { p.gate.Lock() }
+
+// resume lets the publisher go on after pause.
+func (p *publisher) resume() { p.gate.Unlock() }
 
 // stop ends the publisher, waits for it, and returns the number of failed
 // publishes and the first error.
@@ -393,8 +403,10 @@ func (e *env) startPublisher(step func(elapsed time.Duration) int) *publisher {
 				return
 			case <-tick.C:
 			}
+			p.gate.Lock()
 			n := step(time.Since(start))
 			if n <= 0 {
+				p.gate.Unlock()
 				continue
 			}
 			// A publish is not cut short by stop: the ledger must know whether
@@ -402,6 +414,7 @@ func (e *env) startPublisher(step func(elapsed time.Duration) int) *publisher {
 			pctx, pcancel := context.WithTimeout(context.Background(), 10*time.Second)
 			err := e.publish(pctx, n)
 			pcancel()
+			p.gate.Unlock()
 			if err != nil {
 				p.failed(err)
 				select {
