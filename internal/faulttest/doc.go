@@ -18,16 +18,20 @@
 //
 // The test process publishes numbered messages (the [Ledger] remembers
 // which publishes Redis confirmed), injects its faults, then stops
-// publishing and runs one last consumer until Redis holds nothing but the
-// binding sets (the queues, the unacked hash and the unacked_index zset all
-// gone, for a second in a row) or a hang-guard deadline passes. [Ledger.Tally] then
-// compares the file with what was published:
+// publishing and lets one last consumer run until nothing more can come:
+// Kombu's message keys (every queue, the unacked hash, the unacked_index
+// zset) have been gone and nothing was written for a second, and either
+// every id has been written or that quiet has lasted long enough for any
+// restore (visibility timeout + sweeps); a hang guard ends the wait if the
+// keys never empty. [Ledger.Tally] then compares the file with what was
+// published:
 //
 //   - lost: ids Redis confirmed that were never written; it must be 0;
 //   - duplicated: lines written minus distinct ids; a crash may redeliver at
 //     most the crashed consumer's unacknowledged window, so duplicated must
 //     not exceed faults × (prefetch + 1);
-//   - at the end, Kombu's ack-emulation keys and every queue are empty.
+//   - at the end, Kombu's ack-emulation keys and every queue are gone
+//     (other keys a transport keeps for itself are listed, not judged).
 //
 // Each test logs one line with published / delivered / lost / duplicated.
 // A failure lists the lost ids (with the fault nearest each one's
