@@ -58,7 +58,6 @@ type fault struct {
 // the ledger of publishes, the consumers' output file and log.
 type env struct {
 	t        *testing.T
-	url      string // where the test publishes and looks (the consumers may go elsewhere)
 	prefix   string // global_keyprefix
 	exchange string
 	queues   []string
@@ -75,13 +74,14 @@ type env struct {
 }
 
 // newEnv declares nqueues queues bound to a direct exchange under a fresh
-// global_keyprefix on the Redis at url. Everything is closed and the keys
-// deleted at cleanup.
+// global_keyprefix on the Redis at url, where the test publishes and looks
+// (its consumers may reach it another way). Everything is closed and the
+// keys deleted at cleanup.
 func newEnv(t *testing.T, url string, nqueues, prefetch int) *env {
 	t.Helper()
 	var b [6]byte
 	rand.Read(b[:])
-	e := &env{t: t, url: url, prefix: "faulttest-" + hex.EncodeToString(b[:]) + ":", exchange: "fx",
+	e := &env{t: t, prefix: "faulttest-" + hex.EncodeToString(b[:]) + ":", exchange: "fx",
 		prefetch: prefetch, ledger: NewLedger()}
 	for i := range nqueues {
 		e.queues = append(e.queues, fmt.Sprintf("fq%04d", i))

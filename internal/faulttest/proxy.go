@@ -49,9 +49,6 @@ func NewProxy(target string) (*Proxy, error) {
 // Addr returns the address clients connect to (127.0.0.1:PORT).
 func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 
-// Port returns the port of Addr.
-func (p *Proxy) Port() int { return p.ln.Addr().(*net.TCPAddr).Port }
-
 // Live returns the number of connections being forwarded.
 func (p *Proxy) Live() int {
 	p.mu.Lock()
