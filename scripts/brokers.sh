@@ -4,16 +4,19 @@
 # scripts/test.sh sources this file for its functions (kb_*). Tests also run it as a command, to get
 # a Redis server of their own that they may kill and restart without disturbing other packages:
 #
-#   scripts/brokers.sh redis-start DIR          start a private redis-server whose state lives in DIR
+#   scripts/brokers.sh redis-start DIR [aof]    start a private redis-server whose state lives in DIR
 #                                               and print its URL (redis://127.0.0.1:PORT/0). The first
 #                                               start picks a free port (never 6379) and writes
 #                                               DIR/redis.conf; later starts reuse that port. Returns
 #                                               once the server answers PING. Idempotent.
 #   scripts/brokers.sh redis-stop DIR [SIGNAL]  stop the server of DIR (SIGNAL: TERM, the default, or
 #                                               KILL to simulate a crash). Returns once it is gone.
-#   scripts/brokers.sh redis-restart DIR        redis-stop DIR KILL, then redis-start DIR.
+#   scripts/brokers.sh redis-restart DIR [aof]  redis-stop DIR KILL, then redis-start DIR [aof].
 #
-# The servers keep nothing on disk (save "", appendonly no): a restart starts empty. The PID of the
+# By default the servers keep nothing on disk (save "", appendonly no): a restart starts empty. With
+# the optional argument aof, the server writes an append-only file in DIR with an fsync after every
+# write (appendonly yes, appendfsync always), so a SIGKILL loses no write it acknowledged and a
+# restart reloads the data (the internal/faulttest Redis-restart tests use this). The PID of the
 # running server is in DIR/redis.pid and its log in DIR/redis.log. When KOMBU_TEST_STATE_DIR is set
 # (scripts/test.sh sets it), every DIR is recorded there, and scripts/test.sh stops them all on exit,
 # even those of a test binary that was killed before its cleanup ran.
@@ -121,9 +124,21 @@ kb_redis_server_bin() {
 	fi
 }
 
-# kb_redis_start DIR: see redis-start above. Prints the URL on stdout.
+# kb_redis_start DIR [aof]: see redis-start above. Prints the URL on stdout.
 kb_redis_start() {
-	local dir=$1 server port pid attempt tries=20 i
+	local dir=$1 persist=${2:-} server port pid attempt tries=20 i
+	local persistence='appendonly no' what='nothing is persisted'
+	case $persist in
+	'') ;;
+	aof)
+		persistence=$'appendonly yes\nappendfsync always'
+		what='append-only file, fsync on every write'
+		;;
+	*)
+		kb_say "redis-start: unknown persistence '$persist' (expected: aof, or nothing)"
+		return 2
+		;;
+	esac
 	server=$(kb_redis_server_bin) || {
 		kb_say "redis-server not found"
 		return 1
@@ -147,11 +162,11 @@ kb_redis_start() {
 			port=$(kb_free_port) || break
 		fi
 		cat >"$dir/redis.conf" <<-EOF
-			# private test server written by scripts/brokers.sh; nothing is persisted
+			# private test server written by scripts/brokers.sh; $what
 			bind 127.0.0.1
 			port $port
 			save ""
-			appendonly no
+			$persistence
 			daemonize no
 			dir $dir
 			logfile ""
@@ -246,14 +261,14 @@ kb_main() {
 		return 0
 		;;
 	*)
-		kb_say "usage: $0 redis-start|redis-stop|redis-restart DIR [SIGNAL]"
+		kb_say "usage: $0 redis-start DIR [aof] | redis-stop DIR [SIGNAL] | redis-restart DIR [aof]"
 		return 2
 		;;
 	esac
 	case $cmd in
-	redis-start) kb_redis_start "$dir" ;;
+	redis-start) kb_redis_start "$dir" "${3:-}" ;;
 	redis-stop) kb_redis_stop "$dir" "${3:-TERM}" ;;
-	redis-restart) kb_redis_stop "$dir" KILL && kb_redis_start "$dir" ;;
+	redis-restart) kb_redis_stop "$dir" KILL && kb_redis_start "$dir" "${3:-}" ;;
 	esac
 }
 

@@ -41,9 +41,10 @@
 #   KOMBU_TEST_REDIS_SERVER       path of the redis-server binary (set whenever one exists)
 #   KOMBU_TEST_REDIS_CTL          path of scripts/brokers.sh: `$KOMBU_TEST_REDIS_CTL redis-start DIR`
 #                                 gives a test a private Redis of its own to kill and restart
-#                                 (redis-stop DIR [KILL], redis-restart DIR); see that file. Prefer
-#                                 this for tests that kill Redis: other packages' tests run in
-#                                 parallel against KOMBU_TEST_REDIS_URL.
+#                                 (redis-stop DIR [KILL], redis-restart DIR; `aof` after DIR makes
+#                                 it persist every write); see that file. Prefer this for tests
+#                                 that kill Redis: other packages' tests run in parallel against
+#                                 KOMBU_TEST_REDIS_URL.
 #   Set only when KOMBU_TEST_REDIS_URL is the private server started here:
 #   KOMBU_TEST_REDIS_PORT         its port
 #   KOMBU_TEST_REDIS_DIR          its state dir (redis.conf, redis.log, redis.pid)
