@@ -97,9 +97,10 @@
 // Leases. The processing list is what makes BLMOVE safe: every consuming
 // channel is in a registry zset (<unacked_key>:consumers, scored with the
 // time its lease expires), registered by the consume socket's handshake
-// before its first BLMOVE and renewed every leaseEvery by a hub timer.
+// before its first BLMOVE and renewed three times per lease by a hub
+// timer; a lease lasts the visibility timeout, between 2 and 10 seconds.
 // The visibility sweep of any live consumer turns the processing list of
-// a consumer whose lease expired (leaseTTL after its last renewal) into
+// a consumer whose lease expired into
 // unacked records, scored with that last renewal, which the sweep then
 // restores like any other; Python Kombu's sweep restores them too once
 // they are records. A clean close records what the list holds and leaves

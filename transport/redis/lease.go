@@ -21,12 +21,18 @@ import (
 // turns the processing list of a consumer whose lease expired into unacked
 // records, which the sweep then restores like any other.
 
-// leaseTTL is how long a registration lives without renewal; leaseEvery is
-// how often it is renewed.
+// maxLeaseTTL and minLeaseTTL bound how long a registration lives without
+// renewal: the visibility timeout, within these bounds, so that a message a
+// dead consumer held in its processing list comes back about as soon as
+// one it held in the unacked records. A lease is renewed three times per
+// TTL.
 const (
-	leaseTTL   = 10 * time.Second
-	leaseEvery = leaseTTL / 3
+	maxLeaseTTL = 10 * time.Second
+	minLeaseTTL = 2 * time.Second
 )
+
+// leaseTTL is how long a registration lives without renewal.
+func (o *options) leaseTTL() time.Duration { return min(maxLeaseTTL, max(minLeaseTTL, o.visibility)) }
 
 // The keys of this package's own (Kombu has none of them): beside the
 // unacked hash, so that two applications that keep separate unacked keys in
@@ -36,13 +42,13 @@ func (o *options) processingKey(id string) string { return o.key(o.unackedKey + 
 func (o *options) deliveringKey(id string) string { return o.key(o.unackedKey + ":delivering:" + id) }
 
 // leaseExpiry is the registry score of a lease renewed at t: Unix ms.
-func leaseExpiry(t time.Time) string {
-	return strconv.FormatInt(t.Add(leaseTTL).UnixMilli(), 10)
+func (o *options) leaseExpiry(t time.Time) string {
+	return strconv.FormatInt(t.Add(o.leaseTTL()).UnixMilli(), 10)
 }
 
 // registerCmd is the ZADD that registers (or renews) the store's lease.
 func (st *store) registerCmd() []byte {
-	return resp.AppendCommand(nil, "ZADD", st.o.registryKey(), leaseExpiry(time.Now()), st.id)
+	return resp.AppendCommand(nil, "ZADD", st.o.registryKey(), st.o.leaseExpiry(time.Now()), st.id)
 }
 
 // leaveCmd is the script that ends the store's registration on close:
@@ -63,7 +69,7 @@ func (p *multiPoller) register(st *store) {
 	st.leased = true
 	p.leased = append(p.leased, st)
 	if p.leaseTimer == nil {
-		e := p.h.CallRepeatedly(leaseEvery, p.renewLeases)
+		e := p.h.CallRepeatedly(p.c.o.leaseTTL()/3, p.renewLeases)
 		p.leaseTimer = e.Cancel
 		p.timers = append(p.timers, e.Cancel)
 	}
@@ -83,7 +89,7 @@ func (p *multiPoller) renewLeases() {
 	}
 	c := p.c
 	c.exec.do(func(ctx context.Context) {
-		exp, _ := strconv.ParseFloat(leaseExpiry(time.Now()), 64)
+		exp, _ := strconv.ParseFloat(c.o.leaseExpiry(time.Now()), 64)
 		zs := make([]goredis.Z, len(ids))
 		for i, id := range ids {
 			zs[i] = goredis.Z{Score: exp, Member: id}
@@ -113,7 +119,7 @@ func (c *Conn) convertDead(ctx context.Context) {
 	}
 	for _, z := range dead {
 		id, _ := z.Member.(string)
-		seen := time.UnixMilli(int64(z.Score)).Add(-leaseTTL)
+		seen := time.UnixMilli(int64(z.Score)).Add(-o.leaseTTL())
 		sc := strconv.FormatInt(int64(math.Ceil(float64(seen.UnixMilli())/1000)), 10)
 		n, err := convertScript.Run(ctx, c.rdb, []string{o.key(o.unackedKey), o.key(o.unackedIndexKey),
 			o.registryKey(), o.processingKey(id), o.deliveringKey(id)}, id,

@@ -157,7 +157,7 @@ func TestDeadConsumerProcessingListConverted(t *testing.T) {
 		t.Errorf("record %q", rec)
 	}
 	sc, _ := e.rdb.ZScore(ctx, e.prefix+"unacked_index", "tag-orphan").Result()
-	if want := float64(expired.Add(-leaseTTL).Unix()); sc < want || sc > want+1 {
+	if want := float64(expired.Add(-o.leaseTTL()).Unix()); sc < want || sc > want+1 {
 		t.Errorf("score %v, want the last renewal %v", sc, want)
 	}
 	if n, _ := e.rdb.Exists(ctx, o.processingKey("dead"), o.deliveringKey("dead")).Result(); n != 0 {
