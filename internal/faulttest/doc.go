@@ -62,13 +62,13 @@
 //
 // Each test uses a global_keyprefix of its own, so the tests can share a
 // Redis with other packages. The default run takes about two minutes on
-// the 2-vCPU development VM (go test measured 121–133 s): 10 kills per case
+// the 2-vCPU development VM (go test measured 108–133 s): 10 kills per case
 // of the kill matrix (80 in all) with 50 queues for "many", 30 resets per
 // reset case and 3 restarts per restart case. The heavy run has 50 kills
 // per case (400 in all), 1,000 queues for "many", 200 resets and 10
-// restarts per case; it measured 11 minutes (go test 644–669 s), about 5 of
-// them spent in hang guards while a sweep's unacked_mutex was left held by
-// a killed or reset consumer (issue 9):
+// restarts per case; it measured 6 minutes (go test 347 s) on 2026-12-02
+// (11 minutes before the zero-loss consumption, about 5 of them in hang
+// guards, while a killed sweeper's unacked_mutex blocked every restore):
 //
 //	KOMBU_FAULT_HEAVY=1 ./scripts/test.sh -timeout 60m -run TestFault ./internal/faulttest/
 //
