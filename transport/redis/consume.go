@@ -537,3 +537,59 @@ func (st *store) WaitClose() error {
 
 // closeWait bounds how long Channel.Close waits for its acks and restores.
 const closeWait = 30 * time.Second
+
+// finish ends the consume socket's work on close, blocking the hub (the
+// close path only): the wait in flight is cut short with CLIENT UNBLOCK,
+// the replies in flight are read (a message already handed over is given
+// back), a last script writes the records and acks Redis is owed, and the
+// consumer leaves the registry.
+func (st *store) finish() {
+	s := st.cons
+	if s == nil || s.state != sockOpen {
+		return
+	}
+	o := st.o
+	deadline := time.Now().Add(o.brpopTimeout + o.connTimeout + o.sockTimeout + time.Second)
+	if st.waiting() && s.clientID > 0 {
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		st.c.rdb.ClientUnblock(ctx, s.clientID)
+		cancel()
+	}
+	for range 4 {
+		if !st.readReplies(s, deadline) {
+			return
+		}
+		if !st.owesRedis() {
+			break
+		}
+		st.pump()
+	}
+	if st.registered && st.readReplies(s, deadline) && !st.owesRedis() {
+		s.send(st.leaveCmd(), expect{kind: rLeave, wait: o.scriptWait()})
+		st.readReplies(s, deadline)
+	}
+}
+
+// readReplies reads and handles the replies in flight on s until none is
+// left (true) or the deadline passed or the socket failed (false).
+func (st *store) readReplies(s *hubSock, deadline time.Time) bool {
+	for s.state == sockOpen && len(s.exp) > 0 {
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			s.fail(errorf("no reply to the command in flight at close"))
+			return false
+		}
+		if s.writer {
+			s.flush()
+		}
+		ok, err := fdWaitReadable(s.fd, wait)
+		if err != nil {
+			s.fail(err)
+			return false
+		}
+		if ok {
+			s.onReadable()
+		}
+	}
+	return s.state == sockOpen
+}

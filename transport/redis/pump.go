@@ -538,26 +538,6 @@ func (st *store) onScript(s *hubSock, cmd *popCmd, v resp.Value) {
 	st.deliverPending()
 }
 
-// confirm marks the messages a script recorded: what waited for their
-// records runs now.
-func (st *store) confirm(ps []*popped) {
-	if len(ps) == 0 {
-		return
-	}
-	for _, p := range ps {
-		p.unconfirmed = false
-	}
-	st.unconfirmed = slices.DeleteFunc(st.unconfirmed, func(p *popped) bool { return !p.unconfirmed })
-	if len(st.unconfirmed) > 0 {
-		return
-	}
-	fns := st.afterConfirm
-	st.afterConfirm = nil
-	for _, fn := range fns {
-		fn()
-	}
-}
-
 // onInvalidate handles Redis's "invalidate" push: the keys named (every
 // key when null) may have changed, so they are dirty; a wait in flight is
 // ended so that the script reads them.
@@ -633,109 +613,6 @@ func (st *store) onConsumeLost(exp []expect) {
 	st.markAllDirty()
 }
 
-// ackViaExecutor hands the queued acks whose records exist to the
-// executor: the consume socket will not send a script soon.
-func (st *store) ackViaExecutor() {
-	if len(st.ackq) == 0 {
-		return
-	}
-	q := st.ackq
-	st.ackq = nil
-	st.ack(q...)
-}
-
-// ack settles acknowledged (or dropped) tags: with the next consume script
-// when one will be sent soon, else through the executor, whose confirmation
-// frees their window slots. A tag whose record is not written yet always
-// waits for the script that writes it.
-func (st *store) ack(tags ...string) {
-	if !st.o.ackEmulation || len(tags) == 0 {
-		return
-	}
-	s := st.cons
-	direct := s == nil || s.state != sockOpen || !s.ready || st.waiting() || st.closed
-	var now []string
-	for _, t := range tags {
-		if direct && !st.isUnconfirmed(t) {
-			now = append(now, t)
-		} else {
-			st.ackq = append(st.ackq, t)
-		}
-	}
-	if len(now) > 0 {
-		st.execOut += len(now)
-		n := len(now)
-		st.c.exec.ackThen(now, func() { st.execDone(n) })
-	}
-}
-
-// isUnconfirmed reports whether tag belongs to a message whose record the
-// next consume script writes.
-func (st *store) isUnconfirmed(tag string) bool {
-	for _, p := range st.unconfirmed {
-		if p.tag == tag {
-			return true
-		}
-	}
-	return false
-}
-
-// finish ends the consume socket's work on close, blocking the hub (the
-// close path only): the wait in flight is cut short with CLIENT UNBLOCK,
-// the replies in flight are read (a message already handed over is given
-// back), a last script writes the records and acks Redis is owed, and the
-// consumer leaves the registry.
-func (st *store) finish() {
-	s := st.cons
-	if s == nil || s.state != sockOpen {
-		return
-	}
-	o := st.o
-	deadline := time.Now().Add(o.brpopTimeout + o.connTimeout + o.sockTimeout + time.Second)
-	if st.waiting() && s.clientID > 0 {
-		ctx, cancel := context.WithDeadline(context.Background(), deadline)
-		st.c.rdb.ClientUnblock(ctx, s.clientID)
-		cancel()
-	}
-	for range 4 {
-		if !st.readReplies(s, deadline) {
-			return
-		}
-		if !st.owesRedis() {
-			break
-		}
-		st.pump()
-	}
-	if st.registered && st.readReplies(s, deadline) && !st.owesRedis() {
-		s.send(st.leaveCmd(), expect{kind: rLeave, wait: o.scriptWait()})
-		st.readReplies(s, deadline)
-	}
-}
-
-// readReplies reads and handles the replies in flight on s until none is
-// left (true) or the deadline passed or the socket failed (false).
-func (st *store) readReplies(s *hubSock, deadline time.Time) bool {
-	for s.state == sockOpen && len(s.exp) > 0 {
-		wait := time.Until(deadline)
-		if wait <= 0 {
-			s.fail(errorf("no reply to the command in flight at close"))
-			return false
-		}
-		if s.writer {
-			s.flush()
-		}
-		ok, err := fdWaitReadable(s.fd, wait)
-		if err != nil {
-			s.fail(err)
-			return false
-		}
-		if ok {
-			s.onReadable()
-		}
-	}
-	return s.state == sockOpen
-}
-
 // recordEnvelope returns the envelope of an unacked record [envelope,
 // exchange, routing_key]; a string first element holds the bytes of a
 // message that was not JSON.
@@ -745,19 +622,4 @@ func recordEnvelope(raw []byte) ([]byte, bool) {
 		return nil, false
 	}
 	return rec.env, true
-}
-
-// settleRestore runs a restore (requeue or restore settlement) on the
-// executor, once the message's record exists.
-func (st *store) settleRestore(tag string, fn func(ctx context.Context)) {
-	if st.isUnconfirmed(tag) {
-		st.afterConfirm = append(st.afterConfirm, func() { st.settleRestore(tag, fn) })
-		return
-	}
-	st.execOut++
-	c := st.c
-	c.exec.do(func(ctx context.Context) {
-		fn(ctx)
-		c.h.Post(func() { st.execDone(1) })
-	})
 }

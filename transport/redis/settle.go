@@ -351,3 +351,85 @@ func (e *executor) flushAcks(ctx context.Context, tags []string, done []func()) 
 }
 
 func errorf(format string, args ...any) error { return fmt.Errorf("redis: "+format, args...) }
+
+// ackViaExecutor hands the queued acks whose records exist to the
+// executor: the consume socket will not send a script soon.
+func (st *store) ackViaExecutor() {
+	if len(st.ackq) == 0 {
+		return
+	}
+	q := st.ackq
+	st.ackq = nil
+	st.ack(q...)
+}
+
+// ack settles acknowledged (or dropped) tags: with the next consume script
+// when one will be sent soon, else through the executor, whose confirmation
+// frees their window slots. A tag whose record is not written yet always
+// waits for the script that writes it.
+func (st *store) ack(tags ...string) {
+	if !st.o.ackEmulation || len(tags) == 0 {
+		return
+	}
+	s := st.cons
+	direct := s == nil || s.state != sockOpen || !s.ready || st.waiting() || st.closed
+	var now []string
+	for _, t := range tags {
+		if direct && !st.isUnconfirmed(t) {
+			now = append(now, t)
+		} else {
+			st.ackq = append(st.ackq, t)
+		}
+	}
+	if len(now) > 0 {
+		st.execOut += len(now)
+		n := len(now)
+		st.c.exec.ackThen(now, func() { st.execDone(n) })
+	}
+}
+
+// isUnconfirmed reports whether tag belongs to a message whose record the
+// next consume script writes.
+func (st *store) isUnconfirmed(tag string) bool {
+	for _, p := range st.unconfirmed {
+		if p.tag == tag {
+			return true
+		}
+	}
+	return false
+}
+
+// confirm marks the messages a script recorded: what waited for their
+// records runs now.
+func (st *store) confirm(ps []*popped) {
+	if len(ps) == 0 {
+		return
+	}
+	for _, p := range ps {
+		p.unconfirmed = false
+	}
+	st.unconfirmed = slices.DeleteFunc(st.unconfirmed, func(p *popped) bool { return !p.unconfirmed })
+	if len(st.unconfirmed) > 0 {
+		return
+	}
+	fns := st.afterConfirm
+	st.afterConfirm = nil
+	for _, fn := range fns {
+		fn()
+	}
+}
+
+// settleRestore runs a restore (requeue or restore settlement) on the
+// executor, once the message's record exists.
+func (st *store) settleRestore(tag string, fn func(ctx context.Context)) {
+	if st.isUnconfirmed(tag) {
+		st.afterConfirm = append(st.afterConfirm, func() { st.settleRestore(tag, fn) })
+		return
+	}
+	st.execOut++
+	c := st.c
+	c.exec.do(func(ctx context.Context) {
+		fn(ctx)
+		c.h.Post(func() { st.execDone(1) })
+	})
+}
