@@ -7,7 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+
 	"strconv"
 	"strings"
 	"sync"
@@ -64,16 +64,7 @@ func decodeJSONTree(data []byte) (any, error) {
 	if !utf8.Valid(data) {
 		return nil, errInvalidUTF8
 	}
-	d := json.NewDecoder(bytes.NewReader(data))
-	d.UseNumber()
-	var v any
-	if err := d.Decode(&v); err != nil {
-		return nil, err
-	}
-	if _, err := d.Token(); err != io.EOF {
-		return nil, errors.New("extra data after the JSON value")
-	}
-	return v, nil
+	return parseJSONTree(data)
 }
 
 func jsonDecode(data []byte) (any, error) {
