@@ -68,10 +68,14 @@ type Message struct {
 	// message.errors.
 	errs []error
 
-	// mu guards the state and the decoded payload: the hub goroutine and
-	// handler goroutines may settle and decode concurrently.
+	// mu guards the state, the decoded payload and onSettle: the hub
+	// goroutine and handler goroutines may settle and decode concurrently.
 	mu        sync.Mutex
 	state     State
+	// onSettle, when set, runs once, just before the settlement is sent
+	// (a Workers pool frees the message's place there, before the broker
+	// can free its prefetch slot).
+	onSettle func()
 	decoded   bool
 	payload   any
 	decodeErr error
@@ -237,11 +241,22 @@ func (m *Message) settle(to State, do func() error) error {
 	if m.state != Received {
 		return &MessageStateError{State: m.state}
 	}
+	if f := m.onSettle; f != nil {
+		m.onSettle = nil
+		f()
+	}
 	if err := do(); err != nil {
 		return err
 	}
 	m.state = to
 	return nil
+}
+
+// setOnSettle sets the hook settle runs before its first settlement.
+func (m *Message) setOnSettle(f func()) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.onSettle = f
 }
 
 // AckLogError acknowledges the message and logs a failure instead of
