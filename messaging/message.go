@@ -70,12 +70,12 @@ type Message struct {
 
 	// mu guards the state, the decoded payload and onSettle: the hub
 	// goroutine and handler goroutines may settle and decode concurrently.
-	mu        sync.Mutex
-	state     State
+	mu    sync.Mutex
+	state State
 	// onSettle, when set, runs once, just before the settlement is sent
 	// (a Workers pool frees the message's place there, before the broker
 	// can free its prefetch slot).
-	onSettle func()
+	onSettle  func()
 	decoded   bool
 	payload   any
 	decodeErr error
