@@ -1,6 +1,7 @@
 package messaging_test
 
 import (
+	"bufio"
 	"bytes"
 	"compress/flate"
 	"compress/zlib"
@@ -10,13 +11,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	neturl "net/url"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/kombu-go/kombu/messaging"
 	"github.com/kombu-go/kombu/messaging/compression"
@@ -141,13 +142,7 @@ func TestBadInputTable(t *testing.T) {
 	eachBroker(t, func(t *testing.T, url string, conn *messaging.Connection) {
 		var push func(ctx context.Context, q, raw string) error
 		if strings.HasPrefix(url, "redis") {
-			opt, err := goredis.ParseURL(url)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rdb := goredis.NewClient(opt)
-			defer rdb.Close()
-			push = func(ctx context.Context, q, raw string) error { return rdb.LPush(ctx, q, raw).Err() }
+			push = func(ctx context.Context, q, raw string) error { return redisLPush(ctx, url, q, raw) }
 		}
 		runBadInput(t, conn, rows, push)
 	})
@@ -374,10 +369,7 @@ func TestDeadLetterQueue(t *testing.T) {
 	eachBroker(t, func(t *testing.T, url string, conn *messaging.Connection) {
 		var push func(ctx context.Context, q, raw string) error
 		if strings.HasPrefix(url, "redis") {
-			opt, _ := goredis.ParseURL(url)
-			rdb := goredis.NewClient(opt)
-			defer rdb.Close()
-			push = func(ctx context.Context, q, raw string) error { return rdb.LPush(ctx, q, raw).Err() }
+			push = func(ctx context.Context, q, raw string) error { return redisLPush(ctx, url, q, raw) }
 		}
 		runDeadLetter(t, conn, push)
 	})
@@ -516,4 +508,51 @@ func TestIssueBombIsValid(t *testing.T) {
 		t.Fatalf("%d bytes, %v", n, err)
 	}
 	t.Logf("bomb: %d bytes", len(issueBomb()))
+}
+
+// redisLPush pushes value onto the list key of the Redis server at url
+// (redis://host:port/db, no password), as another client would: one LPUSH
+// over a connection of its own, in RESP. (The import policy keeps go-redis
+// out of this package, tests included.)
+func redisLPush(ctx context.Context, url, key, value string) error {
+	u, err := neturl.Parse(url)
+	if err != nil {
+		return err
+	}
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", u.Host)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
+	}
+	cmd := func(args ...string) string {
+		s := fmt.Sprintf("*%d\r\n", len(args))
+		for _, a := range args {
+			s += fmt.Sprintf("$%d\r\n%s\r\n", len(a), a)
+		}
+		return s
+	}
+	req := cmd("LPUSH", key, value)
+	n := 1
+	if db := strings.Trim(u.Path, "/"); db != "" && db != "0" {
+		req = cmd("SELECT", db) + req
+		n = 2
+	}
+	if _, err := io.WriteString(c, req); err != nil {
+		return err
+	}
+	r := bufio.NewReader(c)
+	for range n {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return err
+		}
+		if strings.HasPrefix(line, "-") {
+			return fmt.Errorf("redis: %s", strings.TrimSpace(line[1:]))
+		}
+	}
+	return nil
 }
