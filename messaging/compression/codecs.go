@@ -58,6 +58,9 @@ func readLimited(r io.Reader, limit int64, hint int) ([]byte, error) {
 			buf = grown
 		}
 		n, err := r.Read(buf[len(buf):cap(buf)])
+		if len(buf)/yieldEvery != (len(buf)+n)/yieldEvery {
+			runtime.Gosched() // see yieldEvery
+		}
 		buf = buf[:len(buf)+n]
 		if int64(len(buf)) > limit {
 			return nil, outputTooLarge(limit)
@@ -113,6 +116,13 @@ func decodeBounded(open func() (io.Reader, error), srcLen int, limit int64) ([]b
 	return readLimited(r, limit, int(n)+1)
 }
 
+// yieldEvery is how much output a decoder produces between two yields of
+// the processor (runtime.Gosched). Bodies are decompressed off the hub, and
+// on a machine with few cores the hub may be waiting for the processor the
+// decoder holds: with the garbage collector's mark worker on the other one,
+// the scheduler's own preemption would let it in only every 10 ms.
+const yieldEvery = 256 << 10
+
 // copyInPieces is copy(dst, src) in pieces of 1 MiB, yielding the
 // processor between them. One copy is one runtime memmove, which the
 // scheduler cannot preempt (and a preemption signal finds a goroutine
@@ -136,6 +146,9 @@ func countLimited(r io.Reader, n, limit int64) (int64, error) {
 	var scratch [32 << 10]byte
 	for {
 		k, err := r.Read(scratch[:])
+		if n/yieldEvery != (n+int64(k))/yieldEvery {
+			runtime.Gosched() // see yieldEvery
+		}
 		if n += int64(k); n > limit {
 			return 0, outputTooLarge(limit)
 		}

@@ -28,7 +28,7 @@ import (
 // hub's included. This parser does not copy its input, and copies strings
 // of 64 KiB or more in pieces, yielding the processor between them.
 func parseJSONTree(data []byte) (any, error) {
-	p := treeParser{data: data}
+	p := treeParser{data: data, nextYield: yieldEvery}
 	v, err := p.value()
 	if err != nil {
 		return nil, err
@@ -46,11 +46,20 @@ const maxTreeDepth = 10000
 // loop.
 const bigString = 64 << 10
 
+// yieldEvery is how much input the parser reads, and how many nodes
+// walkJSON visits, between two yields of the processor (runtime.Gosched).
+// A large body is parsed off the hub, and on a machine with few cores the
+// hub may be waiting for the processor this goroutine holds: with the
+// garbage collector's mark worker on the other one, the scheduler's own
+// preemption would let it in only every 10 ms.
+const yieldEvery = 64 << 10
+
 type treeParser struct {
-	data  []byte
-	pos   int
-	depth int
-	buf   []byte // unescaping scratch
+	data      []byte
+	pos       int
+	depth     int
+	buf       []byte // unescaping scratch
+	nextYield int
 }
 
 func (p *treeParser) errorf(format string, args ...any) error {
@@ -69,6 +78,10 @@ func (p *treeParser) ws() {
 }
 
 func (p *treeParser) value() (any, error) {
+	if p.pos >= p.nextYield {
+		runtime.Gosched()
+		p.nextYield = p.pos + yieldEvery
+	}
 	p.ws()
 	if p.pos >= len(p.data) {
 		return nil, p.errorf("unexpected end of input")
