@@ -60,6 +60,28 @@ type Connection struct {
 	errMu   sync.Mutex
 	pending []error
 	dropped int
+
+	// pool decodes large and compressed bodies off the hub; Close joins
+	// it. inlineLimit and maxDecompressed are Options.InlineDecodeLimit
+	// (defaulted) and Options.MaxDecompressedSize.
+	pool            *decodePool
+	inlineLimit     int
+	maxDecompressed int64
+	// decodeErrors counts the messages consumers of this connection could
+	// not decode.
+	decodeErrors atomic.Uint64
+}
+
+// DecodeErrors returns how many delivered messages the consumers of this
+// connection could not decode (malformed envelope, failed decompression,
+// refused content type, bad body), whatever was done with them.
+func (c *Connection) DecodeErrors() uint64 { return c.decodeErrors.Load() }
+
+// hubNow returns the hub the connection's deliveries run on now.
+func (c *Connection) hubNow() *hub.Hub {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.h
 }
 
 // transportName is the table key of an endpoint's transport.
@@ -270,7 +292,9 @@ func (c *Connection) Channel(ctx context.Context) (transport.Channel, error) {
 
 // Close closes the default channel, the transport connection (restoring
 // unacknowledged messages where the transport can) and, if the connection
-// created it, its hub (Kombu's release/close). Unlike Kombu's, a closed
+// created it, its hub (Kombu's release/close). It first joins the decode
+// pool (see Options.InlineDecodeLimit): a decode in progress completes,
+// queued ones are dropped and their messages go back to the broker. Unlike Kombu's, a closed
 // Connection stays closed: later calls return [ErrClosed]. Idempotent.
 // Must not be called from a hub callback.
 func (c *Connection) Close() error {
@@ -287,6 +311,10 @@ func (c *Connection) Close() error {
 	if h != nil {
 		h.Wake() // end a DrainEvents' poll: its condition sees closing
 	}
+	// The decode pool first: its dead-letter publications still have a
+	// channel; messages it had not prepared stay unacknowledged and go back
+	// to the broker with the connection.
+	c.pool.close()
 	err := closeConn(ch, tc)
 	if own && h != nil {
 		err = errors.Join(err, h.Close())

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/kombu-go/kombu/hub"
 	"github.com/kombu-go/kombu/messaging/serializer"
 	"github.com/kombu-go/kombu/transport"
 )
@@ -51,10 +52,24 @@ type ConsumerOptions struct {
 	OnMessage func(m *Message)
 	// OnDecodeError receives messages that cannot be decoded (malformed
 	// envelope, failed decompression, refused content type, bad body),
-	// with a *DecodeError; the handler settles the message. Default: the
-	// message is rejected (not requeued), the error is logged and returned
-	// by the next DrainEvents. It runs on the hub goroutine.
+	// with a *DecodeError; the handler settles the message. It runs on the
+	// hub goroutine. Default: DeadLetterQueue when it is set; otherwise the
+	// message is rejected (not requeued: AMQP dead-letters it if the queue
+	// has a dead-letter exchange, Redis drops it), the error is logged at
+	// level Error with the queue and delivery tag, and returned by the
+	// next DrainEvents. Every decode error is counted (DecodeErrors).
+	// (Kombu, without on_decode_error, raises from drain_events and leaves
+	// the message unacknowledged; its ConsumerMixin logs and acks.)
 	OnDecodeError func(m *Message, err error)
+	// DeadLetterQueue, when set and OnDecodeError is not, keeps what
+	// cannot be decoded: each such message is published, off the hub, to
+	// the queue of this name (declared durable on first use; through the
+	// default exchange) as a Kombu message whose body is the bytes as
+	// received, with content type application/data, its headers and
+	// properties, and the error and its origin in the x-decode-error and
+	// x-original-* headers (HeaderDecodeError ...); then it is
+	// acknowledged. If publishing fails it is requeued. Default: none.
+	DeadLetterQueue string
 	// Accept lists the serializer names or content types the consumer
 	// decodes (Kombu's accept). Default (nil): json, text (text/plain) and
 	// raw (application/data). (Kombu's default admits every enabled
@@ -99,7 +114,25 @@ type Consumer struct {
 	cbs     []Callback
 	taps    map[uint64]Callback
 	nextTap uint64
+
+	// lineMu guards lines and dlqOn. The hub goroutine reads and writes
+	// them, but so do the decode pool's goroutines (dlqOn) and, after
+	// RegisterWithEventLoop moved the connection, a straggling post to the
+	// old hub. Never held across a call out.
+	lineMu sync.Mutex
+	// lines holds, per queue, the deliveries waiting for a message of
+	// theirs that the decode pool is preparing (see receive).
+	lines map[string][]*pending
+	// dlqOn is the channel the dead-letter queue was declared on.
+	dlqOn transport.Channel
+
+	decodeErrors atomic.Uint64
 }
+
+// DecodeErrors returns how many delivered messages this consumer could not
+// decode, whatever was done with them (OnDecodeError, DeadLetterQueue or
+// the default rejection).
+func (c *Consumer) DecodeErrors() uint64 { return c.decodeErrors.Load() }
 
 // NewConsumer returns a consumer on conn. It resolves the accept list
 // (errors match [ErrNotInstalled]) but does no I/O.
@@ -274,7 +307,7 @@ func (c *Consumer) Consume(ctx context.Context) error {
 		noAck := c.opts.NoAck || q.NoAck
 		tag, err := ch.Consume(ctx, transport.ConsumeOptions{
 			Queue: q.Name, ConsumerTag: c.newTag(), NoAck: noAck, Arguments: q.ConsumerArguments,
-		}, c.deliverFunc(ch, noAck))
+		}, c.deliverFunc(c.conn.hubNow(), ch, noAck))
 		if err != nil {
 			return err
 		}
@@ -425,14 +458,16 @@ func (c *Consumer) Flow(ctx context.Context, active bool) error {
 	return f.Flow(ctx, active)
 }
 
-// deliverFunc is the transport callback of one queue consumer.
-func (c *Consumer) deliverFunc(ch transport.Channel, noAck bool) transport.DeliverFunc {
-	return func(tm *transport.Message) { c.receive(ch, noAck, tm) }
+// deliverFunc is the transport callback of one queue consumer; h is the
+// hub its deliveries run on.
+func (c *Consumer) deliverFunc(h *hub.Hub, ch transport.Channel, noAck bool) transport.DeliverFunc {
+	return func(tm *transport.Message) { c.receive(h, ch, noAck, tm) }
 }
 
-// receive is Kombu's _receive_callback. Runs on the hub goroutine.
-func (c *Consumer) receive(ch transport.Channel, noAck bool, tm *transport.Message) {
-	m := newMessage(tm, ch, c.conn.ser, c.conn.comp, c.accept, noAck)
+// dispatch hands a prepared message to OnMessage or, decoded, to the
+// callbacks; an undecodable one goes to decodeFailed. On the hub
+// goroutine.
+func (c *Consumer) dispatch(m *Message) {
 	c.conn.delivered()
 	if err := m.Err(); err != nil {
 		c.decodeFailed(m, err)
@@ -459,15 +494,22 @@ func (c *Consumer) receive(ch transport.Channel, noAck bool, tm *transport.Messa
 	}
 }
 
-// decodeFailed hands an undecodable message to OnDecodeError, or rejects
-// it, logs, and reports the error to DrainEvents.
+// decodeFailed counts an undecodable message and hands it to
+// OnDecodeError, or to the dead-letter queue, or rejects it, logs, and
+// reports the error to DrainEvents.
 func (c *Consumer) decodeFailed(m *Message, err error) {
+	c.decodeErrors.Add(1)
+	c.conn.decodeErrors.Add(1)
 	if h := c.opts.OnDecodeError; h != nil {
 		h(m, err)
 		return
 	}
+	if c.opts.DeadLetterQueue != "" && c.conn.pool.submit(func(ctx context.Context) { c.deadLetter(ctx, m, err) }) {
+		return
+	}
 	c.conn.log.Error("messaging: rejecting a message that cannot be decoded",
-		"queue", m.DeliveryInfo.Queue, "delivery_tag", m.DeliveryTag(), "err", err)
+		"queue", m.DeliveryInfo.Queue, "delivery_tag", m.DeliveryTag(), "content_type", m.ContentType,
+		"size", len(m.raw), "err", err)
 	if !m.noAck {
 		m.RejectLogError(c.conn.log)
 	}

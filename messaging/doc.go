@@ -106,6 +106,22 @@
 // joins everything it started; Workers owns its goroutines and Close joins
 // them; nothing else in this package starts goroutines.
 //
+// # Decoding off the hub
+//
+// A consumer decodes a message on the hub only when that is cheap: a body
+// of at most Options.InlineDecodeLimit bytes (16 KiB) that is not
+// compressed. Larger or compressed bodies are decompressed and
+// deserialized by the connection's decode pool (Options.DecodeWorkers
+// goroutines at most, GOMAXPROCS-1 by default, started on demand, joined
+// by Close), and their callbacks then run on the hub. Deliveries of each
+// queue still reach the callbacks in the broker's order: a message behind
+// one that the pool prepares waits for it; other queues do not. The
+// decompressed size is bounded while it is decompressed
+// (Options.MaxDecompressedSize, 64 MiB). OnMessage handlers receive the
+// message decompressed but undecoded, as in Kombu; Decode on the hub then
+// decodes there. The README's "Bad input and failures" gives the
+// measurements behind these choices.
+//
 // # Errors
 //
 // Errors wrap this package's sentinels and the transport's
@@ -121,8 +137,11 @@
 //     ("Message already acknowledged with state: ACK").
 //   - [ErrDecode] / [*DecodeError]: an undecodable message (malformed envelope,
 //     failed decompression, [ErrContentDisallowed], a serializer error);
-//     it goes to OnDecodeError, or the message is rejected, logged and the
-//     error returned by DrainEvents: never dropped silently.
+//     it goes to OnDecodeError, or to the consumer's DeadLetterQueue with
+//     its bytes as received, or it is rejected, logged (by slog.Default()
+//     unless Options.Logger says otherwise) and the error returned by
+//     DrainEvents: never dropped silently. Consumer.DecodeErrors and
+//     Connection.DecodeErrors count them.
 //   - [ErrContentDisallowed], [ErrNotInstalled], [ErrEncode]: re-exported
 //     from the serializer package.
 //   - [ErrLimitExceeded] / [*LimitExceededError]: a full pool and a caller

@@ -3,6 +3,10 @@ package messaging
 import (
 	"context"
 	"time"
+
+	"github.com/kombu-go/kombu/messaging/compression"
+	"github.com/kombu-go/kombu/messaging/serializer"
+	"github.com/kombu-go/kombu/transport"
 )
 
 // SetClock replaces the connection's time source, so that retry tests never
@@ -54,5 +58,11 @@ func DeclaredKeys(c *Connection) []string {
 // CacheKey exposes a declaration's cache key.
 func CacheKey(d Declaration) string { return d.cacheKey() }
 
-// NewTestMessage wraps a transport message as a consumer would.
-var NewTestMessage = newMessage
+// NewTestMessage wraps a transport message as a consumer would, and
+// decompresses it as the decode pool would.
+func NewTestMessage(tm *transport.Message, ch transport.Channel, ser *serializer.Registry,
+	comp *compression.Registry, accept *serializer.AcceptSet, noAck bool) *Message {
+	m := newMessage(tm, ch, ser, accept, noAck)
+	m.decompress(comp, 0)
+	return m
+}

@@ -56,6 +56,9 @@ type Message struct {
 	Properties   transport.Properties
 	DeliveryInfo transport.DeliveryInfo
 
+	// raw is the body as received (compressed, or the raw bytes of a
+	// malformed envelope): what a dead-letter queue keeps.
+	raw    []byte
 	ch     transport.Channel
 	noAck  bool
 	ser    *serializer.Registry
@@ -65,19 +68,23 @@ type Message struct {
 	// message.errors.
 	errs []error
 
-	// mu guards the state and the decoded payload: the hub goroutine and
-	// handler goroutines may settle and decode concurrently.
-	mu        sync.Mutex
-	state     State
+	// mu guards the state, the decoded payload and onSettle: the hub
+	// goroutine and handler goroutines may settle and decode concurrently.
+	mu    sync.Mutex
+	state State
+	// onSettle, when set, runs once, just before the settlement is sent
+	// (a Workers pool frees the message's place there, before the broker
+	// can free its prefetch slot).
+	onSettle  func()
 	decoded   bool
 	payload   any
 	decodeErr error
 }
 
-// newMessage wraps a transport message. It decompresses the body when the
-// "compression" header asks for it; a failure is recorded in errs.
+// newMessage wraps a transport message. The body stays as received: the
+// caller decompresses it (decompress) before anyone sees the message.
 func newMessage(tm *transport.Message, ch transport.Channel, ser *serializer.Registry,
-	comp *compression.Registry, accept *serializer.AcceptSet, noAck bool) *Message {
+	accept *serializer.AcceptSet, noAck bool) *Message {
 	m := &Message{
 		Body:            tm.Body,
 		ContentType:     tm.ContentType,
@@ -85,6 +92,7 @@ func newMessage(tm *transport.Message, ch transport.Channel, ser *serializer.Reg
 		Headers:         tm.Headers,
 		Properties:      tm.Properties,
 		DeliveryInfo:    tm.DeliveryInfo,
+		raw:             tm.Body,
 		ch:              ch,
 		noAck:           noAck,
 		ser:             ser,
@@ -98,19 +106,35 @@ func newMessage(tm *transport.Message, ch transport.Channel, ser *serializer.Reg
 		return m
 	}
 	if v, ok := m.Headers["compression"]; ok && v != nil {
-		method, _ := v.(string)
-		if method == "" {
+		if s, _ := v.(string); s == "" {
 			m.errs = append(m.errs, fmt.Errorf("messaging: compression header is %T, not a string", v))
-			return m
-		}
-		body, err := comp.Decompress(m.Body, method)
-		if err != nil {
-			m.errs = append(m.errs, err)
-		} else {
-			m.Body = body
 		}
 	}
 	return m
+}
+
+// compression returns the method named by the "compression" header, or "".
+func (m *Message) compression() string {
+	s, _ := m.Headers["compression"].(string)
+	return s
+}
+
+// decompress decompresses the body when the "compression" header asks for
+// it (Kombu does it in Message's constructor), with at most limit bytes of
+// output (the registry's limit when limit <= 0). A failure is recorded in
+// errs and leaves the body as received. Called once, before the message is
+// handed to anyone.
+func (m *Message) decompress(comp *compression.Registry, limit int64) {
+	method := m.compression()
+	if method == "" || len(m.errs) > 0 {
+		return
+	}
+	body, err := comp.DecompressLimit(m.Body, method, limit)
+	if err != nil {
+		m.errs = append(m.errs, err)
+		return
+	}
+	m.Body = body
 }
 
 // Err returns the first error met while building the message (a malformed
@@ -217,11 +241,22 @@ func (m *Message) settle(to State, do func() error) error {
 	if m.state != Received {
 		return &MessageStateError{State: m.state}
 	}
+	if f := m.onSettle; f != nil {
+		m.onSettle = nil
+		f()
+	}
 	if err := do(); err != nil {
 		return err
 	}
 	m.state = to
 	return nil
+}
+
+// setOnSettle sets the hook settle runs before its first settlement.
+func (m *Message) setOnSettle(f func()) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.onSettle = f
 }
 
 // AckLogError acknowledges the message and logs a failure instead of

@@ -67,9 +67,30 @@ type Options struct {
 	Serializers *serializer.Registry
 	// Compression is the compression registry. Default: compression.Default().
 	Compression *compression.Registry
-	// Logger receives diagnostics (reconnections, refused messages).
-	// Default: discard.
+	// Logger receives diagnostics (reconnections, messages that cannot be
+	// decoded), and is handed to the transport and to the hub the
+	// connection creates. Default: slog.Default(), so that a message a
+	// consumer refuses is never dropped without a trace; pass
+	// slog.New(slog.DiscardHandler) to silence it.
 	Logger *slog.Logger
+	// InlineDecodeLimit is the largest body, in bytes, that a consumer
+	// decodes on the hub goroutine. Larger bodies, and every compressed
+	// body, are decompressed and deserialized off the hub by the
+	// connection's decode pool; their callbacks then run on the hub, and
+	// the messages of each queue still reach the callbacks in order.
+	// Default (0): [DefaultInlineDecodeLimit], 16 KiB. A negative value
+	// sends every body to the pool.
+	InlineDecodeLimit int
+	// DecodeWorkers bounds the goroutines of the decode pool (started on
+	// demand, gone when idle; Close joins them). Default:
+	// runtime.GOMAXPROCS(0)-1, at least 1, so that the hub keeps a P.
+	DecodeWorkers int
+	// MaxDecompressedSize bounds the decompressed size of a received body,
+	// in bytes: a larger one is a decode error matching
+	// compression.ErrTooLarge, found while it is decompressed. Default:
+	// the Compression registry's limit (compression.DefaultMaxDecompressedSize,
+	// 64 MiB).
+	MaxDecompressedSize int64
 }
 
 // NewConnection returns a Connection to the broker at url, which may hold
@@ -152,8 +173,15 @@ func buildConnection(eps []Endpoint, raws []string, opts Options) *Connection {
 		c.alts = raws
 	}
 	if c.log == nil {
-		c.log = slog.New(slog.DiscardHandler)
+		c.log = slog.Default()
 	}
+	c.opts.Logger = c.log
+	c.inlineLimit = opts.InlineDecodeLimit
+	if c.inlineLimit == 0 {
+		c.inlineLimit = DefaultInlineDecodeLimit
+	}
+	c.maxDecompressed = opts.MaxDecompressedSize
+	c.pool = newDecodePool(opts.DecodeWorkers)
 	if c.ser == nil {
 		c.ser = serializer.Default()
 	}

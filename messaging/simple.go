@@ -197,7 +197,7 @@ func (sq *SimpleQueue) GetNowait(ctx context.Context) (*Message, error) {
 		return nil, err
 	}
 	return sq.queue.Get(ctx, ch, GetOptions{NoAck: sq.noAck, Accept: sq.accept,
-		Serializers: sq.conn.ser, Compression: sq.conn.comp})
+		Serializers: sq.conn.ser, Compression: sq.conn.comp, MaxDecompressedSize: sq.conn.maxDecompressed})
 }
 
 // Clear purges the queue and returns how many messages it removed
@@ -257,6 +257,10 @@ type GetOptions struct {
 	// packages' defaults.
 	Serializers *serializer.Registry
 	Compression *compression.Registry
+	// MaxDecompressedSize bounds the decompressed body (see
+	// Options.MaxDecompressedSize). Default: the Compression registry's
+	// limit.
+	MaxDecompressedSize int64
 }
 
 // Get takes one message from the queue without consuming (Kombu's
@@ -284,5 +288,7 @@ func (q Queue) Get(ctx context.Context, ch transport.Channel, opts GetOptions) (
 	if err != nil {
 		return nil, err
 	}
-	return newMessage(tm, ch, ser, comp, accept, opts.NoAck || q.NoAck), nil
+	m := newMessage(tm, ch, ser, accept, opts.NoAck || q.NoAck)
+	m.decompress(comp, opts.MaxDecompressedSize)
+	return m, nil
 }

@@ -18,7 +18,8 @@ type ConsumerWorkerOptions struct {
 	// Consumers returns the consumers to run on a fresh connection
 	// (Kombu's get_consumers). The worker creates them with NewConsumer on
 	// that connection, with OnDecodeError defaulting to "log and
-	// acknowledge" as in Kombu's mixin. Required.
+	// acknowledge" as in Kombu's mixin, unless a consumer names a
+	// DeadLetterQueue. Required.
 	Consumers func(conn *Connection) ([]ConsumerOptions, error)
 	// ConnectRetry is the policy of each (re)connection (Kombu's
 	// ensure_connection with connect_max_retries). Default: intervals 2 s,
@@ -184,7 +185,7 @@ func (w *ConsumerWorker) consume(ctx context.Context) (err error) {
 		}
 	}()
 	for _, o := range optsList {
-		if o.OnDecodeError == nil {
+		if o.OnDecodeError == nil && o.DeadLetterQueue == "" {
 			o.OnDecodeError = w.onDecodeError
 		}
 		c, err := NewConsumer(conn, o)

@@ -18,16 +18,20 @@ type Handler func(ctx context.Context, body any, m *Message) error
 type WorkersOptions struct {
 	// N is the number of worker goroutines. Default: runtime.GOMAXPROCS(0).
 	N int
-	// Queue is the capacity of the buffer between the hub and the workers.
-	// Default: N. A delivery that finds it full is requeued and counted
-	// (see Workers.Overflows); give the consumers a PrefetchCount of at
-	// most N+Queue so that it never happens.
+	// Queue is how many messages may wait for a worker. Default: N. The
+	// pool holds at most N+Queue messages that are not settled yet (see
+	// Workers.Capacity); a delivery that finds it full is requeued and
+	// counted (see Workers.Overflows). A consumer whose PrefetchCount is at
+	// most Capacity never overflows the pool: a message leaves the pool's
+	// count when it is settled, before the settlement reaches the broker
+	// and can let another delivery in.
 	Queue int
 	// RequeueOnError requeues messages whose handler failed, instead of
 	// rejecting them. Default: reject (the broker drops or dead-letters
 	// them), so that a poison message does not loop.
 	RequeueOnError bool
-	// Logger receives handler errors and overflows. Default: discard.
+	// Logger receives handler errors and overflows. Default:
+	// slog.Default().
 	Logger *slog.Logger
 }
 
@@ -54,14 +58,18 @@ type Workers struct {
 	mu        sync.RWMutex
 	closed    bool
 	overflows atomic.Uint64
+	// held counts the messages in the pool (queued or being handled) that
+	// are not settled yet; it never passes N+Queue.
+	held atomic.Int64
 	// inflight counts the messages queued or being handled.
 	inflight sync.WaitGroup
 }
 
 type job struct {
-	h    Handler
-	body any
-	m    *Message
+	h       Handler
+	body    any
+	m       *Message
+	release func() // frees the message's place in held; idempotent
 }
 
 // NewWorkers starts a pool of worker goroutines.
@@ -72,9 +80,11 @@ func NewWorkers(opts WorkersOptions) *Workers {
 	if opts.Queue <= 0 {
 		opts.Queue = opts.N
 	}
-	w := &Workers{opts: opts, jobs: make(chan job, opts.Queue), log: opts.Logger}
+	// Room for every message the pool may hold, so that a send the count
+	// admitted never finds the buffer full.
+	w := &Workers{opts: opts, jobs: make(chan job, opts.N+opts.Queue), log: opts.Logger}
 	if w.log == nil {
-		w.log = slog.New(slog.DiscardHandler)
+		w.log = slog.Default()
 	}
 	w.ctx, w.cancel = context.WithCancel(context.Background())
 	w.wg.Add(opts.N)
@@ -90,6 +100,7 @@ func (w *Workers) run() {
 		select {
 		case j := <-w.jobs:
 			w.process(j)
+			j.release()
 			w.inflight.Done()
 		case <-w.ctx.Done():
 			return
@@ -127,21 +138,32 @@ func (w *Workers) requeue(m *Message) {
 }
 
 // Callback returns a consumer callback that runs h on the pool. The
-// callback never blocks: when the queue is full (or the pool closed) the
-// message is requeued and the overflow counted; a no-ack message cannot be
-// requeued and is dropped with a logged ErrSlowConsumer.
+// callback never blocks: when the pool holds Capacity unsettled messages
+// (or is closed) the message is requeued and the overflow counted; a no-ack
+// message cannot be requeued and is dropped with a logged ErrSlowConsumer.
 func (w *Workers) Callback(h Handler) Callback {
 	return func(body any, m *Message) {
 		w.mu.RLock()
 		sent := false
-		if !w.closed {
+		if !w.closed && w.held.Add(1) <= int64(w.Capacity()) {
+			var once atomic.Bool
+			release := func() {
+				if once.CompareAndSwap(false, true) {
+					w.held.Add(-1)
+				}
+			}
+			m.setOnSettle(release)
 			w.inflight.Add(1)
 			select {
-			case w.jobs <- job{h: h, body: body, m: m}:
+			case w.jobs <- job{h: h, body: body, m: m, release: release}:
 				sent = true
-			default:
+			default: // not reached: the buffer has room for Capacity
 				w.inflight.Done()
+				m.setOnSettle(nil)
+				release()
 			}
+		} else if !w.closed {
+			w.held.Add(-1)
 		}
 		w.mu.RUnlock()
 		if !sent {
@@ -153,9 +175,13 @@ func (w *Workers) Callback(h Handler) Callback {
 	}
 }
 
-// Overflows returns how many deliveries found the queue full or the pool
-// closed.
+// Overflows returns how many deliveries found the pool full or closed.
 func (w *Workers) Overflows() uint64 { return w.overflows.Load() }
+
+// Capacity returns N+Queue: how many unsettled messages the pool takes.
+// Give the consumers feeding it a PrefetchCount of at most that
+// (ConsumerOptions.PrefetchCount), and no delivery overflows it.
+func (w *Workers) Capacity() int { return w.opts.N + w.opts.Queue }
 
 // Close stops the pool: it cancels the handlers' context, waits for the
 // running handlers to return, and requeues the messages still queued.
@@ -176,6 +202,7 @@ func (w *Workers) closeNow() error {
 		select {
 		case j := <-w.jobs:
 			w.requeue(j.m)
+			j.release()
 			w.inflight.Done()
 		default:
 			return nil

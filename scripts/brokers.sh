@@ -12,6 +12,21 @@
 #   scripts/brokers.sh redis-stop DIR [SIGNAL]  stop the server of DIR (SIGNAL: TERM, the default, or
 #                                               KILL to simulate a crash). Returns once it is gone.
 #   scripts/brokers.sh redis-restart DIR [aof]  redis-stop DIR KILL, then redis-start DIR [aof].
+#   scripts/brokers.sh rabbit-start DIR         start a PRIVATE RabbitMQ node whose state lives in DIR
+#                                               and print its URL (amqp://guest:guest@127.0.0.1:PORT//).
+#                                               The first start picks two free ports (AMQP and Erlang
+#                                               distribution), names the node kombu-test-PORT@localhost
+#                                               and writes DIR/rabbitmq.conf (a listener on
+#                                               127.0.0.1:PORT only), an empty plugin list (no
+#                                               management plugin) and an empty DIR/rabbitmq-env.conf
+#                                               (so /etc/rabbitmq's is not read); HOME=DIR gives the
+#                                               node an Erlang cookie of its own. Later starts reuse
+#                                               all that and the data, so durable queues and
+#                                               persistent messages survive rabbit-stop and
+#                                               rabbit-start. Returns once the node runs (about 6 s).
+#   scripts/brokers.sh rabbit-stop DIR          stop the node of DIR (rabbitmqctl -n NODE stop, with
+#                                               DIR's cookie); returns once it is gone. It addresses
+#                                               no other node, so a shared broker is never touched.
 #
 # By default the servers keep nothing on disk (save "", appendonly no): a restart starts empty. With
 # the optional argument aof, the server writes an append-only file in DIR with an fsync after every
@@ -216,6 +231,81 @@ kb_redis_stop() {
 	return 0
 }
 
+# kb_rabbit_bin NAME: the path of a RabbitMQ command. The Debian wrappers in /usr/sbin switch to the
+# rabbitmq user and its home and cookie; the scripts they call do not.
+kb_rabbit_bin() {
+	if [[ -x /usr/lib/rabbitmq/bin/$1 ]]; then
+		echo "/usr/lib/rabbitmq/bin/$1"
+	else
+		command -v "$1" 2>/dev/null
+	fi
+}
+
+# kb_rabbit_env DIR: the environment of DIR's node, for env(1).
+kb_rabbit_env() {
+	local dir=$1 port node
+	port=$(<"$dir/rabbit.port") node=$(<"$dir/rabbit.node")
+	printf '%s\n' "HOME=$dir" "RABBITMQ_NODENAME=$node" "RABBITMQ_NODE_PORT=$port" \
+		"RABBITMQ_DIST_PORT=$(<"$dir/rabbit.distport")" "RABBITMQ_CONFIG_FILE=$dir/rabbitmq.conf" \
+		"RABBITMQ_CONF_ENV_FILE=$dir/rabbitmq-env.conf" "RABBITMQ_ENABLED_PLUGINS_FILE=$dir/enabled_plugins" \
+		"RABBITMQ_MNESIA_BASE=$dir/mnesia" "RABBITMQ_LOG_BASE=$dir/log" "RABBITMQ_PID_FILE=$dir/rabbit.pid" \
+		"ERL_EPMD_ADDRESS=127.0.0.1"
+}
+
+# kb_rabbit_start DIR: see rabbit-start above. Prints the URL on stdout.
+kb_rabbit_start() {
+	local dir=$1 server ctl port dist envs
+	server=$(kb_rabbit_bin rabbitmq-server) && ctl=$(kb_rabbit_bin rabbitmqctl) || {
+		kb_say "rabbitmq-server not found"
+		return 1
+	}
+	mkdir -p "$dir" || return 1
+	dir=$(cd "$dir" && pwd) || return 1
+	if [[ ! -f $dir/rabbit.node ]]; then
+		port=$(kb_free_port) || return 1
+		dist=$(kb_free_port) || return 1
+		[[ $dist != "$port" ]] || dist=$(kb_free_port) || return 1
+		echo "$port" >"$dir/rabbit.port"
+		echo "$dist" >"$dir/rabbit.distport"
+		echo "kombu-test-$port@localhost" >"$dir/rabbit.node"
+		echo "listeners.tcp.local = 127.0.0.1:$port" >"$dir/rabbitmq.conf"
+		echo "[]." >"$dir/enabled_plugins"
+		: >"$dir/rabbitmq-env.conf"
+	fi
+	if [[ -n ${KOMBU_TEST_STATE_DIR:-} ]] && ! grep -qxF "$dir" "$KOMBU_TEST_STATE_DIR/rabbit.dirs" 2>/dev/null; then
+		echo "$dir" >>"$KOMBU_TEST_STATE_DIR/rabbit.dirs"
+	fi
+	port=$(<"$dir/rabbit.port")
+	mapfile -t envs < <(kb_rabbit_env "$dir")
+	if ! kb_port_open 127.0.0.1 "$port"; then
+		env "${envs[@]}" "$server" -detached </dev/null >>"$dir/start.log" 2>&1 || {
+			kb_say "rabbitmq-server -detached failed; see $dir/start.log"
+			return 1
+		}
+		sleep 0.5
+	fi
+	if ! env "${envs[@]}" timeout 120 "$ctl" -n "$(<"$dir/rabbit.node")" wait "$dir/rabbit.pid" --timeout 90 \
+		</dev/null >>"$dir/start.log" 2>&1; then
+		kb_say "RabbitMQ node $(<"$dir/rabbit.node") did not come up; see $dir/start.log and $dir/log"
+		return 1
+	fi
+	echo "amqp://guest:guest@127.0.0.1:$port//"
+}
+
+# kb_rabbit_stop DIR: stop the node of DIR if it runs; wait until it is gone.
+kb_rabbit_stop() {
+	local dir=$1 ctl envs
+	[[ -f $dir/rabbit.node && -f $dir/rabbit.pid ]] || return 0
+	ctl=$(kb_rabbit_bin rabbitmqctl) || return 1
+	mapfile -t envs < <(kb_rabbit_env "$dir")
+	env "${envs[@]}" timeout 120 "$ctl" -n "$(<"$dir/rabbit.node")" stop "$dir/rabbit.pid" </dev/null >>"$dir/stop.log" 2>&1
+	if kb_port_open 127.0.0.1 "$(<"$dir/rabbit.port")"; then
+		kb_say "RabbitMQ node $(<"$dir/rabbit.node") would not stop; see $dir/stop.log"
+		return 1
+	fi
+	rm -f "$dir/rabbit.pid"
+}
+
 # kb_amqp_ok URL: an AMQP 0-9-1 server answers at URL. With a Python that has the amqp module
 # (KOMBU_TEST_PYTHON) this logs in with the URL's credentials; otherwise it checks that the server
 # answers the protocol header with a frame.
@@ -250,7 +340,7 @@ kb_main() {
 	KB_NAME=brokers.sh
 	local cmd=${1:-} dir=${2:-}
 	case $cmd in
-	redis-start | redis-stop | redis-restart)
+	redis-start | redis-stop | redis-restart | rabbit-start | rabbit-stop)
 		[[ -n $dir ]] || {
 			kb_say "usage: $0 $cmd DIR"
 			return 2
@@ -261,7 +351,7 @@ kb_main() {
 		return 0
 		;;
 	*)
-		kb_say "usage: $0 redis-start DIR [aof] | redis-stop DIR [SIGNAL] | redis-restart DIR [aof]"
+		kb_say "usage: $0 redis-start DIR [aof] | redis-stop DIR [SIGNAL] | redis-restart DIR [aof] | rabbit-start DIR | rabbit-stop DIR"
 		return 2
 		;;
 	esac
@@ -269,6 +359,8 @@ kb_main() {
 	redis-start) kb_redis_start "$dir" "${3:-}" ;;
 	redis-stop) kb_redis_stop "$dir" "${3:-TERM}" ;;
 	redis-restart) kb_redis_stop "$dir" KILL && kb_redis_start "$dir" "${3:-}" ;;
+	rabbit-start) kb_rabbit_start "$dir" ;;
+	rabbit-stop) kb_rabbit_stop "$dir" ;;
 	esac
 }
 

@@ -56,6 +56,11 @@
 #   KOMBU_TEST_AMQP_URL           amqp://user:pass@host:port/vhost (unset if no RabbitMQ)
 #   KOMBU_TEST_RABBITMQCTL        path of a working rabbitmqctl for that broker, when it is local
 #                                 (for `rabbitmqctl close_connection`); unset if none works
+#   KOMBU_TEST_RABBIT_CTL         path of scripts/brokers.sh, when rabbitmq-server is installed:
+#                                 `$KOMBU_TEST_RABBIT_CTL rabbit-start DIR` gives a test a PRIVATE
+#                                 RabbitMQ node (its own node name, ports, data, cookie; no
+#                                 management plugin) to stop and start (rabbit-stop DIR); see that
+#                                 file. Tests that stop a broker use this, never the shared one.
 #   KOMBU_TEST_PYTHON             /usr/bin/python3 when it imports kombu, redis and amqp (the
 #                                 other modules missing are reported, and their tests say so)
 #   KOMBU_TEST_STATE_DIR          this run's temp dir (removed on exit)
@@ -147,6 +152,11 @@ cleanup() {
 			kb_redis_stop "$dir" TERM
 		done < <(tac "$state/redis.dirs")
 	fi
+	if [[ -f $state/rabbit.dirs ]]; then
+		while IFS= read -r dir; do
+			kb_rabbit_stop "$dir"
+		done < <(tac "$state/rabbit.dirs")
+	fi
 	if ((rabbit_started)); then
 		kb_say "stopping the rabbitmq-server this run started"
 		# shutdown returns once the Erlang VM has exited.
@@ -163,7 +173,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 unset KOMBU_TEST_REDIS_PORT KOMBU_TEST_REDIS_DIR KOMBU_TEST_REDIS_PIDFILE KOMBU_TEST_REDIS_STOP_CMD \
-	KOMBU_TEST_REDIS_START_CMD KOMBU_TEST_REDIS_RESTART_CMD KOMBU_TEST_RABBITMQCTL
+	KOMBU_TEST_REDIS_START_CMD KOMBU_TEST_REDIS_RESTART_CMD KOMBU_TEST_RABBITMQCTL KOMBU_TEST_RABBIT_CTL
 require=${KOMBU_REQUIRE_BROKERS:-0}
 [[ $require == 1 ]] || require=0
 missing=()
@@ -307,6 +317,11 @@ if [[ -n $amqp_url ]]; then
 	fi
 else
 	unset KOMBU_TEST_AMQP_URL
+fi
+if kb_rabbit_bin rabbitmq-server >/dev/null && kb_rabbit_bin rabbitmqctl >/dev/null; then
+	export KOMBU_TEST_RABBIT_CTL=$root/scripts/brokers.sh
+elif ((require)); then
+	missing+=("rabbitmq-server: not installed (the broker stop/start test starts a private node)")
 fi
 
 # ---- report, and stop here if a required broker is missing ------------------------------------------

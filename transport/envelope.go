@@ -443,46 +443,83 @@ var base64Std = base64.StdEncoding
 // DecodeEnvelope parses a Kombu JSON envelope, as found in a Redis list, a
 // PUBLISH payload or the first element of an unacked record, into a Message.
 //
-// It accepts any JSON formatting (Python's or compact), and is as lenient as
-// Kombu where Kombu is:
+// The envelope must be a Kombu message: a JSON object with a string "body"
+// and a "properties" object holding a "delivery_tag" (a non-empty string,
+// or a number). Every field Kombu itself reads must have its JSON type:
+// content-type, content-encoding and body_encoding strings or null, headers
+// and delivery_info objects or null, delivery_info's exchange and
+// routing_key strings or null, priority and delivery_mode numbers or null.
+// Strings must be valid UTF-8. Anything else (raw bytes, {}, an envelope
+// without body or delivery_tag, "priority": "high") is an error wrapping
+// [ErrBadEnvelope], so that a transport delivers it as a decode error
+// (Message.Err), never as a message. (Kombu raises on most of these while
+// it reads the message, and loses it: KeyError for a missing properties or
+// delivery_tag, a JSON or base64 error for the rest; it passes a missing
+// body as None and a priority of the wrong type through.)
+//
+// Within those rules it accepts any JSON formatting (Python's or compact),
+// and is as lenient as Kombu where Kombu is:
 //   - body_encoding absent, null or "utf-8": the body string is the body;
 //     "base64": the body is decoded like Python's base64.b64decode (characters
 //     outside the alphabet are skipped, data after the padding is ignored);
-//     an empty body is never decoded; a body that is not a string is kept as
-//     its JSON text;
+//     an empty body is never decoded;
 //   - redelivered is read from the top-level "redelivered" key (Kombu's
 //     generic restore), headers.redelivered and delivery_info.redelivered
 //     (Redis ack emulation); any of them set gives DeliveryInfo.Redelivered;
 //   - properties the Properties struct does not name, and named ones whose
-//     JSON type does not fit the field, are kept in Properties.Extra; header
-//     and Extra values are JSON-compatible Go values (string, int64, float64,
-//     bool, nil, []any, map[string]any). Kombu 5.3's {"__type__": ...,
-//     "__value__": ...} objects are left as such data;
-//   - a missing delivery_mode gives 2, a priority that is not an integer 0.
-//
-// Bytes that are not such an envelope (not JSON, not an object, a headers or
-// properties value that is not an object, a body that cannot be decoded, an
-// unknown body_encoding) give an error wrapping [ErrBadEnvelope].
+//     JSON type does not fit the field (a numeric correlation_id, say), are
+//     kept in Properties.Extra; header and Extra values are JSON-compatible
+//     Go values (string, int64, float64, bool, nil, []any, map[string]any).
+//     Kombu 5.3's {"__type__": ..., "__value__": ...} objects are left as
+//     such data;
+//   - a missing or null delivery_mode, or a number outside 1..255, gives 2;
+//     a missing priority, or a number that is not an integer, 0; escaped
+//     lone surrogates (\ud800) become U+FFFD, as in encoding/json.
 func DecodeEnvelope(data []byte) (*Message, error) {
-	m, _, err := decodeEnvelope(data)
+	m, _, err := decodeEnvelope(data, true)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadEnvelope, err)
 	}
 	return m, nil
 }
 
-var errNotObject = errors.New("not a JSON object")
+var (
+	errNotObject = errors.New("not a JSON object")
+	errNoBody    = errors.New(`no "body": not a Kombu message`)
+	errNoProps   = errors.New(`no "properties" object: not a Kombu message`)
+	errNoTag     = errors.New(`no "delivery_tag" in properties: not a Kombu message`)
+)
 
-func decodeEnvelope(data []byte) (*Message, string, error) {
+// decodeEnvelope parses an envelope. strict applies the rules of
+// DecodeEnvelope; without it (MarkRedelivered, which must mark whatever a
+// restore finds, as Kombu's does) only the JSON structure is checked: a
+// missing body or properties is allowed, a body that is not a string is
+// kept as its JSON text, and fields of the wrong type are read as absent.
+func decodeEnvelope(data []byte, strict bool) (*Message, string, error) {
 	m := &Message{Properties: Properties{DeliveryMode: 2}}
-	s := &scanner{data: data}
+	s := &scanner{data: data, strict: strict}
 	var body []byte
+	var bodyStr, haveBody, haveProps, haveTag bool
 	var bodyEncoding string
 	var topRedelivered, infoRedelivered bool
 	// Duplicate keys: the last one wins, as in Python.
 	err := s.object(func(key []byte) (err error) {
 		switch string(key) {
 		case "body":
+			haveBody = true
+			// A string body is read once, here: a base64 body can be
+			// megabytes, and this runs on the hub.
+			if bodyStr = s.ws() == '"'; bodyStr {
+				var b []byte
+				if b, err = s.strBytes(); err == nil && len(b) > 0 && len(s.scratch) > 0 && &b[0] == &s.scratch[0] {
+					b = slices.Clone(b) // the scratch buffer is reused
+				}
+				body = b
+				return err
+			}
+			if strict {
+				return errors.New("body: not a string")
+			}
 			body, err = s.raw()
 		case "content-encoding":
 			m.ContentEncoding, err = s.optString("content-encoding")
@@ -491,7 +528,8 @@ func decodeEnvelope(data []byte) (*Message, string, error) {
 		case "headers":
 			m.Headers, err = s.optObject("headers")
 		case "properties":
-			err = s.properties(m, &bodyEncoding, &infoRedelivered)
+			haveProps = s.ws() == '{'
+			err = s.properties(m, &bodyEncoding, &infoRedelivered, &haveTag)
 		case "redelivered":
 			topRedelivered = s.ws() == 't'
 			err = s.skip()
@@ -503,6 +541,16 @@ func decodeEnvelope(data []byte) (*Message, string, error) {
 	if err == nil {
 		err = s.end()
 	}
+	if err == nil && strict {
+		switch {
+		case !haveBody:
+			err = errNoBody
+		case !haveProps:
+			err = errNoProps
+		case !haveTag:
+			err = errNoTag
+		}
+	}
 	if err != nil {
 		return nil, "", err
 	}
@@ -510,7 +558,7 @@ func decodeEnvelope(data []byte) (*Message, string, error) {
 		topRedelivered = true
 	}
 	m.DeliveryInfo.Redelivered = topRedelivered || infoRedelivered
-	if m.Body, err = decodeBody(body, bodyEncoding); err != nil {
+	if m.Body, err = decodeBody(body, bodyStr, bodyEncoding); err != nil {
 		return nil, "", fmt.Errorf("body: %w", err)
 	}
 	return m, bodyEncoding, nil
@@ -544,9 +592,9 @@ func (s *scanner) optObject(what string) (map[string]any, error) {
 }
 
 // properties reads the properties object into m.Properties and
-// m.DeliveryInfo, and returns body_encoding and delivery_info.redelivered
-// through the pointers.
-func (s *scanner) properties(m *Message, bodyEncoding *string, redelivered *bool) error {
+// m.DeliveryInfo, and returns body_encoding, delivery_info.redelivered and
+// whether a usable delivery_tag was there through the pointers.
+func (s *scanner) properties(m *Message, bodyEncoding *string, redelivered, haveTag *bool) error {
 	switch s.ws() {
 	case 'n':
 		return s.literal("null")
@@ -596,14 +644,14 @@ func (s *scanner) properties(m *Message, bodyEncoding *string, redelivered *bool
 			setExtra("timestamp", v)
 			return nil
 		case "delivery_mode":
-			v, err := s.value()
+			v, err := s.numberOrNull("delivery_mode")
 			p.DeliveryMode = 2
 			if f, ok := toFloat(v); ok && f >= 1 && f <= 255 && f == math.Trunc(f) {
 				p.DeliveryMode = uint8(f)
 			}
 			return err
 		case "priority":
-			v, err := s.value()
+			v, err := s.numberOrNull("priority")
 			p.Priority = 0
 			if f, ok := toFloat(v); ok && f == math.Trunc(f) && math.Abs(f) <= math.MaxInt32 {
 				p.Priority = int(f)
@@ -615,14 +663,17 @@ func (s *scanner) properties(m *Message, bodyEncoding *string, redelivered *bool
 			return err
 		case "delivery_tag":
 			m.DeliveryInfo.DeliveryTag = ""
+			*haveTag = false
 			switch s.ws() {
 			case '"':
 				v, err := s.str()
 				m.DeliveryInfo.DeliveryTag = v
+				*haveTag = v != ""
 				return err
 			case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
 				v, err := s.number()
 				m.DeliveryInfo.DeliveryTag = string(v)
+				*haveTag = true
 				return err
 			}
 			return s.skip()
@@ -673,8 +724,25 @@ func (s *scanner) deliveryInfo(di *DeliveryInfo, redelivered *bool) error {
 			return err
 		}
 		*dst = ""
+		if s.strict && s.ws() != 'n' {
+			return fmt.Errorf("delivery_info: %s: not a string", key)
+		}
 		return s.skip()
 	})
+}
+
+// numberOrNull reads a number or null; in strict mode any other value is
+// an error, otherwise it is read (and then ignored by the caller).
+func (s *scanner) numberOrNull(what string) (any, error) {
+	switch c := s.ws(); {
+	case c == 'n':
+		return nil, s.literal("null")
+	case c == '-' || c >= '0' && c <= '9':
+		return s.value()
+	case s.strict:
+		return nil, fmt.Errorf("%s: not a number", what)
+	}
+	return s.value()
 }
 
 func toFloat(v any) (float64, bool) {
@@ -687,30 +755,28 @@ func toFloat(v any) (float64, bool) {
 	return 0, false
 }
 
-func decodeBody(raw []byte, bodyEncoding string) ([]byte, error) {
-	s := &scanner{data: raw}
-	switch s.ws() {
-	case 0, 'n':
-		return nil, nil
-	case '"':
-	default:
+// decodeBody turns the body member into bytes: str is the decoded string
+// when isStr, else the member's JSON text (or nil when it was missing).
+func decodeBody(str []byte, isStr bool, bodyEncoding string) ([]byte, error) {
+	if !isStr {
+		s := &scanner{data: str}
+		switch s.ws() {
+		case 0, 'n':
+			return nil, nil
+		}
 		if bodyEncoding != "" && !strings.EqualFold(bodyEncoding, BodyUTF8) {
 			return nil, fmt.Errorf("a %s body must be a string", bodyEncoding)
 		}
-		return slices.Clone(raw), nil
+		return slices.Clone(str), nil
 	}
-	b, err := s.strBytes()
-	if err != nil {
-		return nil, err
-	}
-	if len(b) == 0 {
+	if len(str) == 0 {
 		return nil, nil
 	}
 	switch {
 	case bodyEncoding == "" || strings.EqualFold(bodyEncoding, BodyUTF8):
-		return slices.Clone(b), nil
+		return slices.Clone(str), nil
 	case strings.EqualFold(bodyEncoding, BodyBase64):
-		return pyB64Decode(b)
+		return pyB64Decode(str)
 	}
 	return nil, fmt.Errorf("unknown body_encoding %q", bodyEncoding)
 }

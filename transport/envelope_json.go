@@ -1,6 +1,8 @@
 package transport
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -13,14 +15,18 @@ import (
 // Kombu envelope; this one decodes only what the envelope needs, matches keys
 // without allocating, and copies nothing it does not keep.
 //
-// Strings follow encoding/json: invalid UTF-8 and unpaired surrogates become
-// U+FFFD. Nesting is limited to maxDepth levels. Python's NaN and Infinity
-// literals are not JSON and are refused.
+// Strings follow encoding/json: unpaired surrogates become U+FFFD, and so
+// does invalid UTF-8 unless strict is set (then it is an error). Nesting is
+// limited to maxDepth levels. Python's NaN and Infinity literals are not
+// JSON and are refused.
 type scanner struct {
 	data    []byte
 	pos     int
 	depth   int
 	scratch []byte
+	// strict refuses invalid UTF-8 in strings and the envelope fields of
+	// the wrong type (see DecodeEnvelope).
+	strict bool
 }
 
 var errDepth = errors.New("JSON nested too deeply")
@@ -130,6 +136,14 @@ func (s *scanner) array(elem func() error) error {
 func (s *scanner) strBytes() ([]byte, error) {
 	s.pos++ // the opening quote
 	start := s.pos
+	// Fast path for long plain strings (a base64 body of megabytes): find
+	// the closing quote with IndexByte and check the run before it eight
+	// bytes at a time. Anything special sends the byte loop below over
+	// the string from its start.
+	if q := bytes.IndexByte(s.data[start:], '"'); q >= 0 && plain(s.data[start:start+q]) {
+		s.pos = start + q + 1
+		return s.data[start : start+q], nil
+	}
 	for i := start; i < len(s.data); i++ {
 		c := s.data[i]
 		switch {
@@ -145,6 +159,36 @@ func (s *scanner) strBytes() ([]byte, error) {
 	}
 	s.pos = len(s.data)
 	return nil, s.errorf("unterminated string")
+}
+
+// Masks for plain: every byte set to 0x01, 0x20, 0x5c ('\\') and 0x80.
+const (
+	ones  = 0x0101010101010101
+	spcs  = 0x2020202020202020
+	bslas = 0x5c5c5c5c5c5c5c5c
+	highs = 0x8080808080808080
+)
+
+// plain reports whether b holds no byte that needs the slow path of
+// strBytes: no backslash, no control character, no byte above 0x7f. It
+// tests eight bytes at once (the "has a byte less than n" tricks of
+// Hacker's Delight, 6-1); a borrow that crosses bytes can only follow a
+// byte that matched, so a word with no match never reports one.
+func plain(b []byte) bool {
+	for len(b) >= 8 {
+		w := binary.LittleEndian.Uint64(b)
+		x := w ^ bslas
+		if (w|(w-spcs)&^w|(x-ones)&^x)&highs != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c < 0x20 || c == '\\' || c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *scanner) strSlow(start int) ([]byte, error) {
@@ -163,6 +207,10 @@ func (s *scanner) strSlow(start int) ([]byte, error) {
 		case c >= utf8.RuneSelf:
 			r, size := utf8.DecodeRune(s.data[i:])
 			if r == utf8.RuneError && size == 1 {
+				if s.strict {
+					s.pos = i
+					return nil, s.errorf("invalid UTF-8")
+				}
 				out = utf8.AppendRune(out, utf8.RuneError)
 			} else {
 				out = append(out, s.data[i:i+size]...)

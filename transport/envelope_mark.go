@@ -15,7 +15,7 @@ import (
 // delivery_info becomes an object holding the flag. Bytes that are not an
 // envelope give an error wrapping [ErrBadEnvelope].
 func MarkRedelivered(envelope []byte) ([]byte, error) {
-	if _, _, err := decodeEnvelope(envelope); err != nil {
+	if _, _, err := decodeEnvelope(envelope, false); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadEnvelope, err)
 	}
 	top, err := jsonMembers(envelope)

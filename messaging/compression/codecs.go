@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 
 	"github.com/andybalholm/brotli"
@@ -53,10 +54,13 @@ func readLimited(r io.Reader, limit int64, hint int) ([]byte, error) {
 				return nil, outputTooLarge(limit)
 			}
 			grown := make([]byte, len(buf), min(2*int64(cap(buf)), ceiling))
-			copy(grown, buf)
+			copyInPieces(grown, buf)
 			buf = grown
 		}
 		n, err := r.Read(buf[len(buf):cap(buf)])
+		if len(buf)/yieldEvery != (len(buf)+n)/yieldEvery {
+			runtime.Gosched() // see yieldEvery
+		}
 		buf = buf[:len(buf)+n]
 		if int64(len(buf)) > limit {
 			return nil, outputTooLarge(limit)
@@ -70,11 +74,91 @@ func readLimited(r io.Reader, limit int64, hint int) ([]byte, error) {
 	}
 }
 
-// sizeHint guesses the decompressed size from the compressed one, for the
-// first output buffer. Messages compress 3-10x; over-guessing a little is
-// cheaper than several regrowths.
-func sizeHint(src []byte) int {
-	return min(4*len(src)+64, 1<<20)
+// bombRatio is the output-to-input ratio past which a decoder stops
+// keeping what it decodes and only counts it (see decodeBounded). Message
+// bodies compress 3 to 10 times, rarely 30; a zlib stream can expand about
+// 1032 times.
+const bombRatio = 32
+
+// decodeBounded decodes the stream that open returns (each call starts it
+// again from the beginning) and refuses, with an error matching
+// ErrTooLarge, output of more than limit bytes. Up to bombRatio times the
+// input (at least 1 MiB) it reads as [ReadLimited] does. Past that the
+// output is only counted, in a small buffer, until the stream ends or
+// passes the limit: a bomb is refused without ever holding more than the
+// first bombRatio*len(src) bytes, and without growing, copying and
+// faulting in a buffer of twice the limit. A stream that ends within the
+// limit is decoded again into a buffer of its exact size.
+func decodeBounded(open func() (io.Reader, error), srcLen int, limit int64) ([]byte, error) {
+	r, err := open()
+	if err != nil {
+		return nil, err
+	}
+	// The first buffer: messages compress 3 to 10 times, and guessing a
+	// little high costs less than growing it again.
+	hint := min(4*srcLen+64, 1<<20)
+	watch := max(int64(srcLen)*bombRatio, 1<<20)
+	if watch >= limit {
+		return readLimited(r, limit, hint)
+	}
+	out, err := readLimited(r, watch, hint)
+	if err == nil || !errors.Is(err, ErrTooLarge) {
+		return out, err
+	}
+	// readLimited read watch+1 bytes before it gave up.
+	n, err := countLimited(r, watch+1, limit)
+	if err != nil {
+		return nil, err
+	}
+	if r, err = open(); err != nil {
+		return nil, err
+	}
+	return readLimited(r, limit, int(n)+1)
+}
+
+// yieldEvery is how much output a decoder produces between two yields of
+// the processor (runtime.Gosched). Bodies are decompressed off the hub, and
+// on a machine with few cores the hub may be waiting for the processor the
+// decoder holds: with the garbage collector's mark worker on the other one,
+// the scheduler's own preemption would let it in only every 10 ms.
+const yieldEvery = 256 << 10
+
+// copyInPieces is copy(dst, src) in pieces of 1 MiB, yielding the
+// processor between them. One copy is one runtime memmove, which the
+// scheduler cannot preempt (and a preemption signal finds a goroutine
+// that copies almost always inside it); into memory fresh from the OS it
+// runs at page-fault speed (about 5 ms a MiB on the machine of the README's
+// measurements), and a garbage collection that must stop this goroutine
+// meanwhile holds up every other one, the hub's included.
+func copyInPieces(dst, src []byte) {
+	for len(src) > 0 {
+		n := copy(dst, src[:min(len(src), 1<<20)])
+		dst, src = dst[n:], src[n:]
+		if len(src) > 0 {
+			runtime.Gosched()
+		}
+	}
+}
+
+// countLimited reads r to EOF, adding to n, and returns the total, or an
+// error matching ErrTooLarge once it passes limit.
+func countLimited(r io.Reader, n, limit int64) (int64, error) {
+	var scratch [32 << 10]byte
+	for {
+		k, err := r.Read(scratch[:])
+		if n/yieldEvery != (n+int64(k))/yieldEvery {
+			runtime.Gosched() // see yieldEvery
+		}
+		if n += int64(k); n > limit {
+			return 0, outputTooLarge(limit)
+		}
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
 }
 
 // onlyReader hides every method but Read, so decoders cannot take shortcuts
@@ -112,12 +196,9 @@ func (zlibCodec) Compress(src []byte) ([]byte, error) {
 }
 
 func (zlibCodec) Decompress(src []byte, limit int64) ([]byte, error) {
-	zr, err := zlib.NewReader(bytes.NewReader(src))
-	if err != nil {
-		return nil, err
-	}
-	defer zr.Close()
-	return readLimited(zr, limit, sizeHint(src))
+	return decodeBounded(func() (io.Reader, error) {
+		return zlib.NewReader(bytes.NewReader(src))
+	}, len(src), limit)
 }
 
 // bzip2Codec is Kombu's "bzip2": Python's bz2.compress, level 9. The standard
@@ -133,7 +214,9 @@ func (bzip2Codec) Compress(src []byte) ([]byte, error) {
 func (bzip2Codec) Decompress(src []byte, limit int64) ([]byte, error) {
 	// The standard decoder reads concatenated streams, as Python's
 	// bz2.decompress does; its memory is bounded by the 900 kB block size.
-	return readLimited(stdbzip2.NewReader(bytes.NewReader(src)), limit, sizeHint(src))
+	return decodeBounded(func() (io.Reader, error) {
+		return stdbzip2.NewReader(bytes.NewReader(src)), nil
+	}, len(src), limit)
 }
 
 // brotliCodec is Kombu's "brotli". Python's brotli.compress defaults to
@@ -150,7 +233,9 @@ func (brotliCodec) Compress(src []byte) ([]byte, error) {
 func (brotliCodec) Decompress(src []byte, limit int64) ([]byte, error) {
 	// The decoder refuses large-window streams, so its window is at most
 	// 16 MiB.
-	return readLimited(brotli.NewReader(bytes.NewReader(src)), limit, sizeHint(src))
+	return decodeBounded(func() (io.Reader, error) {
+		return brotli.NewReader(bytes.NewReader(src)), nil
+	}, len(src), limit)
 }
 
 // zstdCodec is Kombu's "zstd": one zstd frame, at the library's default
@@ -202,10 +287,9 @@ func (zstdCodec) Decompress(src []byte, limit int64) ([]byte, error) {
 			zstdDecoders.Put(d)
 		}
 	}()
-	if err := d.Reset(onlyReader{bytes.NewReader(src)}); err != nil {
-		return nil, err
-	}
-	out, err := readLimited(d, limit, sizeHint(src))
+	out, err := decodeBounded(func() (io.Reader, error) {
+		return d, d.Reset(onlyReader{bytes.NewReader(src)})
+	}, len(src), limit)
 	if errors.Is(err, zstd.ErrWindowSizeExceeded) || errors.Is(err, zstd.ErrDecoderSizeExceeded) {
 		return nil, &tooLargeError{fmt.Sprintf("zstd window exceeds MaxWindow (%d bytes): %v", MaxWindow, err)}
 	}

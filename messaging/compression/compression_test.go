@@ -471,15 +471,59 @@ func heapAllocatedBy(f func()) uint64 {
 	return after.TotalAlloc - before.TotalAlloc
 }
 
-// TestBombDefaultLimit feeds 300 MiB of zeros (about 1 MiB of zlib) to the
-// default registry, whose limit is 256 MiB.
+// TestBombDefaultLimit feeds 100 MiB of zeros (about 100 KiB of zlib at
+// level 9) to the default registry, whose limit is 64 MiB: it is refused,
+// and the decoder only counts past 32 times its input, so it holds a few
+// MiB where its growing buffer used to reach twice the limit.
 func TestBombDefaultLimit(t *testing.T) {
 	if testing.Short() || raceEnabled {
-		t.Skip("inflates 256 MiB (slow under -race); skipped with -short and -race")
+		t.Skip("inflates 64 MiB (slow under -race); skipped with -short and -race")
 	}
-	_, err := compression.Default().Decompress(zlibZeros(300<<20), "gzip")
-	if !errors.Is(err, compression.ErrTooLarge) || !strings.Contains(err.Error(), "268435456") {
-		t.Fatalf("error = %v, want ErrTooLarge naming the 256 MiB limit", err)
+	var buf bytes.Buffer
+	zw, _ := zlib.NewWriterLevel(&buf, zlib.BestCompression)
+	zeros := make([]byte, 1<<20)
+	for range 100 {
+		zw.Write(zeros)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	bomb := buf.Bytes()
+	var err error
+	allocated := heapAllocatedBy(func() {
+		_, err = compression.Default().Decompress(bomb, "gzip")
+	})
+	if !errors.Is(err, compression.ErrTooLarge) || !strings.Contains(err.Error(), "67108864") {
+		t.Fatalf("error = %v, want ErrTooLarge naming the 64 MiB limit", err)
+	}
+	if limit := 32*int64(len(bomb))*2 + 1<<20; int64(allocated) > limit {
+		t.Errorf("refusing a %d-byte bomb allocated %d MiB, want at most %d MiB",
+			len(bomb), allocated>>20, limit>>20)
+	}
+}
+
+// TestHighRatioUnderLimit: a stream that expands more than 32 times but
+// stays within the limit is counted, then decoded again whole, for every
+// codec.
+func TestHighRatioUnderLimit(t *testing.T) {
+	r := compression.NewRegistry()
+	if err := r.SetMaxDecompressedSize(8 << 20); err != nil {
+		t.Fatal(err)
+	}
+	want := make([]byte, 3<<20+5)
+	want[0], want[len(want)-1] = 'a', 'z'
+	for _, ct := range r.Encoders() {
+		c, _, err := r.Compress(want, ct)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if 32*len(c) > len(want) {
+			t.Fatalf("%s: %d bytes compress to %d, not a high ratio", ct, len(want), len(c))
+		}
+		got, err := r.Decompress(c, ct)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s: %d bytes, %v; want the %d bytes back", ct, len(got), err, len(want))
+		}
 	}
 }
 

@@ -26,10 +26,13 @@
 //
 // Decompression is bounded. A message body comes from the network, and a few
 // kilobytes can expand to gigabytes, so every [Registry.Decompress] stops
-// once its output passes [Registry.MaxDecompressedSize] (256 MiB unless
+// once its output passes [Registry.MaxDecompressedSize] (64 MiB unless
 // changed with [Registry.SetMaxDecompressedSize]), and the xz and zstd
 // decoders refuse streams whose header asks for a window above [MaxWindow]
-// (they allocate it up front). A custom [Codec] receives the limit and can
+// (they allocate it up front). The limit is enforced while the stream is
+// decoded, and a built-in decoder whose output passes 32 times its input
+// stops keeping it and only counts to the end or the limit, so a bomb is
+// refused without the memory. A custom [Codec] receives the limit and can
 // honour it with [ReadLimited].
 //
 // Modules: bzip2 encoding comes from github.com/dsnet/compress (the standard

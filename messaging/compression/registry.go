@@ -28,8 +28,13 @@ const (
 )
 
 // DefaultMaxDecompressedSize is the decompressed-size limit of a new
-// registry: 256 MiB. Change it with [Registry.SetMaxDecompressedSize].
-const DefaultMaxDecompressedSize int64 = 256 << 20
+// registry: 64 MiB. Change it with [Registry.SetMaxDecompressedSize] (or a
+// messaging connection's Options.MaxDecompressedSize). It was 256 MiB; a
+// bomb is refused once its output passes the limit, so the limit sets how
+// long that takes (measured in the README, "Bad input and failures"), and
+// a message body that expands past 64 MiB is rare (RabbitMQ 4 refuses
+// messages over 16 MiB by default). Kombu has no limit.
+const DefaultMaxDecompressedSize int64 = 64 << 20
 
 // MaxWindow is the largest decoder window the built-in codecs accept: 64 MiB,
 // the dictionary of xz's largest preset (-9). The xz and zstd decoders
@@ -165,9 +170,11 @@ func (r *Registry) Register(c Codec, contentType string, aliases ...string) erro
 
 // SetMaxDecompressedSize sets the most bytes [Registry.Decompress] will
 // produce; n <= 0 restores [DefaultMaxDecompressedSize]. The limit bounds
-// memory: a decoder stops as soon as its output passes n bytes, and a
-// decompression holds at most about 2n bytes (the output buffer grows by
-// doubling) plus the codec's window. Returns [ErrImmutable] on [Default].
+// memory: a built-in decoder stops as soon as its output passes n bytes,
+// and holds at most about 2n bytes (the output buffer grows by doubling),
+// or 64 times its input when the output passes 32 times the input (it then
+// only counts until the end, and decodes again into a buffer of the exact
+// size), plus the codec's window. Returns [ErrImmutable] on [Default].
 func (r *Registry) SetMaxDecompressedSize(n int64) error {
 	if r.immutable {
 		return ErrImmutable
@@ -251,11 +258,20 @@ func (r *Registry) Compress(body []byte, aliasOrType string) (out []byte, conten
 // when the output would pass the limit or the stream asks for a window above
 // [MaxWindow]; [ErrCorrupt] wrapping the codec's error for anything else.
 func (r *Registry) Decompress(body []byte, aliasOrType string) ([]byte, error) {
+	return r.DecompressLimit(body, aliasOrType, 0)
+}
+
+// DecompressLimit is [Registry.Decompress] with a limit of its own: the
+// output never exceeds limit bytes, or the registry's limit when limit is
+// 0 or less.
+func (r *Registry) DecompressLimit(body []byte, aliasOrType string, limit int64) ([]byte, error) {
 	ct, c, err := r.lookup(aliasOrType)
 	if err != nil {
 		return nil, err
 	}
-	limit := r.MaxDecompressedSize()
+	if limit <= 0 {
+		limit = r.MaxDecompressedSize()
+	}
 	out, err := c.Decompress(body, limit)
 	switch {
 	case err != nil && errors.Is(err, ErrTooLarge):

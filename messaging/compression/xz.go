@@ -39,11 +39,9 @@ func (xzCodec) Decompress(src []byte, limit int64) ([]byte, error) {
 	if err := xzPrecheck(src, limit); err != nil {
 		return nil, err
 	}
-	r, err := xz.ReaderConfig{}.NewReader(bytes.NewReader(src))
-	if err != nil {
-		return nil, err
-	}
-	return readLimited(r, limit, sizeHint(src))
+	return decodeBounded(func() (io.Reader, error) {
+		return xz.ReaderConfig{}.NewReader(bytes.NewReader(src))
+	}, len(src), limit)
 }
 
 // lzmaAloneDecompress decodes the legacy .lzma format: a 13-byte header
@@ -59,11 +57,9 @@ func lzmaAloneDecompress(src []byte, limit int64) ([]byte, error) {
 	if size := binary.LittleEndian.Uint64(src[5:13]); size != ^uint64(0) && size > uint64(limit) {
 		return nil, &tooLargeError{fmt.Sprintf("lzma header declares %d bytes, limit %d", size, limit)}
 	}
-	r, err := lzma.ReaderConfig{DictCap: MaxWindow}.NewReader(bytes.NewReader(src))
-	if err != nil {
-		return nil, err
-	}
-	return readLimited(r, limit, sizeHint(src))
+	return decodeBounded(func() (io.Reader, error) {
+		return lzma.ReaderConfig{DictCap: MaxWindow}.NewReader(bytes.NewReader(src))
+	}, len(src), limit)
 }
 
 // xzFormatError reports a malformed .xz structure found by the precheck.

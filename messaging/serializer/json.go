@@ -7,7 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,16 +64,7 @@ func decodeJSONTree(data []byte) (any, error) {
 	if !utf8.Valid(data) {
 		return nil, errInvalidUTF8
 	}
-	d := json.NewDecoder(bytes.NewReader(data))
-	d.UseNumber()
-	var v any
-	if err := d.Decode(&v); err != nil {
-		return nil, err
-	}
-	if _, err := d.Token(); err != io.EOF {
-		return nil, errors.New("extra data after the JSON value")
-	}
-	return v, nil
+	return parseJSONTree(data)
 }
 
 func jsonDecode(data []byte) (any, error) {
@@ -116,6 +107,22 @@ func jsonDecodeInto(data []byte, dst any) error {
 // Kombu's type envelopes. plain selects the LoadsInto forms (strings and
 // json.Number) over the Go values (time.Time, []byte, int64).
 func walkJSON(v any, plain bool) (any, error) {
+	w := jsonWalker{plain: plain}
+	return w.walk(v)
+}
+
+// jsonWalker is walkJSON's state: it yields the processor every
+// yieldEvery nodes (see yieldEvery).
+type jsonWalker struct {
+	plain bool
+	nodes int
+}
+
+func (w *jsonWalker) walk(v any) (any, error) {
+	if w.nodes++; w.nodes%yieldEvery == 0 {
+		runtime.Gosched()
+	}
+	plain := w.plain
 	var err error
 	switch x := v.(type) {
 	case json.Number:
@@ -125,14 +132,14 @@ func walkJSON(v any, plain bool) (any, error) {
 		return convertNumber(x), nil
 	case []any:
 		for i := range x {
-			if x[i], err = walkJSON(x[i], plain); err != nil {
+			if x[i], err = w.walk(x[i]); err != nil {
 				return nil, err
 			}
 		}
 		return x, nil
 	case map[string]any:
 		for k, e := range x {
-			if x[k], err = walkJSON(e, plain); err != nil {
+			if x[k], err = w.walk(e); err != nil {
 				return nil, err
 			}
 		}

@@ -111,18 +111,18 @@ type conn struct {
 	// inner counts the reopens and recoveries in progress: within them a
 	// lost connection is reported, never recovered recursively.
 	inner int
-	// recoveredAt and backoff damp a connection that breaks again soon after
-	// each recovery (say, a message that makes the client fail at every
-	// redelivery): the retry intervals then carry on instead of restarting.
+	// recoveredAt is when the last recovery began: the next one waits
+	// until recoveryGap has passed since (see recover).
 	recoveredAt time.Time
-	backoff     func() time.Duration
 }
 
-// stableAfter is how long a recovered connection must live before a new
-// loss counts as fresh (first retry at once) rather than as a relapse.
-func (c *conn) stableAfter() time.Duration {
-	return max(c.s.intervalMax+c.s.intervalStart, 5*time.Second)
-}
+// recoveryGap is the least time between the starts of two recoveries, as
+// Kombu's ConsumerMixin restarts at most once a second (restart_limit): a
+// connection that breaks as soon as it is made (say, a message that makes
+// the client fail at every redelivery) reconnects once a second, not in a
+// tight loop, and a connection that worked for a second or more is
+// recovered at once, however often it broke before.
+const recoveryGap = time.Second
 
 func newConn(t *Transport, h *hub.Hub, ac *amqp091.Connection, nc net.Conn) *conn {
 	c := &conn{
@@ -494,24 +494,33 @@ func (c *conn) recover() error {
 	if !c.s.recovery {
 		return c.fail(lostErr)
 	}
-	relapse := !c.recoveredAt.IsZero() && time.Since(c.recoveredAt) < c.stableAfter()
-	if !relapse || c.backoff == nil {
-		c.backoff = intervals(c.s.intervalStart, c.s.intervalStep, c.s.intervalMax)
-	} else {
-		c.log.Warn("amqp: connection lost again soon after its recovery; backing off")
+	sleep := func(d time.Duration) bool {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return true
+		case <-c.closeCtx.Done():
+			return false
+		}
 	}
-	next := c.backoff
+	if wait := recoveryGap - time.Since(c.recoveredAt); !c.recoveredAt.IsZero() && wait > 0 {
+		c.log.Warn("amqp: connection lost again within a second of its recovery; waiting", "wait", wait)
+		if !sleep(wait) {
+			return fmt.Errorf("amqp: connection: %w", transport.ErrClosed)
+		}
+	}
+	c.recoveredAt = time.Now()
+	// Every recovery starts the policy afresh: the first attempt at once,
+	// then interval_start, +interval_step ... for max_retries retries.
+	next := intervals(c.s.intervalStart, c.s.intervalStep, c.s.intervalMax)
 	last := lostErr
 	for attempt := 0; ; attempt++ {
-		if attempt > 0 || relapse {
+		if attempt > 0 {
 			if c.s.maxRetries >= 0 && attempt > c.s.maxRetries {
 				return c.fail(fmt.Errorf("%w after %d attempts: %w", ErrRecoveryFailed, attempt, last))
 			}
-			t := time.NewTimer(next())
-			select {
-			case <-t.C:
-			case <-c.closeCtx.Done():
-				t.Stop()
+			if !sleep(next()) {
 				return fmt.Errorf("amqp: connection: %w", transport.ErrClosed)
 			}
 		}
@@ -545,7 +554,6 @@ func (c *conn) recover() error {
 			continue
 		}
 		c.log.Info("amqp: connection recovered", "attempts", attempt+1)
-		c.recoveredAt = time.Now()
 		return nil
 	}
 }

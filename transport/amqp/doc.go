@@ -114,7 +114,8 @@
 // dead, joins its forwarders, and dials again: at once, then after
 // interval_start, interval_start+interval_step, ... up to
 // interval_max+interval_start, for at most max_retries retries (defaults:
-// 2 s, 2 s, 30 s, 10 retries; recovery=false disables it). On a new
+// 2 s, 2 s, 30 s, and no limit, Kombu's max_retries=None; recovery=false
+// disables it). On a new
 // connection it declares again the exchanges, queues and bindings this
 // connection declared (passive declarations are not recorded, deletions and
 // auto-delete queues left by their last consumer are forgotten; a
@@ -122,12 +123,13 @@
 // use the new one), then reopens each channel with confirm mode and its
 // prefetch and starts every consumer again with the same tag and callback.
 // An entity the broker refuses now is logged and skipped. Requests made
-// meanwhile wait in the executor's queue (bounded by their context). A
-// connection lost again within max(interval_max+interval_start, 5 s) of its
-// recovery is a relapse: the retry intervals carry on from where they were
-// instead of starting over with an immediate attempt, so something that
-// breaks every new connection cannot make the transport reconnect in a
-// tight loop.
+// meanwhile wait in the executor's queue (bounded by their context). Every
+// loss starts the retry policy afresh, however many came before: there is
+// no backoff that grows from one recovery to the next. Only a connection
+// lost within a second of the start of its recovery waits for the rest of
+// that second first (Kombu's ConsumerMixin restarts at most once a
+// second), so something that breaks every new connection makes the
+// transport reconnect once a second, not in a tight loop.
 //
 // When a call's context ends while the call waits in the executor's queue,
 // the call is skipped. If it had already started, it completes; Consume and

@@ -102,7 +102,10 @@ func dial(tb testing.TB, opts map[string]any) *env {
 		delete(cfg.Options, "__proxy_port")
 		cfg.Hostname, cfg.Port = "127.0.0.1", port
 	}
-	if os.Getenv("KOMBU_TEST_AMQP_DEBUG") != "" {
+	if l, ok := cfg.Options["__logger"].(*slog.Logger); ok {
+		delete(cfg.Options, "__logger")
+		cfg.Logger = l
+	} else if os.Getenv("KOMBU_TEST_AMQP_DEBUG") != "" {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	tr, err := New(cfg)

@@ -23,7 +23,7 @@ func TestParseConfigDefaults(t *testing.T) {
 	if s.heartbeat != DefaultHeartbeat || s.connectTimeout != DefaultConnectTimeout || s.useTLS || s.confirm {
 		t.Errorf("defaults: %+v", s)
 	}
-	if !s.recovery || s.maxRetries != 10 || s.intervalStart != 2*time.Second || s.intervalMax != 30*time.Second {
+	if !s.recovery || s.maxRetries != -1 || s.intervalStart != 2*time.Second || s.intervalMax != 30*time.Second {
 		t.Errorf("recovery defaults: %+v", s)
 	}
 	// pyamqp fills each falsy parameter on its own.

@@ -1,9 +1,11 @@
 package amqp
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"os/exec"
 	"strconv"
@@ -409,4 +411,76 @@ func TestRecoveryDisabled(t *testing.T) {
 	if err := e.conn.Err(); !transport.IsConnectionError(err) {
 		t.Fatalf("Err = %v", err)
 	}
+}
+
+// TestRecoveryNoCumulativeBackoff: a connection lost again and again, each
+// time as soon as it delivered after its recovery, is recovered every time
+// without the retry policy's intervals (interval_start is 5 s here): at
+// once, or at most recoveryGap after the previous recovery began. Before
+// issue 10 each such loss added interval_step to the wait (2, 4, 6 s with
+// the defaults). The waits the transport logs are checked too.
+func TestRecoveryNoCumulativeBackoff(t *testing.T) {
+	var logged bytes.Buffer
+	var logMu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(&lockedBuffer{mu: &logMu, b: &logged}, nil))
+	e, p := dialProxy(t, map[string]any{"interval_start": 5, "__logger": logger})
+	ch := e.channel()
+	q := e.queue(ch, transport.Queue{})
+	col := newCollector()
+	col.onHub = func(m *transport.Message) { ch.Ack(m.DeliveryInfo.DeliveryTag) }
+	if _, err := ch.Consume(ctxT(t), transport.ConsumeOptions{Queue: q}, col.fn); err != nil {
+		t.Fatal(err)
+	}
+	pub := dial(t, nil).channel()
+	const cuts = 6
+	var took []string
+	for i := range cuts + 1 {
+		start := time.Now()
+		if err := pub.Publish(ctxT(t), msg(strconv.Itoa(i)), "", q, transport.PublishOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		// After a cut, the message waits in the queue for the recovery
+		// (or, sent to the dead consumer, is requeued by the broker).
+		for m := col.next(t); string(m.Body) != strconv.Itoa(i); m = col.next(t) {
+			if n, _ := strconv.Atoi(string(m.Body)); n > i {
+				t.Fatalf("got %q, want %d", m.Body, i)
+			}
+		}
+		d := time.Since(start)
+		took = append(took, d.Round(time.Millisecond).String())
+		if i > 0 && d >= 5*time.Second {
+			t.Errorf("recovery %d took %v: the retry interval was applied", i, d)
+		}
+		if i < cuts {
+			p.cut()
+		}
+	}
+	t.Logf("publish-to-delivery across %d losses: %s", cuts, strings.Join(took, ", "))
+	logMu.Lock()
+	defer logMu.Unlock()
+	out := logged.String()
+	if n := strings.Count(out, "connection recovered"); n != cuts {
+		t.Errorf("%d recoveries logged, want %d:\n%s", n, cuts, out)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "reconnect failed") {
+			t.Errorf("a reconnection failed: %s", line)
+		}
+		if _, w, ok := strings.Cut(line, " wait="); ok {
+			if d, err := time.ParseDuration(strings.Fields(w)[0]); err != nil || d > recoveryGap {
+				t.Errorf("logged wait %q, want at most %v", w, recoveryGap)
+			}
+		}
+	}
+}
+
+type lockedBuffer struct {
+	mu *sync.Mutex
+	b  *bytes.Buffer
+}
+
+func (w *lockedBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
 }

@@ -93,11 +93,12 @@ type Transport struct {
 //   - frame_max (int): the largest frame to negotiate (default 131072).
 //   - recovery (bool, default true): reconnect after a connection loss; see
 //     the package documentation.
-//   - max_retries (int, default 10; "none" or a negative number: unlimited),
-//     interval_start, interval_step, interval_max (seconds, defaults 2, 2,
-//     30): Kombu's retry policy, used by the recovery. The first attempt is
-//     immediate; then the waits are interval_start, +interval_step, ... up to
-//     interval_max+interval_start, as Kombu's retry_over_time.
+//   - max_retries (int; default, "none", null or a negative number:
+//     unlimited, Kombu's max_retries=None), interval_start, interval_step,
+//     interval_max (seconds, defaults 2, 2, 30): Kombu's retry policy, used
+//     by each recovery. The first attempt is immediate; then the waits are
+//     interval_start, +interval_step, ... up to interval_max+interval_start,
+//     as Kombu's retry_over_time, for max_retries retries.
 //   - close_timeout (seconds, default 5): how long Close waits for the broker
 //     before cutting the socket.
 //   - ssl (bool or map), ssl_ca_certs, ssl_certfile, ssl_keyfile,
@@ -154,7 +155,7 @@ func parseConfig(cfg transport.Config) (settings, error) {
 		heartbeat:      cfg.Heartbeat,
 		frameMax:       defaultFrameMax,
 		recovery:       true,
-		maxRetries:     10,
+		maxRetries:     -1,
 		intervalStart:  2 * time.Second,
 		intervalStep:   2 * time.Second,
 		intervalMax:    30 * time.Second,

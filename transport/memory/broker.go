@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 
 	"github.com/kombu-go/kombu/channel"
@@ -290,7 +291,18 @@ func (s *store) Close() error {
 // its message nor a consumer modifying a delivery can change another copy.
 func own(m *transport.Message) {
 	if m.Body != nil {
-		m.Body = append(make([]byte, 0, len(m.Body)), m.Body...)
+		// In pieces of 1 MiB, yielding between them: one copy of a large
+		// body is a memmove the scheduler cannot preempt, slow into fresh
+		// memory, and a garbage collection waiting for this goroutine
+		// would hold up the consumers' hub meanwhile.
+		body := make([]byte, len(m.Body))
+		for i := 0; i < len(body); i += 1 << 20 {
+			if i > 0 {
+				runtime.Gosched()
+			}
+			copy(body[i:], m.Body[i:min(len(body), i+1<<20)])
+		}
+		m.Body = body
 	}
 	if m.Headers != nil {
 		m.Headers = cloneMap(m.Headers)
