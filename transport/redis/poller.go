@@ -434,16 +434,22 @@ func (s *hubSock) flush() {
 	}
 }
 
-// onReadable reads what the kernel has, feeds the RESP reader and handles
-// every complete reply.
+// readBudget bounds what one readiness event reads from a socket: a reply
+// of many megabytes is read over several loop turns (the descriptor stays
+// readable), so timers and other sockets are served in between.
+const readBudget = 1 << 20
+
+// onReadable reads what the kernel has (up to readBudget), feeds the RESP
+// reader and handles every complete reply.
 func (s *hubSock) onReadable() {
 	gen := s.gen
-	for s.state == sockOpen && gen == s.gen {
+	for read := 0; s.state == sockOpen && gen == s.gen; {
 		n, err := fdRead(s.fd, s.p.buf)
 		if n > 0 {
 			s.rd.Feed(s.p.buf[:n])
 			s.parse(gen)
-			if n < len(s.p.buf) {
+			read += n
+			if n < len(s.p.buf) || read >= readBudget {
 				break
 			}
 			continue

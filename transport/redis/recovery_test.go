@@ -443,3 +443,42 @@ func TestGetLostReplyPutsBack(t *testing.T) {
 		t.Errorf("%d of the record and the marker left", n)
 	}
 }
+
+// Large envelopes are recorded under their own tag, exchange and routing
+// key: one whose base64 body the script cuts out before decoding it, and
+// one with an escaped text body, decoded whole.
+func TestLargeEnvelopeRecords(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := ctxT(t)
+	big := make([]byte, 300<<10)
+	for i := range big {
+		big[i] = byte('a' + i%26)
+	}
+	text := append([]byte(`line "one"\`+"\n"), big...)
+	for i, tc := range []struct {
+		body     []byte
+		encoding string
+	}{{big, "base64"}, {text, "utf-8"}} {
+		tag := fmt.Sprint("big-", i)
+		env, err := transport.EncodeEnvelope(&transport.Message{Body: tc.body, ContentType: "text/plain",
+			ContentEncoding: "utf-8", DeliveryInfo: transport.DeliveryInfo{Exchange: "ex", RoutingKey: "rk", DeliveryTag: tag}},
+			tc.encoding)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := e.prefix + fmt.Sprint("bigq", i)
+		e.rdb.LPush(ctx, q, env)
+		ps, _, err := e.conn.pop(ctx, []string{q}, 1, true)
+		if err != nil || len(ps) != 1 || ps[0].tag != tag {
+			t.Fatalf("%s: popped %d (err %v), tag %q", tc.encoding, len(ps), err, ps[0].tag)
+		}
+		rec, err := e.rdb.HGet(ctx, e.prefix+"unacked", tag).Result()
+		if err != nil {
+			t.Fatalf("%s: no record: %v", tc.encoding, err)
+		}
+		r, ok := parseRecord([]byte(rec))
+		if !ok || string(r.env) != string(env) || r.ex != "ex" || r.rk != "rk" {
+			t.Errorf("%s: record of %d bytes, exchange %q, routing key %q", tc.encoding, len(r.env), r.ex, r.rk)
+		}
+	}
+}
