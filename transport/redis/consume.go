@@ -81,8 +81,9 @@ type hubState struct {
 	waitGen        uint64 // counts the waits sent
 	// trickle is set while the wait keeps bringing messages one at a time
 	// and the scripts come back short: the wait is then sent right behind
-	// each script.
-	trickle bool
+	// each script. deferPump makes deliverPending post its pump (after a
+	// wait's message).
+	trickle, deferPump bool
 	// badKeys are the list keys found holding another type (logged once
 	// each, never waited on).
 	badKeys map[string]struct{}
@@ -340,6 +341,14 @@ func (st *store) deliverPending() {
 	}
 	st.pending, st.pendingAt = st.pending[:0], 0
 	done = true
+	if st.deferPump {
+		// A message the wait handed over: the script that records it goes
+		// out after the acks its callback made (posted to the hub before
+		// this), so that it carries them instead of the executor.
+		st.deferPump = false
+		st.c.h.Post(st.pump)
+		return
+	}
 	st.pump()
 }
 

@@ -455,6 +455,7 @@ func (st *store) onWait(s *hubSock, cmd *popCmd, v resp.Value) {
 		st.unconfirmed = append(st.unconfirmed, p)
 		st.markDirty(p.key) // more may wait behind it
 		st.trickle = true
+		st.deferPump = true
 	}
 	st.pending = append(st.pending, p)
 	st.deliverPending()
