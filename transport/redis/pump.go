@@ -476,12 +476,6 @@ func (st *store) onScript(s *hubSock, cmd *popCmd, v resp.Value) {
 	}
 	st.confirm(cmd.pairs)
 	st.trickle = st.trickle && len(a[2].Array()) < 3*cmd.n // a full batch: a backlog
-	if st.waiting() {
-		st.ackViaExecutor() // the wait behind this script would hold them
-		if len(st.dirty) > 0 {
-			st.unblock()
-		}
-	}
 	rec := a[3].Array()
 	for i := 0; i+2 < len(rec); i += 3 {
 		key := string(rec[i].Str)
@@ -534,6 +528,12 @@ func (st *store) onScript(s *hubSock, cmd *popCmd, v resp.Value) {
 			if _, bad := st.badKeys[k]; !bad && k != cmd.primary && st.cons == s && s.tracking {
 				st.toArm = append(st.toArm, k)
 			}
+		}
+	}
+	if st.waiting() {
+		st.ackViaExecutor() // the wait behind this script would hold them
+		if len(st.dirty) > 0 {
+			st.unblock()
 		}
 	}
 	st.deliverPending()

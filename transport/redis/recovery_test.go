@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -479,6 +480,45 @@ func TestLargeEnvelopeRecords(t *testing.T) {
 		r, ok := parseRecord([]byte(rec))
 		if !ok || string(r.env) != string(env) || r.ex != "ex" || r.rk != "rk" {
 			t.Errorf("%s: record of %d bytes, exchange %q, routing key %q", tc.encoding, len(r.env), r.ex, r.rk)
+		}
+	}
+}
+
+// Messages that come one at a time are handed over by the wait, one round
+// trip each: the script that records each one leaves the wait blocking,
+// with no CLIENT UNBLOCK (a stale dirty mark once sent one per message).
+func TestTrickleNeedsNoUnblock(t *testing.T) {
+	redisURL(t)
+	srv := startPrivateRedis(t, false)
+	t.Setenv("KOMBU_TEST_REDIS_URL", srv.url)
+	e := newEnv(t, nil)
+	ch := e.channel()
+	ctx := ctxT(t)
+	col := newCollector()
+	if _, err := ch.Consume(ctx, transport.ConsumeOptions{Queue: "tr"}, func(m *transport.Message) {
+		ch.Ack(m.DeliveryInfo.DeliveryTag)
+		col.add(m)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitConsumeSocket(t, e, ch.st, rWait)
+	admin := srv.client()
+	defer admin.Close()
+	admin.ConfigResetStat(ctx)
+	const n = 50
+	for i := range n {
+		if err := ch.Publish(ctx, textMsg(strconv.Itoa(i)), "", "tr", transport.PublishOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, col.seen, "a trickle delivery")
+	}
+	stats, err := admin.Info(ctx, "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(stats, "\n") {
+		if strings.HasPrefix(line, "cmdstat_client|unblock:") {
+			t.Errorf("%d messages one at a time needed CLIENT UNBLOCK: %s", n, strings.TrimSpace(line))
 		}
 	}
 }
