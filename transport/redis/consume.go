@@ -432,6 +432,7 @@ type popped struct {
 	// message BLMOVE handed over until the consume script recorded it.
 	sum         string
 	unconfirmed bool
+	sent        bool // a script carried it: its record may exist
 	// m is the decoded message, when it was decoded before delivery.
 	m *transport.Message
 }

@@ -10,9 +10,9 @@ package redis
 //     the tags that call handed over;
 //  2. records the messages BLMOVE moved into the processing list (KEYS[3]):
 //     those the client already delivered under the tags it passes (ARGV
-//     pairs sha1-of-bytes, tag), and the others (a BLMOVE reply that never
-//     arrived) under the envelope's tag, returned for delivery; the list is
-//     then emptied;
+//     pairs sha1-of-bytes, tag; an empty tag: already acked, not recorded),
+//     and the others (a BLMOVE reply that never arrived) under the
+//     envelope's tag, returned for delivery; the list is then emptied;
 //  3. pops up to N messages from the list keys (KEYS[5..]) in the order
 //     given (Kombu's BRPOP order, the keys that may hold messages), each
 //     key until it is empty, and records each message (HSET unacked, ZADD
@@ -64,6 +64,7 @@ end
 local out, recovered = {}, {}
 local recs, idx = {}, {}
 local function take(at, raw, given)
+  if given == '' then return end
   local tag, elem, ex, rk = '', nil, nil, nil
   if rec then
     tag, elem, ex, rk = describe(raw)

@@ -320,7 +320,21 @@ func (st *store) sendScript(s *hubSock, n int) *popCmd {
 	if st.lostScript {
 		recover = strconv.FormatUint(st.confirmed, 10)
 	}
-	nargs := 3 + 4 + len(cmd.keys) + 8 + len(cmd.acks) + 2*len(cmd.pairs)
+	// A message the wait handed over and the application acked before any
+	// script recorded it needs neither record nor ack: the script only
+	// takes it out of the processing list (an empty tag). Once a script
+	// carried it, its record may exist, and both go as they are.
+	acks, tags := cmd.acks, make([]string, len(cmd.pairs))
+	for i, p := range cmd.pairs {
+		tags[i] = p.tag
+		if !p.sent && slices.Contains(acks, p.tag) {
+			tags[i] = ""
+			// cmd.acks stays whole: a lost reply sends them again.
+			acks = slices.DeleteFunc(slices.Clone(acks), func(t string) bool { return t == p.tag })
+		}
+		p.sent = true
+	}
+	nargs := 3 + 4 + len(cmd.keys) + 8 + len(acks) + 2*len(cmd.pairs)
 	b := resp.AppendArrayHeader(s.out[len(s.out):], nargs)
 	b = resp.AppendBulkString(b, "EVALSHA")
 	b = resp.AppendBulkString(b, consumeSHA)
@@ -338,14 +352,14 @@ func (st *store) sendScript(s *hubSock, n int) *popCmd {
 	b = resp.AppendBulkInt(b, int64(cmd.seq))
 	b = resp.AppendBulkString(b, recover)
 	b = resp.AppendBulkString(b, cmd.waitKey)
-	b = resp.AppendBulkInt(b, int64(len(cmd.acks)))
+	b = resp.AppendBulkInt(b, int64(len(acks)))
 	b = resp.AppendBulkInt(b, int64(len(cmd.pairs)))
-	for _, t := range cmd.acks {
+	for _, t := range acks {
 		b = resp.AppendBulkString(b, t)
 	}
-	for _, p := range cmd.pairs {
+	for i, p := range cmd.pairs {
 		b = resp.AppendBulkString(b, p.sum)
-		b = resp.AppendBulkString(b, p.tag)
+		b = resp.AppendBulkString(b, tags[i])
 	}
 	st.reserved += cmd.n
 	s.send(b, expect{kind: rScript, wait: o.scriptWait(), cmd: cmd})
