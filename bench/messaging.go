@@ -67,6 +67,18 @@ type MessagingResult struct {
 	// LatencyP50VsPlain is the hub's p50 over that of a plain BRPOP loop
 	// with no unacked record (Baseline.PlainP50us).
 	LatencyP50VsPlain float64 `json:"latency_p50_vs_plain_brpop,omitempty"`
+	// With Batch > 1 on Redis (and Baseline), the batched publish against a
+	// plain go-redis pipeline of the same envelopes, in interleaved rounds
+	// of the same run (comparePublish): PublishRoundsPerSec is the batched
+	// publish's rate in those rounds, PublishBaselinePerSec the pipeline's
+	// with the envelopes encoded beforehand, PublishNaivePerSec the
+	// pipeline's serializing and encoding in its loop (the obvious Go
+	// publisher), and the ratios are the batched rate over each.
+	PublishRoundsPerSec   float64 `json:"publish_rounds_per_s,omitempty"`
+	PublishBaselinePerSec float64 `json:"publish_baseline_per_s,omitempty"`
+	PublishVsBaseline     float64 `json:"publish_vs_baseline,omitempty"`
+	PublishNaivePerSec    float64 `json:"publish_naive_per_s,omitempty"`
+	PublishVsNaive        float64 `json:"publish_vs_naive,omitempty"`
 	// Scaling is the queue-scaling comparison (RunScaling), when asked for.
 	Scaling *ScalingResult `json:"queue_scaling,omitempty"`
 }
@@ -288,6 +300,14 @@ func RunMessaging(ctx context.Context, cfg MessagingConfig) (MessagingResult, er
 	defer cancel()
 	if err := cons.Cancel(cctx); err != nil {
 		return res, err
+	}
+	if cfg.Baseline && res.Transport == "redis" && cfg.Batch > 1 {
+		cmp, err := comparePublish(ctx, cfg.URL, prod, prefix+"-pub", cfg.Messages, cfg.Batch, payload)
+		if err != nil {
+			return res, fmt.Errorf("publish baseline: %w", err)
+		}
+		res.PublishRoundsPerSec, res.PublishBaselinePerSec, res.PublishNaivePerSec = cmp.Batched, cmp.Ready, cmp.Naive
+		res.PublishVsBaseline, res.PublishVsNaive = cmp.Batched/cmp.Ready, cmp.Batched/cmp.Naive
 	}
 	if cfg.Baseline && res.Transport == "redis" {
 		// Queues of its own: the hub's channel may still hold a BRPOP on the

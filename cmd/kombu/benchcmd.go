@@ -90,6 +90,15 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stdout, "  %-11s %10.0f msg/s  (messages on one)  -> %.2fx (median round %.2fx)\n",
 			fmt.Sprintf("%d queues", sc.Queues), sc.ManyQueuesPerSec, sc.Ratio, sc.MedianRoundRatio)
 	}
+	if res.PublishBaselinePerSec > 0 {
+		fmt.Fprintf(stdout, "batched publish against a plain go-redis pipeline of the same envelopes (batches of %d), %d interleaved rounds:\n",
+			res.Batch, 6)
+		fmt.Fprintf(stdout, "  publish  %10.0f msg/s  PublishBatch\n", res.PublishRoundsPerSec)
+		fmt.Fprintf(stdout, "  publish  %10.0f msg/s  envelopes encoded beforehand -> batched publish is %.2fx\n",
+			res.PublishBaselinePerSec, res.PublishVsBaseline)
+		fmt.Fprintf(stdout, "  publish  %10.0f msg/s  json.Marshal and the envelope in the loop -> batched publish is %.2fx\n",
+			res.PublishNaivePerSec, res.PublishVsNaive)
+	}
 	if b := res.Baseline; b != nil {
 		fmt.Fprintf(stdout, "naive baseline (goroutine per queue, go-redis BRPOP, Kombu's unacked records), same run:\n")
 		fmt.Fprintf(stdout, "  consume  %10.0f msg/s  -> hub is %.2fx\n", b.ConsumePerSec, res.ConsumeVsBaseline)

@@ -42,6 +42,9 @@ func jsonSerializer() Serializer {
 var jsonBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 func jsonEncode(v any) ([]byte, error) {
+	if b, ok := appendJSONFast(make([]byte, 0, 128), v); ok {
+		return b, nil
+	}
 	buf := jsonBuffers.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer func() {

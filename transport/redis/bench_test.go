@@ -306,3 +306,59 @@ func BenchmarkRoundTrip(b *testing.B) {
 		rdb.Close()
 	})
 }
+
+// BenchmarkPublishBatchVsPipeline compares, in interleaved rounds of the
+// same run, Channel.PublishBatch of messages (envelopes encoded in the
+// call) with a plain go-redis pipeline of envelopes encoded beforehand, in
+// batches of 100; it reports both rates and the ratio.
+func BenchmarkPublishBatchVsPipeline(b *testing.B) {
+	e := newEnv(b, nil)
+	ch := e.channel()
+	ctx := context.Background()
+	reqs := make([]PublishRequest, 100)
+	envs := make([][]byte, 100)
+	for i := range reqs {
+		reqs[i] = PublishRequest{Message: benchMsg(i), RoutingKey: "pvp"}
+		m := *benchMsg(i)
+		m.DeliveryInfo = transport.DeliveryInfo{RoutingKey: "pvp", DeliveryTag: fmt.Sprintf("tag-%d", i)}
+		env, err := transport.EncodeEnvelope(&m, "base64")
+		if err != nil {
+			b.Fatal(err)
+		}
+		envs[i] = env
+	}
+	var ours, plain time.Duration
+	n := max(b.N/100, 1)
+	b.ResetTimer()
+	for round := 0; round < 10; round++ {
+		for k := range 2 {
+			if (round+k)%2 == 0 {
+				t0 := time.Now()
+				for range n / 10 {
+					if err := ch.PublishBatch(ctx, reqs); err != nil {
+						b.Fatal(err)
+					}
+				}
+				ours += time.Since(t0)
+				continue
+			}
+			t0 := time.Now()
+			for range n / 10 {
+				if _, err := e.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+					for _, env := range envs {
+						p.LPush(ctx, e.prefix+"pvp-plain", env)
+					}
+					return nil
+				}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			plain += time.Since(t0)
+		}
+		e.rdb.Del(ctx, e.prefix+"pvp", e.prefix+"pvp-plain")
+	}
+	msgs := float64(n / 10 * 10 * 100)
+	b.ReportMetric(msgs/ours.Seconds(), "batch-msg/s")
+	b.ReportMetric(msgs/plain.Seconds(), "pipeline-msg/s")
+	b.ReportMetric(plain.Seconds()/ours.Seconds(), "ratio")
+}

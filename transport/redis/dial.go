@@ -36,37 +36,51 @@ func (r *dialResult) release() {
 // Go's runtime poller no longer watches it. A TLS connection cannot be
 // read through a raw descriptor; it is bridged instead (see bridgeTLS).
 func (c *Conn) dialFD(ctx context.Context) (int, error) {
+	nc, err := c.dialConn(ctx)
+	if err != nil {
+		return -1, err
+	}
+	if tc, ok := nc.(*tls.Conn); ok {
+		return c.bridgeTLS(tc)
+	}
+	return takeFD(nc)
+}
+
+// dialConn connects to the Redis server (the current master when Redis is
+// reached through sentinels), with TLS when configured; nothing is sent on
+// the connection yet.
+func (c *Conn) dialConn(ctx context.Context) (net.Conn, error) {
 	network, addr := c.o.network, c.o.addr
 	if c.o.masterName != "" {
 		a, err := c.masterAddr(ctx)
 		if err != nil {
-			return -1, err
+			return nil, err
 		}
 		network, addr = "tcp", a
 	}
 	d := net.Dialer{Timeout: c.o.connTimeout, KeepAlive: c.o.keepAlive}
 	nc, err := d.DialContext(ctx, network, addr)
 	if err != nil {
-		return -1, err
+		return nil, err
 	}
-	if c.o.tls != nil {
-		cfg := c.o.tls.Clone()
-		if cfg.ServerName == "" {
-			if h, _, err := net.SplitHostPort(addr); err == nil {
-				cfg.ServerName = h
-			}
-		}
-		tc := tls.Client(nc, cfg)
-		hctx, cancel := context.WithTimeout(ctx, c.o.connTimeout)
-		err := tc.HandshakeContext(hctx)
-		cancel()
-		if err != nil {
-			nc.Close()
-			return -1, err
-		}
-		return c.bridgeTLS(tc)
+	if c.o.tls == nil {
+		return nc, nil
 	}
-	return takeFD(nc)
+	cfg := c.o.tls.Clone()
+	if cfg.ServerName == "" {
+		if h, _, err := net.SplitHostPort(addr); err == nil {
+			cfg.ServerName = h
+		}
+	}
+	tc := tls.Client(nc, cfg)
+	hctx, cancel := context.WithTimeout(ctx, c.o.connTimeout)
+	err = tc.HandshakeContext(hctx)
+	cancel()
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return tc, nil
 }
 
 // bridgeTLS is the TLS fallback: crypto/tls needs a net.Conn read by a

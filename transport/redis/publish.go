@@ -2,13 +2,16 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/kombu-go/kombu/channel"
+	"github.com/kombu-go/kombu/internal/resp"
 	"github.com/kombu-go/kombu/transport"
 )
 
@@ -20,11 +23,13 @@ var _ transport.BatchPublisher = (*Channel)(nil)
 
 // PublishBatch publishes messages as Publish would, routed the same way
 // and in order, in two round trips for the whole batch: one pipeline reads
-// the binding tables of the exchanges involved (SMEMBERS, once each), one
-// pipeline sends every LPUSH and PUBLISH. Each stored copy gets its own
-// uuid4 delivery tag. mandatory and immediate are ignored, as Kombu does on
-// Redis. It returns the first error; a failed pipeline may have stored part
-// of the batch. Safe for concurrent use.
+// the binding tables of the exchanges involved (SMEMBERS, once each, through
+// go-redis), one pipeline sends every LPUSH and PUBLISH, on a connection of
+// the transport's own (pubconn.go) where the commands are written while
+// the rest of the batch is still being encoded. Each stored copy gets its
+// own uuid4 delivery tag. mandatory and immediate are ignored, as Kombu does
+// on Redis. It returns the first error; a failed pipeline may have stored
+// part of the batch. Safe for concurrent use.
 func (ch *Channel) PublishBatch(ctx context.Context, reqs []PublishRequest) error {
 	st := ch.st
 	o := st.o
@@ -62,55 +67,89 @@ func (ch *Channel) PublishBatch(ctx context.Context, reqs []PublishRequest) erro
 		}
 	}
 	dlq := o.chanOpts.DeadLetterQueue
-	var buf []byte
+	pc, err := st.c.getPub(ctx)
+	if err != nil {
+		if errors.Is(err, errClosedConn) {
+			return fmt.Errorf("redis: %w", transport.ErrClosed)
+		}
+		return connError("publish", err)
+	}
+	stop := pc.deadline(ctx, o)
+	b := &pubBatch{pc: pc}
+	err = st.appendBatch(b, reqs, state, tables, dlq)
+	ferr := b.finish()
+	stop()
+	st.c.putPub(pc, b.err == nil)
+	if err == nil {
+		err = ferr
+	}
+	var re replyError
+	if errors.As(err, &re) {
+		return fmt.Errorf("redis: publish: %w", re.err)
+	}
+	return connError("publish", err)
+}
+
+// appendBatch appends the batch's commands to b (LPUSH to each routed
+// queue's priority key, with PEXPIRE of the queue's keys for x-expires, or
+// PUBLISH for fanout) as each message is encoded.
+func (st *store) appendBatch(b *pubBatch, reqs []PublishRequest, state *channel.State,
+	tables map[string][]channel.Row, dlq string) error {
+	o := st.o
+	var env []byte
 	var queues []string
-	_, err := st.c.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		for _, r := range reqs {
-			m := *r.Message
-			m.DeliveryInfo = transport.DeliveryInfo{Exchange: r.Exchange, RoutingKey: r.RoutingKey}
-			typ := state.Typeof(r.Exchange)
-			if r.Exchange != "" && typ == transport.Fanout {
-				m.DeliveryInfo.DeliveryTag = channel.NewDeliveryTag()
-				env, err := transport.EncodeEnvelope(&m, o.bodyEncoding)
-				if err != nil {
-					return err
-				}
-				p.Publish(ctx, o.key(o.fanoutTopic(r.Exchange, r.RoutingKey)), env)
-				continue
+	var err error
+	for _, r := range reqs {
+		m := *r.Message
+		m.DeliveryInfo = transport.DeliveryInfo{Exchange: r.Exchange, RoutingKey: r.RoutingKey}
+		typ := state.Typeof(r.Exchange)
+		if r.Exchange != "" && typ == transport.Fanout {
+			m.DeliveryInfo.DeliveryTag = channel.NewDeliveryTag()
+			if env, err = transport.AppendEnvelope(env[:0], &m, o.bodyEncoding); err != nil {
+				return err
 			}
-			queues = queues[:0]
-			if r.Exchange == "" {
-				if q := r.RoutingKey; q != "" {
-					queues = append(queues, q)
-				}
-			} else {
-				queues = channel.Lookup(typ, tables[r.Exchange], r.RoutingKey, m.Headers, dlq, queues)
+			b.pc.out = appendCommand3(b.pc.out, "PUBLISH", o.key(o.fanoutTopic(r.Exchange, r.RoutingKey)), env)
+			b.add()
+			continue
+		}
+		queues = queues[:0]
+		if r.Exchange == "" {
+			if q := r.RoutingKey; q != "" {
+				queues = append(queues, q)
 			}
-			if len(queues) == 0 && dlq != "" {
-				queues = append(queues, dlq)
+		} else {
+			queues = channel.Lookup(typ, tables[r.Exchange], r.RoutingKey, m.Headers, dlq, queues)
+		}
+		if len(queues) == 0 && dlq != "" {
+			queues = append(queues, dlq)
+		}
+		for _, q := range queues {
+			m.DeliveryInfo.DeliveryTag = channel.NewDeliveryTag()
+			if env, err = transport.AppendEnvelope(env[:0], &m, o.bodyEncoding); err != nil {
+				return err
 			}
-			for _, q := range queues {
-				m.DeliveryInfo.DeliveryTag = channel.NewDeliveryTag()
-				var err error
-				if buf, err = transport.AppendEnvelope(buf[:0], &m, o.bodyEncoding); err != nil {
-					return err
-				}
-				env := string(buf) // the pipeline keeps it until Exec
-				key := o.key(o.queueKey(q, m.Properties.Priority))
-				p.LPush(ctx, key, env)
-				if ms, ok := st.ttl(q); ok {
-					for _, k := range o.stepKeys(q) {
-						p.PExpire(ctx, k, msDuration(ms))
-					}
+			b.pc.out = appendCommand3(b.pc.out, "LPUSH", o.key(o.queueKey(q, m.Properties.Priority)), env)
+			b.add()
+			if ms, ok := st.ttl(q); ok {
+				for _, k := range o.stepKeys(q) {
+					b.pc.out = resp.AppendCommand(b.pc.out, "PEXPIRE", k, strconv.FormatInt(ms, 10))
+					b.add()
 				}
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		return connError("publish", err)
+		if b.err != nil {
+			return nil // finish reports it
+		}
 	}
 	return nil
+}
+
+// appendCommand3 appends the command name key value.
+func appendCommand3(b []byte, name, key string, value []byte) []byte {
+	b = resp.AppendArrayHeader(b, 3)
+	b = resp.AppendBulkString(b, name)
+	b = resp.AppendBulkString(b, key)
+	return resp.AppendBulk(b, value)
 }
 
 // parseTable splits binding members into rows (Kombu's get_table).

@@ -188,6 +188,7 @@ type Conn struct {
 	rdb   *goredis.Client
 	exec  *executor
 	sweep *sweeper
+	pub   pubPool      // PublishBatch's connections (pubconn.go)
 	mp    *multiPoller // hub goroutine only
 
 	chans  *channel.Set[*Channel]
@@ -251,6 +252,7 @@ func (c *Conn) Close() error {
 	c.sweep.stop()      // c.ctx is cancelled: a sweep in progress ends
 	c.exec.stop()
 	c.wg.Wait()
+	c.closePub()
 	errs = append(errs, c.rdb.Close())
 	c.chans.Finish()
 	return errors.Join(errs...)
