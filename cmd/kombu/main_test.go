@@ -6,11 +6,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
-
-	"go.uber.org/goleak"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // runCLI runs the command line in this process, with an empty
 // environment and no terminal.
