@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/kombu-go/kombu/messaging"
 	"github.com/kombu-go/kombu/messaging/serializer"
@@ -264,7 +267,7 @@ func (c *consumeRun) print(m *messaging.Message, decodeErr error) {
 		return
 	}
 	fmt.Fprintf(out, "[%s] exchange=%q routing_key=%q content_type=%q redelivered=%v\n%s\n",
-		m.DeliveryTag(), m.DeliveryInfo.Exchange, m.DeliveryInfo.RoutingKey, m.ContentType, m.DeliveryInfo.Redelivered, m.Body)
+		m.DeliveryTag(), m.DeliveryInfo.Exchange, m.DeliveryInfo.RoutingKey, m.ContentType, m.DeliveryInfo.Redelivered, textBody(m, decodeErr))
 	if decodeErr != nil {
 		fmt.Fprintf(out, "(undecodable: %v)\n", decodeErr)
 		return
@@ -272,4 +275,21 @@ func (c *consumeRun) print(m *messaging.Message, decodeErr error) {
 	if _, err := m.Decode(); err != nil {
 		fmt.Fprintf(out, "(not decoded: %v; --accept lists what to decode, now %s)\n", err, strings.Join(c.accepts, ","))
 	}
+}
+
+// textBody is the body as the text form prints it: as it is when it is
+// text; a binary body (msgpack ...) as JSON when it decodes, else base64,
+// so that a terminal never receives raw bytes.
+func textBody(m *messaging.Message, decodeErr error) string {
+	if utf8.Valid(m.Body) {
+		return string(m.Body)
+	}
+	if decodeErr == nil {
+		if v, err := m.Decode(); err == nil {
+			if b, err := json.Marshal(v); err == nil {
+				return string(b)
+			}
+		}
+	}
+	return "(binary, base64) " + base64.StdEncoding.EncodeToString(m.Body)
 }

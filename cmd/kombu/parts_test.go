@@ -106,7 +106,7 @@ func TestSparkline(t *testing.T) {
 	if got := sparkline([]float64{0, 0}); got != "▁▁" {
 		t.Errorf("sparkline zero = %q", got)
 	}
-	if got := sparkline([]float64{-4, 0, 4}); got != "▁▄█" {
+	if got := sparkline([]float64{-4, 0, 4, 0, -2}); got != "▁▅█▅▃" { // 0 in the middle
 		t.Errorf("sparkline signed = %q", got)
 	}
 }

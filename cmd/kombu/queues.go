@@ -203,7 +203,11 @@ func printQueues(w io.Writer, out queuesJSON) {
 			if q.OldestUnackedS != nil {
 				oldest = shortDuration(time.Duration(*q.OldestUnackedS) * time.Second)
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\n", q.Name, q.Messages, strings.Join(by, "/"), *q.Unacked, oldest, strings.Join(q.Exchanges, ","))
+			exchanges := strings.Join(q.Exchanges, ",")
+			if exchanges == "" {
+				exchanges = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\n", q.Name, q.Messages, strings.Join(by, "/"), *q.Unacked, oldest, exchanges)
 		}
 	case strings.HasPrefix(out.Source, "management"):
 		fmt.Fprintln(tw, "queue\tmessages\tunacked\tconsumers\tpublish/s\tconsume/s\tstate")

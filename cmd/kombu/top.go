@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -355,21 +356,28 @@ func optRate(p *float64, signed bool) string {
 	return fmt.Sprintf("%.1f", *p)
 }
 
-// sparkline draws values as block characters scaled between their minimum
-// (or 0, if lower) and maximum.
+// sparkline draws values as block characters. Rates that are never
+// negative scale from 0 (▁) to their maximum (█); a series with negative
+// values (the change of depth) scales symmetrically, 0 in the middle (▅),
+// so that a queue filling rises and a queue draining dips.
 func sparkline(vs []float64) string {
 	if len(vs) == 0 {
 		return ""
 	}
 	blocks := []rune("▁▂▃▄▅▆▇█")
-	lo, hi := min(slices.Min(vs), 0), slices.Max(vs)
+	top := float64(len(blocks) - 1)
+	lo, hi := slices.Min(vs), slices.Max(vs)
 	var b strings.Builder
 	for _, v := range vs {
-		i := 0
-		if hi > lo {
-			i = int((v - lo) / (hi - lo) * float64(len(blocks)-1))
+		var x float64 // 0..1
+		switch {
+		case lo < 0:
+			m := max(-lo, hi)
+			x = (v/m + 1) / 2
+		case hi > 0:
+			x = v / hi
 		}
-		b.WriteRune(blocks[min(max(i, 0), len(blocks)-1)])
+		b.WriteRune(blocks[int(math.Round(x*top))])
 	}
 	return b.String()
 }

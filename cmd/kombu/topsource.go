@@ -95,7 +95,7 @@ func (s *mgmtTop) sample(ctx context.Context) ([]topRow, error) {
 }
 
 func (s *mgmtTop) trendOf() (string, string) {
-	return "consume_per_s", " (management API figures, which RabbitMQ refreshes every 5 s by default)"
+	return "consume_per_s", " (management API: RabbitMQ updates it every 5 s)"
 }
 
 func (s *mgmtTop) Close() error { return nil }
