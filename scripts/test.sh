@@ -35,6 +35,11 @@
 #             interoperability tests.
 #   gcc       -race needs cgo and a C compiler; without one the tests run without -race, loudly
 #             (with KOMBU_REQUIRE_BROKERS=1 that is a failure too).
+#   RabbitMQ management API  KOMBU_TEST_AMQP_MANAGEMENT_URL if it is set; else http://HOST:15672 of
+#             the AMQP broker if it answers; else, for a local broker, `rabbitmq-plugins enable
+#             rabbitmq_management` (left enabled: it is how `kombu queues` and `kombu top` list queues
+#             on RabbitMQ). Without it the CLI's listing test skips and says why.
+#   tmux      for the CLI's terminal tests (kombu top, progress bars), run in a real terminal.
 #
 # Variables the tests see (all exported to go test):
 #   KOMBU_TEST_REDIS_URL          redis://127.0.0.1:PORT/0 (unset if no Redis could be had)
@@ -61,6 +66,8 @@
 #                                 RabbitMQ node (its own node name, ports, data, cookie; no
 #                                 management plugin) to stop and start (rabbit-stop DIR); see that
 #                                 file. Tests that stop a broker use this, never the shared one.
+#   KOMBU_TEST_AMQP_MANAGEMENT_URL  http://host:15672 of that broker's management API, when it
+#                                 answers (unset otherwise)
 #   KOMBU_TEST_PYTHON             /usr/bin/python3 when it imports kombu, redis and amqp (the
 #                                 other modules missing are reported, and their tests say so)
 #   KOMBU_TEST_STATE_DIR          this run's temp dir (removed on exit)
@@ -324,10 +331,47 @@ elif ((require)); then
 	missing+=("rabbitmq-server: not installed (the broker stop/start test starts a private node)")
 fi
 
+# ---- RabbitMQ management API (kombu queues and kombu top list RabbitMQ's queues through it) --------
+mgmt_desc=""
+if [[ -n ${KOMBU_TEST_AMQP_URL:-} ]]; then
+	read -r amqp_host _ < <(kb_url_hostport "$KOMBU_TEST_AMQP_URL" 5672)
+	mgmt_url=${KOMBU_TEST_AMQP_MANAGEMENT_URL:-http://$amqp_host:15672}
+	read -r mgmt_host mgmt_port < <(kb_url_hostport "$mgmt_url" 15672)
+	if ! kb_port_open "$mgmt_host" "$mgmt_port" && [[ -z ${KOMBU_TEST_AMQP_MANAGEMENT_URL:-} ]] &&
+		[[ $amqp_host == 127.0.0.1 || $amqp_host == localhost ]] && command -v rabbitmq-plugins >/dev/null 2>&1; then
+		kb_say "enabling rabbitmq_management on the local broker (left enabled; waiting up to 60 s for port 15672)"
+		if timeout 120 rabbitmq-plugins enable rabbitmq_management >"$state/rabbitmq-plugins.log" 2>&1; then
+			for ((i = 0; i < 120; i++)); do
+				kb_port_open "$mgmt_host" "$mgmt_port" && break
+				sleep 0.5
+			done
+		else
+			kb_say "rabbitmq-plugins enable rabbitmq_management failed: $(tail -n 2 "$state/rabbitmq-plugins.log")"
+		fi
+	fi
+	if kb_port_open "$mgmt_host" "$mgmt_port"; then
+		export KOMBU_TEST_AMQP_MANAGEMENT_URL=$mgmt_url
+		mgmt_desc=$mgmt_url
+	else
+		unset KOMBU_TEST_AMQP_MANAGEMENT_URL
+		kb_say "no RabbitMQ management API at $mgmt_url: the CLI's queue-listing test will skip"
+	fi
+else
+	unset KOMBU_TEST_AMQP_MANAGEMENT_URL
+fi
+
+# ---- tmux: the CLI's terminal tests --------------------------------------------------------------------
+if ! command -v tmux >/dev/null 2>&1 && kb_is_root; then
+	kb_apt_install tmux
+fi
+command -v tmux >/dev/null 2>&1 ||
+	missing+=("tmux: not installed (apt-get install tmux): the CLI's terminal tests (kombu top, progress bars) need it")
+
 # ---- report, and stop here if a required broker is missing ------------------------------------------
 kb_say "Redis:    ${redis_desc:-MISSING}"
 kb_say "RabbitMQ: ${amqp_desc:-MISSING}${KOMBU_TEST_RABBITMQCTL:+ (rabbitmqctl: $KOMBU_TEST_RABBITMQCTL)}"
 kb_say "Python:   ${python_desc:-MISSING}"
+kb_say "RabbitMQ management API: ${mgmt_desc:-none (the listing test of the CLI skips)}"
 if ((${#missing[@]})); then
 	{
 		echo

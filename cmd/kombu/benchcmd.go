@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/kombu-go/kombu/bench"
@@ -15,9 +13,9 @@ func init() {
 	register(command{name: "bench", summary: "publish and consume with acks through the hub; msg/s and latency", run: runBench})
 }
 
-func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("bench", "[--url memory://] [--messages N] [--size BYTES] [--queues Q] [--prefetch P] [--json]", stderr)
-	url := fs.String("url", "memory://", "broker URL (default: the in-process memory transport)")
+func runBench(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "bench", "[--url memory://] [--messages N] [--size BYTES] [--queues Q] [--prefetch P] [--json]")
+	url := fs.String("url", "memory://", "broker URL (default: the in-process memory transport; KOMBU_URL is not read, so a benchmark never lands on a broker by accident)")
 	messages := fs.Int("messages", 200000, "messages to publish and then consume")
 	size := fs.Int("size", 64, "payload bytes in each JSON body")
 	queues := fs.Int("queues", 1, "queues the consumer consumes from")
@@ -29,28 +27,28 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	jsonOut := fs.Bool("json", false, "print one JSON object instead of a report")
 	baseline := fs.Bool("baseline", true, "on Redis, also run the naive goroutine-per-queue go-redis consumer in the same run and print the ratios")
 	rounds := fs.Int("scaling-rounds", 0, "with --queues > 1: also compare, in this many alternating rounds, a consumer on the --queues queues (messages on one) with one on a single queue (0: skip)")
-	if err := parse(fs, args); err != nil {
+	quiet := fs.Bool("quiet", false, "no progress bar")
+	if err := parse(e, fs, args); err != nil {
 		return err
 	}
-	idleSet := false
-	fs.Visit(func(f *flag.Flag) { idleSet = idleSet || f.Name == "idle" })
-	if !idleSet && *queues > 1 {
+	if fs.NArg() > 0 {
+		return usageErr(e, fs, "unexpected argument %q", fs.Arg(0))
+	}
+	if !fs.Changed("idle") && *queues > 1 {
 		// Many queues: the idle cost is part of the answer.
 		*idle = 2 * time.Second
 	}
 	if *messages < 1 || *size < 0 || *queues < 1 || *prefetch < 0 || *latency < 0 || *rounds < 0 {
-		fmt.Fprintln(stderr, "kombu bench: --messages and --queues must be positive; --size, --prefetch, --latency and --scaling-rounds not negative")
-		return errUsage
+		return usageErr(e, fs, "--messages and --queues must be positive; --size, --prefetch, --latency and --scaling-rounds not negative")
 	}
 	if *rounds > 0 && (*queues < 2 || *messages < *rounds) {
-		fmt.Fprintln(stderr, "kombu bench: --scaling-rounds needs --queues of at least 2 and at least one message per round")
-		return errUsage
+		return usageErr(e, fs, "--scaling-rounds needs --queues of at least 2 and at least one message per round")
 	}
-	pr := progress{w: stderr, quiet: *jsonOut}
+	pr := newProgress(e, *quiet)
 	res, err := bench.RunMessaging(ctx, bench.MessagingConfig{
 		URL: *url, Messages: *messages, Size: *size, Queues: *queues, Busy: *busy,
 		Prefetch: *prefetch, Batch: *batch, Latency: *latency, Idle: *idle, Baseline: *baseline,
-		Progress: func(phase string, done, total int) { pr.update("%s %d/%d", phase, done, total) },
+		Progress: func(phase string, done, total int) { pr.update(phase, done, total) },
 	})
 	pr.done()
 	if err != nil {
@@ -59,7 +57,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *rounds > 0 {
 		sc, err := bench.RunScaling(ctx, bench.ScalingConfig{
 			URL: *url, Messages: *messages, Rounds: *rounds, Queues: *queues, Size: *size, Prefetch: *prefetch,
-			Progress: func(phase string, done, total int) { pr.update("%s %d/%d", phase, done, total) },
+			Progress: func(phase string, done, total int) { pr.update(phase, done, total) },
 		})
 		pr.done()
 		if err != nil {
@@ -68,44 +66,44 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		res.Scaling = &sc
 	}
 	if *jsonOut {
-		return json.NewEncoder(stdout).Encode(res)
+		return json.NewEncoder(e.stdout).Encode(res)
 	}
-	fmt.Fprintf(stdout, "transport %s: %d messages of %d payload bytes, %d queue(s) (%d busy), prefetch %d\n",
+	fmt.Fprintf(e.stdout, "transport %s: %d messages of %d payload bytes, %d queue(s) (%d busy), prefetch %d\n",
 		res.Transport, res.Messages, res.Size, res.Queues, res.BusyQueues, res.Prefetch)
-	fmt.Fprintf(stdout, "  publish  %10.0f msg/s%s\n", res.PublishPerSec, batchNote(res.Batch))
-	fmt.Fprintf(stdout, "  consume  %10.0f msg/s  (with acks, through the hub)\n", res.ConsumePerSec)
+	fmt.Fprintf(e.stdout, "  publish  %10.0f msg/s%s\n", res.PublishPerSec, batchNote(res.Batch))
+	fmt.Fprintf(e.stdout, "  consume  %10.0f msg/s  (with acks, through the hub)\n", res.ConsumePerSec)
 	if res.LatencySamples > 0 {
-		fmt.Fprintf(stdout, "  latency  p50 %.1f µs  p99 %.1f µs  (publish -> callback, %d round trips)\n", res.P50us, res.P99us, res.LatencySamples)
+		fmt.Fprintf(e.stdout, "  latency  p50 %.1f µs  p99 %.1f µs  (publish -> callback, %d round trips)\n", res.P50us, res.P99us, res.LatencySamples)
 	}
 	if *idle > 0 {
-		fmt.Fprintf(stdout, "  idle     %d goroutines, %.2f%% CPU over %s", res.IdleGoroutines, res.IdleCPUPercent, idle.Round(time.Millisecond))
+		fmt.Fprintf(e.stdout, "  idle     %d goroutines, %.2f%% CPU over %s", res.IdleGoroutines, res.IdleCPUPercent, idle.Round(time.Millisecond))
 		if res.Transport == "redis" {
-			fmt.Fprintf(stdout, ", %d Redis client connection(s)", res.IdleRedisClients)
+			fmt.Fprintf(e.stdout, ", %d Redis client connection(s)", res.IdleRedisClients)
 		}
-		fmt.Fprintln(stdout)
+		fmt.Fprintln(e.stdout)
 	}
 	if sc := res.Scaling; sc != nil {
-		fmt.Fprintf(stdout, "queue scaling, %d alternating rounds of %d messages, same run:\n", sc.Rounds, sc.MessagesPerRound)
-		fmt.Fprintf(stdout, "  %-11s %10.0f msg/s\n", "1 queue", sc.OneQueuePerSec)
-		fmt.Fprintf(stdout, "  %-11s %10.0f msg/s  (messages on one)  -> %.2fx (median round %.2fx)\n",
+		fmt.Fprintf(e.stdout, "queue scaling, %d alternating rounds of %d messages, same run:\n", sc.Rounds, sc.MessagesPerRound)
+		fmt.Fprintf(e.stdout, "  %-11s %10.0f msg/s\n", "1 queue", sc.OneQueuePerSec)
+		fmt.Fprintf(e.stdout, "  %-11s %10.0f msg/s  (messages on one)  -> %.2fx (median round %.2fx)\n",
 			fmt.Sprintf("%d queues", sc.Queues), sc.ManyQueuesPerSec, sc.Ratio, sc.MedianRoundRatio)
 	}
 	if res.PublishBaselinePerSec > 0 {
-		fmt.Fprintf(stdout, "batched publish against a plain go-redis pipeline of the same envelopes (batches of %d), %d interleaved rounds:\n",
+		fmt.Fprintf(e.stdout, "batched publish against a plain go-redis pipeline of the same envelopes (batches of %d), %d interleaved rounds:\n",
 			res.Batch, 6)
-		fmt.Fprintf(stdout, "  publish  %10.0f msg/s  PublishBatch\n", res.PublishRoundsPerSec)
-		fmt.Fprintf(stdout, "  publish  %10.0f msg/s  envelopes encoded beforehand -> batched publish is %.2fx\n",
+		fmt.Fprintf(e.stdout, "  publish  %10.0f msg/s  PublishBatch\n", res.PublishRoundsPerSec)
+		fmt.Fprintf(e.stdout, "  publish  %10.0f msg/s  envelopes encoded beforehand -> batched publish is %.2fx\n",
 			res.PublishBaselinePerSec, res.PublishVsBaseline)
-		fmt.Fprintf(stdout, "  publish  %10.0f msg/s  json.Marshal and the envelope in the loop -> batched publish is %.2fx\n",
+		fmt.Fprintf(e.stdout, "  publish  %10.0f msg/s  json.Marshal and the envelope in the loop -> batched publish is %.2fx\n",
 			res.PublishNaivePerSec, res.PublishVsNaive)
 	}
 	if b := res.Baseline; b != nil {
-		fmt.Fprintf(stdout, "naive baseline (goroutine per queue, go-redis BRPOP, Kombu's unacked records), same run:\n")
-		fmt.Fprintf(stdout, "  consume  %10.0f msg/s  -> hub is %.2fx\n", b.ConsumePerSec, res.ConsumeVsBaseline)
+		fmt.Fprintf(e.stdout, "naive baseline (goroutine per queue, go-redis BRPOP, Kombu's unacked records), same run:\n")
+		fmt.Fprintf(e.stdout, "  consume  %10.0f msg/s  -> hub is %.2fx\n", b.ConsumePerSec, res.ConsumeVsBaseline)
 		if b.P50us > 0 {
-			fmt.Fprintf(stdout, "  latency  p50 %.1f µs  p99 %.1f µs  -> hub p50 is %.2fx\n", b.P50us, b.P99us, res.LatencyP50VsBaseline)
+			fmt.Fprintf(e.stdout, "  latency  p50 %.1f µs  p99 %.1f µs  -> hub p50 is %.2fx\n", b.P50us, b.P99us, res.LatencyP50VsBaseline)
 			if b.PlainP50us > 0 {
-				fmt.Fprintf(stdout, "  latency  p50 %.1f µs  p99 %.1f µs  without the record (a plain BRPOP loop) -> hub p50 is %.2fx\n",
+				fmt.Fprintf(e.stdout, "  latency  p50 %.1f µs  p99 %.1f µs  without the record (a plain BRPOP loop) -> hub p50 is %.2fx\n",
 					b.PlainP50us, b.PlainP99us, res.LatencyP50VsPlain)
 			}
 		}

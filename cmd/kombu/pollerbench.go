@@ -26,29 +26,27 @@ type pollerBenchOutput struct {
 	Ratios      map[string]float64 `json:"ratios"`
 }
 
-func runPollerBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("poller-bench", "[--fds 1,100,1000,9000] [--events N] [--reps R] [--json]", stderr)
+func runPollerBench(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "poller-bench", "[--fds 1,100,1000,9000] [--events N] [--reps R] [--json]")
 	fdsFlag := fs.String("fds", "1,100,1000,9000", "comma-separated ring sizes (registered descriptors)")
 	events := fs.Int("events", 200000, "dispatched events per ring run")
 	reps := fs.Int("reps", 5, "repetitions per measurement; the median is reported")
 	wakeIters := fs.Int("wake-iters", 2000, "round trips per wake-up measurement")
 	jsonOut := fs.Bool("json", false, "print JSON instead of a table")
 	implsFlag := fs.String("impls", "raw-epoll,hub,goroutines", "ring implementations, the first is the floor (also hub-blocking, hub-gosched, hub-netpoll)")
-	if err := parse(fs, args); err != nil {
+	if err := parse(e, fs, args); err != nil {
 		return err
 	}
 	var sizes []int
 	for _, s := range strings.Split(*fdsFlag, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 1 || n > 9500 {
-			fmt.Fprintf(stderr, "kombu poller-bench: bad --fds value %q (1..9500: the open-file limit is 20,000)\n", s)
-			return errUsage
+			return usageErr(e, fs, "bad --fds value %q (1..9500: the open-file limit is 20,000)", s)
 		}
 		sizes = append(sizes, n)
 	}
 	if *reps < 1 || *events < 1 || *wakeIters < 1 {
-		fmt.Fprintln(stderr, "kombu poller-bench: --reps, --events and --wake-iters must be positive")
-		return errUsage
+		return usageErr(e, fs, "--reps, --events and --wake-iters must be positive")
 	}
 	out := pollerBenchOutput{WakeupNs: map[string]float64{}, Ratios: map[string]float64{}}
 	h, err := hub.New(hub.Options{})
@@ -58,6 +56,12 @@ func runPollerBench(ctx context.Context, args []string, stdout, stderr io.Writer
 	out.HubWaitMode = h.WaitMode().String()
 	h.Close()
 
+	// A status line on a terminal only: piped, stderr stays quiet.
+	status := func(s string) {
+		if e.stderrTTY {
+			fmt.Fprintf(e.stderr, "\r%s\x1b[K", s)
+		}
+	}
 	impls := strings.Split(*implsFlag, ",")
 	for _, n := range sizes {
 		samples := map[string][]bench.RingResult{}
@@ -72,9 +76,7 @@ func runPollerBench(ctx context.Context, args []string, stdout, stderr io.Writer
 				}
 				samples[impl] = append(samples[impl], res)
 			}
-			if !*jsonOut {
-				fmt.Fprintf(stderr, "\rring fds=%d: repetition %d/%d", n, r+1, *reps)
-			}
+			status(fmt.Sprintf("ring fds=%d: repetition %d/%d", n, r+1, *reps))
 		}
 		for _, impl := range impls {
 			out.Results = append(out.Results, medianRing(samples[impl]))
@@ -84,9 +86,7 @@ func runPollerBench(ctx context.Context, args []string, stdout, stderr io.Writer
 			out.Ratios[fmt.Sprintf("%s/%s@%d", res.Impl, impls[0], n)] = res.NsPerEvent / group[0].NsPerEvent
 		}
 	}
-	if !*jsonOut {
-		fmt.Fprintf(stderr, "\rwake-up round trips...                 ")
-	}
+	status("wake-up round trips...")
 	wake, err := bench.Wakeup(*wakeIters, *reps)
 	if err != nil {
 		return err
@@ -100,19 +100,15 @@ func runPollerBench(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	out.WakeupNs["hub"] = out.WakeupNs["hub-"+out.HubWaitMode]
 	out.Ratios["wakeup hub/best-fd-floor"] = out.WakeupNs["hub"] / floor
-	if !*jsonOut {
-		fmt.Fprintf(stderr, "\rtimers...                              ")
-	}
+	status("timers...")
 	out.TimersNs = bench.Timers(200000, 100000)
-	if !*jsonOut {
-		fmt.Fprintf(stderr, "\r                                       \r")
-	}
+	status("")
 	if *jsonOut {
-		enc := json.NewEncoder(stdout)
+		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	}
-	printPollerTable(stdout, out, impls[0])
+	printPollerTable(e.stdout, out, impls[0])
 	return nil
 }
 
