@@ -104,22 +104,6 @@ func (h *Hub) TryOwn(fn func()) bool {
 	return true
 }
 
-// Flush runs the callbacks waiting for the next turn on the calling
-// goroutine if no goroutine is driving the hub. Deprecated: it runs loop
-// work on a goroutine that does not drive the hub; use TryOwn.
-func (h *Hub) Flush() bool {
-	if h.closed.Load() || !h.acquire() {
-		return false
-	}
-	h.holder.Store(holdCall)
-	defer h.release()
-	saved := h.pending
-	h.pending = nil
-	h.runReady()
-	h.pending = saved
-	return true
-}
-
 // RunOnce runs one turn, polling for at most maxWait (a negative maxWait
 // waits as long as nothing happens). It returns ErrRunning when another
 // goroutine drives the hub with Run or Drive; a Call in progress is waited
