@@ -90,6 +90,13 @@ func (h *Hub) TryOwn(fn func()) bool {
 	if h.closed.Load() || h.closing.Load() {
 		return false
 	}
+	switch h.holder.Load() {
+	case holdRun, holdDrive, holdCall:
+		// A driver holds the hub (the usual case for acks from worker
+		// goroutines): decline without queueing on ownMu behind the other
+		// goroutines that will decline too.
+		return false
+	}
 	h.ownMu.Lock()
 	defer h.ownMu.Unlock()
 	if !h.acquire() {
