@@ -40,7 +40,7 @@
 // down after). Callbacks must not block; hand blocking work to another
 // goroutine and come back with Post.
 //
-// Post is the only door from other goroutines. It appends to a queue under a
+// Post is the only door for loop work from other goroutines. It appends to a queue under a
 // mutex (posting goroutines and the hub both touch the queue, so the hub
 // cannot own it alone) and wakes the poller through its wake-up descriptor
 // only while the hub is, or is about to be, blocked in a poll, so many
