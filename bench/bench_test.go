@@ -2,6 +2,7 @@ package bench_test
 
 import (
 	"fmt"
+	"os"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -9,7 +10,12 @@ import (
 	"github.com/kombu-go/kombu/bench"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	// Every hub these tests create checks that its hub-only methods are
+	// called by its owner (hub.Options.CheckOwner).
+	os.Setenv("KOMBU_HUB_CHECKOWNER", "1")
+	goleak.VerifyTestMain(m)
+}
 
 // TestRingRuns checks every implementation passes the token the asked
 // number of times and that the hub needs no goroutine per descriptor.

@@ -19,9 +19,10 @@ var _ transport.Channel = (*Channel)(nil)
 // [New].
 //
 // Declarations, Publish, Get, Consume, Cancel, Qos, Recover, Ack and Reject
-// are safe for concurrent use. Close is too, but must not be called from a
-// hub callback. The methods that stores call (Deliver, Room, CanConsume,
-// NoAck) must be called on the hub goroutine; Wake is safe anywhere.
+// are safe for concurrent use. Close is too, but from a hub callback it
+// returns hub.ErrInCallback. The methods that stores call (Deliver, Room,
+// CanConsume, NoAck) must be called by the hub's owner (see [Store]); Wake
+// is safe anywhere.
 type Channel struct {
 	h    *hub.Hub
 	st   Store
@@ -41,14 +42,15 @@ type Channel struct {
 	// mu guards the inbox: Ack, Reject, Consume, Cancel, Qos, Recover and
 	// Get come from any goroutine (consumer workers ack from their own), and
 	// the hub takes their requests in one batch per turn. A mutex-guarded
-	// slice and one pre-allocated flush function posted when the slice turns
-	// non-empty cost no allocation per ack; a closure posted per ack would.
-	mu     sync.Mutex
-	inbox  []request
-	sealed bool                 // set by Close: the inbox takes no more requests
-	tags   map[string]*consumer // consumer tags in use (guarded by mu)
-	nextID uint64               // for generated consumer tags (guarded by mu)
-	flush  func()               // posted to run c.runInbox
+	// slice and one pre-allocated flush function, posted at most once until
+	// it runs, cost no allocation per ack; a closure posted per ack would.
+	mu          sync.Mutex
+	inbox       []request
+	sealed      bool                 // set by Close: the inbox takes no more requests
+	tags        map[string]*consumer // consumer tags in use (guarded by mu)
+	nextID      uint64               // for generated consumer tags (guarded by mu)
+	flush       func()               // posted to run c.runInbox
+	flushPosted bool                 // flush is posted and has not started (guarded by mu)
 
 	wake atomic.Bool // a pull was requested with Wake and not yet run
 	pump func()      // posted by Wake to run c.pullAll
@@ -66,6 +68,9 @@ type Channel struct {
 	pullBuf  []*transport.Message
 	pulling  bool // inside pullAll (a delivery callback must not re-enter it)
 	released bool // the store is closed
+	// resumeDue: requests applied off the hub (TryOwn) opened the window
+	// or changed the consumers; the next flush on the hub pulls or resumes.
+	resumeDue bool
 }
 
 // New returns a channel over st, attached to h. If st implements [Puller],

@@ -52,26 +52,47 @@ type queueConsumers struct {
 	next int
 }
 
-// enqueue queues a request for the hub and posts the flush when the inbox
-// was empty.
+// enqueue queues a request for the hub and has the inbox applied (kick).
 func (c *Channel) enqueue(r request) error {
 	c.mu.Lock()
 	if c.sealed {
 		c.mu.Unlock()
 		return fmt.Errorf("channel: %w", transport.ErrClosed)
 	}
-	first := len(c.inbox) == 0
 	c.inbox = append(c.inbox, r)
 	c.mu.Unlock()
-	if first {
-		c.h.Post(c.flush)
-		// With nobody driving the hub (a synchronous Get and Ack loop), run
-		// the flush here, so that settlements reach the store now instead of
-		// piling up until someone drives the hub. A no-op when the hub is
-		// driven, including from a hub callback.
-		c.h.Flush()
-	}
+	c.kick()
 	return nil
+}
+
+// kick has the inbox applied. When no goroutine drives the hub (a
+// synchronous Get and Ack loop), the caller applies it at once as the
+// hub's owner (hub.TryOwn), running nothing else of the loop: the
+// settlements reach the store now, and any delivery they make possible
+// waits for whoever drives the hub next. Otherwise (the hub is driven, or
+// this is a hub callback) the driver applies it in its next turn.
+func (c *Channel) kick() {
+	if c.h.TryOwn(c.applyOwned) {
+		return
+	}
+	c.postFlush(false)
+}
+
+// postFlush posts the flush, unless one is posted and not yet run: a
+// channel has at most one flush waiting in the hub, however many requests
+// come in before the hub turns, and none while nobody drives the hub and
+// the callers apply their requests themselves. force posts it for a
+// deferred resume even with an empty inbox.
+func (c *Channel) postFlush(force bool) {
+	c.mu.Lock()
+	post := !c.flushPosted && (force || len(c.inbox) > 0)
+	if post {
+		c.flushPosted = true
+	}
+	c.mu.Unlock()
+	if post {
+		c.h.Post(c.flush)
+	}
 }
 
 // Ack acknowledges a delivery. It returns at once: the hub settles every
@@ -131,12 +152,9 @@ func (c *Channel) Consume(ctx context.Context, opts transport.ConsumeOptions, fn
 		return "", fmt.Errorf("channel: consumer tag %q: %w", cons.tag, ErrConsumerTagInUse)
 	}
 	c.tags[cons.tag] = cons
-	first := len(c.inbox) == 0
 	c.inbox = append(c.inbox, request{kind: reqConsume, cons: cons})
 	c.mu.Unlock()
-	if first {
-		c.h.Post(c.flush)
-	}
+	c.postFlush(false)
 	return cons.tag, nil
 }
 
@@ -153,17 +171,9 @@ func (c *Channel) Cancel(ctx context.Context, consumerTag string) error {
 	}
 	delete(c.tags, consumerTag)
 	cons.cancelled.Store(true)
-	first := len(c.inbox) == 0
 	c.inbox = append(c.inbox, request{kind: reqCancel, cons: cons})
 	c.mu.Unlock()
-	if first {
-		c.h.Post(c.flush)
-		// With nobody driving the hub (a synchronous Get and Ack loop), run
-		// the flush here, so that settlements reach the store now instead of
-		// piling up until someone drives the hub. A no-op when the hub is
-		// driven, including from a hub callback.
-		c.h.Flush()
-	}
+	c.kick()
 	return nil
 }
 
@@ -183,11 +193,28 @@ func (c *Channel) Recover(ctx context.Context) error {
 	return c.enqueue(request{kind: reqRecover})
 }
 
-// runInbox applies the queued requests on the hub goroutine.
-func (c *Channel) runInbox() {
+// runInbox is the posted flush: it applies the queued requests on the hub
+// goroutine.
+func (c *Channel) runInbox() { c.apply(true) }
+
+// applyOwned applies the queued requests on a goroutine that owns the hub
+// through hub.TryOwn and drives nothing: see kick.
+func (c *Channel) applyOwned() { c.apply(false) }
+
+// apply applies the queued requests in order, hands the settlements to the
+// store in one batch, and tells the store of a changed set of consumed
+// queues. Then, if the prefetch window opened (or the consumers or the
+// window changed), it has the channel pull (or the store resume): at once
+// on the hub, since a pull delivers and a delivery runs a callback; on a
+// goroutine that only owns the hub (onHub false), by the hub's next turn.
+// Called by the hub's owner only.
+func (c *Channel) apply(onHub bool) {
 	c.mu.Lock()
 	reqs := c.inbox
 	c.inbox = c.spare[:0]
+	if onHub {
+		c.flushPosted = false
+	}
 	c.mu.Unlock()
 	if c.released {
 		return
@@ -227,8 +254,17 @@ func (c *Channel) runInbox() {
 		c.st.Consuming(c.active)
 		resume = true
 	}
-	room := c.qos.room()
-	if room > 0 && (resume || before == 0) {
+	due := resume || before == 0
+	if !onHub {
+		if due && c.qos.room() > 0 {
+			c.resumeDue = true
+			c.postFlush(true)
+		}
+		return
+	}
+	due = due || c.resumeDue
+	c.resumeDue = false
+	if due && c.qos.room() > 0 {
 		if c.pull != nil {
 			c.pullAll()
 		} else {
@@ -474,12 +510,20 @@ func (c *Channel) endPull() {
 // Close cancels the consumers, settles the pending acknowledgements,
 // gives every unacknowledged message back to its queue (unless
 // Options.NoRestoreOnClose) and closes the store. It runs on the hub
-// through hub.Call, so it must not be called from a hub callback; if the
-// hub is closed it runs on the caller's goroutine once the hub is done.
-// A store that finishes its work off the hub ([CloseWaiter]) is waited
-// for on the caller's goroutine, with the hub free meanwhile.
-// Idempotent: later calls wait for the first and return its result.
+// through hub.Call (driving the hub meanwhile if nobody does); if the hub
+// is closed it runs on the caller's goroutine once the hub is done. A
+// store that finishes its work off the hub ([CloseWaiter]) is waited for
+// on the caller's goroutine, with the hub free meanwhile. Idempotent:
+// later calls wait for the first and return its result.
+//
+// Close waits for the hub, so a hub callback must not call it: there
+// (hub.InCallback) it returns an error matching hub.ErrInCallback at once
+// and closes nothing. Cancel the consumers from the callback instead, and
+// close the channel from another goroutine.
 func (c *Channel) Close() error {
+	if hub.InCallback() {
+		return fmt.Errorf("channel: close: %w", hub.ErrInCallback)
+	}
 	if !c.closed.CompareAndSwap(false, true) {
 		<-c.done
 		return c.err

@@ -44,24 +44,37 @@
 // # Concurrency
 //
 // A Channel belongs to one hub. The consumers, the prefetch window and the
-// unacknowledged map are owned by the hub goroutine; other goroutines reach
-// them through one mutex-guarded inbox that the hub drains in one batch
-// ([Channel.Ack] from many worker goroutines costs an append under the lock,
-// and one hub.Post per batch). So Ack, Reject, Consume, Cancel, Qos and
-// Recover are safe from any goroutine, a hub callback included, and return
-// without waiting. Called on the hub goroutine, Cancel guarantees that its
-// callback gets no further delivery; called from another goroutine, a
-// delivery the hub has already started may still reach the callback, so
-// synchronise with the callback (or cancel from the hub with hub.Post)
-// before tearing down what it uses. When no goroutine is driving the hub,
-// the goroutine that queues a request runs the pending hub work itself
-// (hub.Flush), so settlements of a synchronous Get and Ack loop reach the
-// store at once; delivery callbacks may then run on that goroutine, which
-// is the hub goroutine for that while. Declarations, Publish and Get run on the caller's
-// goroutine and call the store there; the exchange table they read is
-// lock-free for publishers. Close runs on the hub through hub.Call and must
-// not be called from a hub callback. Delivery callbacks run on the hub
-// goroutine and must not block.
+// unacknowledged map are owned by the hub's owner; other goroutines reach
+// them through one mutex-guarded inbox of requests ([Channel.Ack] from many
+// worker goroutines costs an append under the lock, and at most one
+// hub.Post until the hub has taken the batch). So Ack, Reject, Get,
+// Consume, Cancel, Qos and Recover are safe from any goroutine, a hub
+// callback included, and return without waiting. Called on the hub
+// goroutine, Cancel guarantees that its callback gets no further delivery;
+// called from another goroutine, a delivery the hub has already started may
+// still reach the callback, so synchronise with the callback (or cancel from
+// the hub with hub.Post) before tearing down what it uses.
+//
+// Delivery callbacks run only on the goroutine that drives the hub (Run,
+// Drive through DrainEvents, or a Call waiting for its function), and must
+// not block. A goroutine that acks never runs one. When a driver holds the
+// hub, the driver applies the inbox in its next turn. When nobody drives
+// the hub (Kombu's synchronous "m = queue.get(); m.ack()"), the goroutine
+// that queues a request applies the inbox at once, holding the hub through
+// hub.TryOwn: acknowledgements, rejections and Get's unacked records reach
+// the store ([Store.Settle]) before Ack returns, and nothing else of the
+// loop runs. Whatever such a request makes deliverable (room reopened in
+// the prefetch window, a new consumer) waits for the next driver: pulling
+// and resuming are left to a flush posted to the hub. This replaces an
+// earlier design in which the acking goroutine ran all pending hub work,
+// consumer callbacks included, which deadlocked a callback that looked at
+// the message being acked.
+//
+// Declarations, Publish and Get run on the caller's goroutine and call the
+// store there; the exchange table they read is lock-free for publishers.
+// Close runs on the hub through hub.Call; from a hub callback it returns
+// an error matching hub.ErrInCallback at once instead of waiting for
+// itself.
 //
 // # Errors
 //

@@ -109,10 +109,19 @@ type Settlement struct {
 //     that publishes). They may block on I/O until ctx ends. They must be
 //     safe for concurrent use.
 //   - The consumer-side methods (Consuming, Resume, Settle, Close, and
-//     [Puller.Pull]) are called on the hub goroutine only, never
-//     concurrently with each other. They must not block on the network for
-//     long: a store that needs a round trip should pipeline it, or hand it to
-//     a goroutine it owns and report back with hub.Post.
+//     [Puller.Pull]) are called by the hub's owner only, never
+//     concurrently with each other or with the hub's loop work. The owner
+//     is the hub goroutine, with one exception: when nobody drives the hub,
+//     a goroutine that acks, rejects, gets, cancels or sets Qos applies the
+//     channel's queued requests itself while it holds the hub through
+//     hub.TryOwn, so Settle and Consuming may run there. The hub-only
+//     methods are allowed there as on the hub; work they Post or schedule
+//     with CallSoon runs when the hub is next driven. Resume and Pull,
+//     which lead to deliveries and so to consumer callbacks, always run on
+//     a driver.
+//     These methods must not block on the network for long: a store that
+//     needs a round trip should pipeline it, or hand it to a goroutine it
+//     owns and report back with hub.Post.
 //
 // # Errors
 //

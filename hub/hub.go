@@ -1,7 +1,6 @@
 package hub
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -62,11 +61,21 @@ func (m WaitMode) String() string {
 var (
 	// ErrClosed is returned by calls on a closed hub.
 	ErrClosed = errors.New("hub: closed")
-	// ErrRunning is returned by Run, RunOnce and Close... when another
+	// ErrRunning is returned by Run, RunOnce and Drive when another
 	// goroutine is driving the hub.
 	ErrRunning = errors.New("hub: already run by another goroutine")
 	// ErrNotRegistered is returned when removing an fd the hub does not watch.
 	ErrNotRegistered = errors.New("hub: fd not registered")
+	// ErrInCallback is returned by the calls that wait for the hub (Close,
+	// Call, and Run, RunOnce and Drive when they would wait) when they are
+	// made from loop work (see [InCallback]): the hub would wait for
+	// itself. Stop the loop with Stop, and do the rest from the goroutine
+	// that drives the hub once Run has returned, or from another goroutine.
+	ErrInCallback = errors.New("hub: called from a hub callback")
+	// ErrNotOwner is returned (wrapped) when a method reserved to the hub
+	// goroutine is called from another goroutine while the hub is driven.
+	// See [Options.CheckOwner] for when it is detected.
+	ErrNotOwner = errors.New("hub: hub-only method called off the hub goroutine while the hub runs")
 )
 
 // PanicError is a panic recovered from a callback.
@@ -98,6 +107,23 @@ type Options struct {
 	Wait WaitMode
 	// Logger receives diagnostics (stale descriptors). Default: discard.
 	Logger *slog.Logger
+	// CheckOwner makes every hub-only method (AddReader, AddWriter, the
+	// Remove methods, Registered, CallSoon, CallLater, CallAt,
+	// CallRepeatedly, OnTick, OnClose) check that it is called as the
+	// hub's owner whenever some goroutine holds the hub (Run, RunOnce,
+	// Drive, a Call or Close doing so, TryOwn): the call must come from
+	// loop work (see [InCallback]). A method that returns an error then
+	// returns one wrapping [ErrNotOwner]; the others panic with such an
+	// error, a programmer error. The check walks the caller's stack, a
+	// microsecond or so per call: it is meant for tests. Setting the
+	// environment variable KOMBU_HUB_CHECKOWNER=1 turns it on for every
+	// hub created afterwards (this project's test mains do, so hubs made
+	// inside other packages are checked too).
+	//
+	// Without CheckOwner, the methods that return an error still make a
+	// cheap check that has no false positives: called while a driver is
+	// blocked in its poll, they return an error wrapping ErrNotOwner.
+	CheckOwner bool
 }
 
 type entry struct {
@@ -136,6 +162,12 @@ type Hub struct {
 	// failing.
 	token  chan struct{}
 	holder atomic.Int32
+	// ownMu serialises TryOwn callers. They are goroutines that do not
+	// drive the hub (acks of a synchronous Get and Ack loop, or of several
+	// worker goroutines while nobody drives), so the hub goroutine cannot
+	// own what decides which of them holds the hub next; with the mutex a
+	// TryOwn waits for another one's short work instead of giving up.
+	ownMu sync.Mutex
 
 	// postMu guards posts: other goroutines append, the hub swaps.
 	postMu   sync.Mutex
@@ -151,7 +183,6 @@ type Hub struct {
 	closing  atomic.Bool   // Close is waiting for the driver to return
 	err      error
 	pending  error // the error that ends the current turn
-	carry    error // a callback failure from Flush, returned by the next turn
 	// until, while set by Drive or Call, is checked before the poll: once it
 	// holds, the poll does not block, so the driver regains control.
 	until func() bool
@@ -179,6 +210,9 @@ func New(opts Options) (*Hub, error) {
 	}
 	if h.opts.Logger == nil {
 		h.opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if os.Getenv(checkOwnerEnv) == "1" {
+		h.opts.CheckOwner = true
 	}
 	if h.opts.Wait == WaitDefault {
 		h.opts.Wait = defaultWait
@@ -218,6 +252,9 @@ func (h *Hub) slot(fd int) *entry {
 func (h *Hub) add(fd int, fn Handler, write bool) error {
 	if h.closed.Load() {
 		return ErrClosed
+	}
+	if err := h.checkOwner("add fd"); err != nil {
+		return err
 	}
 	if fd < 0 || fn == nil {
 		return fmt.Errorf("hub: invalid registration of fd %d", fd)
@@ -261,6 +298,9 @@ func (h *Hub) AddReader(fd int, fn Handler) error { return h.add(fd, fn, false) 
 func (h *Hub) AddWriter(fd int, fn Handler) error { return h.add(fd, fn, true) }
 
 func (h *Hub) remove(fd int, reader, writer bool) error {
+	if err := h.checkOwner("remove fd"); err != nil {
+		return err
+	}
 	if fd < 0 || fd >= len(h.fds) || !h.fds[fd].used {
 		return ErrNotRegistered
 	}
@@ -304,26 +344,40 @@ func (h *Hub) RemoveWriter(fd int) error { return h.remove(fd, false, true) }
 func (h *Hub) Remove(fd int) error { return h.remove(fd, true, true) }
 
 // Registered reports how many descriptors the hub watches.
-func (h *Hub) Registered() int { return h.nfds }
+func (h *Hub) Registered() int {
+	h.mustOwn("Registered")
+	return h.nfds
+}
 
 // CallSoon schedules fn for the next turn. Hub goroutine only; use Post from
 // other goroutines.
-func (h *Hub) CallSoon(fn func()) { h.ready = append(h.ready, fn) }
+func (h *Hub) CallSoon(fn func()) {
+	h.mustOwn("CallSoon")
+	h.ready = append(h.ready, fn)
+}
 
 // CallLater runs fn once after d. Hub goroutine only.
-func (h *Hub) CallLater(d time.Duration, fn func()) *timer.Entry { return h.timers.After(d, fn) }
+func (h *Hub) CallLater(d time.Duration, fn func()) *timer.Entry {
+	h.mustOwn("CallLater")
+	return h.timers.After(d, fn)
+}
 
 // CallAt runs fn once at t. Hub goroutine only.
-func (h *Hub) CallAt(t time.Time, fn func()) *timer.Entry { return h.timers.At(t, fn) }
+func (h *Hub) CallAt(t time.Time, fn func()) *timer.Entry {
+	h.mustOwn("CallAt")
+	return h.timers.At(t, fn)
+}
 
 // CallRepeatedly runs fn every d, first after d. Hub goroutine only.
 func (h *Hub) CallRepeatedly(d time.Duration, fn func()) *timer.Entry {
+	h.mustOwn("CallRepeatedly")
 	return h.timers.Every(d, fn)
 }
 
 // OnTick registers fn to run on every turn, before the poll, and returns a
 // function that unregisters it. Hub goroutine only.
 func (h *Hub) OnTick(fn func()) (remove func()) {
+	h.mustOwn("OnTick")
 	t := &tickHook{fn: fn}
 	h.ticks = append(h.ticks, t)
 	return func() {
@@ -337,7 +391,10 @@ func (h *Hub) OnTick(fn func()) (remove func()) {
 }
 
 // OnClose registers fn to run when the hub closes. Hub goroutine only.
-func (h *Hub) OnClose(fn func()) { h.onClose = append(h.onClose, fn) }
+func (h *Hub) OnClose(fn func()) {
+	h.mustOwn("OnClose")
+	h.onClose = append(h.onClose, fn)
+}
 
 // Post schedules fn to run on the hub goroutine. Safe for concurrent use; fn
 // runs in the next turn of whoever drives the hub. Posts made after Close
@@ -369,254 +426,6 @@ func (h *Hub) Stop() {
 	h.stopReq.Store(true)
 	h.Wake()
 }
-
-// Kinds of token holders.
-const (
-	holdNone  int32 = iota
-	holdRun         // Run: a long-lived driver
-	holdDrive       // Drive, RunOnce: a driver with its own end condition
-	holdCall        // Call, Flush, Close: short
-)
-
-func (h *Hub) acquire() bool {
-	select {
-	case h.token <- struct{}{}:
-		return true
-	default:
-		return false
-	}
-}
-
-func (h *Hub) release() {
-	h.holder.Store(holdNone)
-	<-h.token
-}
-
-// acquireAs takes the token for a driver of the given kind. A short holder
-// (Call, Flush) is waited for; a Run or Drive holder gives ErrRunning.
-func (h *Hub) acquireAs(ctx context.Context, kind int32) error {
-	for {
-		if h.acquire() {
-			h.holder.Store(kind)
-			return nil
-		}
-		switch h.holder.Load() {
-		case holdRun, holdDrive:
-			return ErrRunning
-		}
-		// A short holder, or one that just took or released the token and
-		// has not said what it is yet: wait, and look again shortly.
-		t := time.NewTimer(time.Millisecond)
-		select {
-		case h.token <- struct{}{}:
-			t.Stop()
-			h.holder.Store(kind)
-			return nil
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-h.done:
-			t.Stop()
-			return ErrClosed
-		case <-t.C:
-		}
-	}
-}
-
-// Flush runs the callbacks waiting for the next turn (posted or scheduled
-// with CallSoon) on the calling goroutine, if no goroutine is driving the
-// hub, and reports whether it did. It never blocks and never polls, so
-// synchronous code that settles messages without driving the hub (a Get
-// and Ack loop) can have its requests applied at once. Safe for concurrent
-// use; in a hub callback it does nothing and returns false. A callback
-// failure is returned by the next turn.
-func (h *Hub) Flush() bool {
-	if h.closed.Load() || !h.acquire() {
-		return false
-	}
-	h.holder.Store(holdCall)
-	defer h.release()
-	saved := h.pending
-	h.pending = nil
-	h.runReady()
-	if h.pending != nil && h.carry == nil {
-		h.carry = h.pending
-	}
-	h.pending = saved
-	return true
-}
-
-// RunOnce runs one turn, polling for at most maxWait (a negative maxWait
-// waits as long as nothing happens). It returns ErrRunning when another
-// goroutine drives the hub with Run or Drive; a Call in progress is waited
-// for.
-func (h *Hub) RunOnce(maxWait time.Duration) error {
-	if h.closed.Load() {
-		return ErrClosed
-	}
-	if err := h.acquireAs(context.Background(), holdDrive); err != nil {
-		return err
-	}
-	defer h.release()
-	return h.turn(maxWait)
-}
-
-// Run drives the hub on the calling goroutine until ctx ends (returning
-// ctx.Err()), Stop is called (returning nil), or a callback fails (see
-// Options.OnError). It returns ErrRunning when another goroutine drives the
-// hub with Run or Drive; a Call in progress (which ends by itself) is
-// waited for.
-func (h *Hub) Run(ctx context.Context) error {
-	if h.closed.Load() {
-		return ErrClosed
-	}
-	if err := h.acquireAs(ctx, holdRun); err != nil {
-		return err
-	}
-	defer h.release()
-	h.stopReq.Store(false)
-	stop := context.AfterFunc(ctx, h.Wake)
-	defer stop()
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if h.stopReq.Load() {
-			h.stopReq.Store(false)
-			return nil
-		}
-		if h.closed.Load() || h.closing.Load() {
-			return ErrClosed
-		}
-		if err := h.turn(-1); err != nil {
-			return err
-		}
-	}
-}
-
-// Call runs fn on the hub goroutine and waits for it. If no goroutine is
-// driving the hub, the caller drives it until fn has run. Safe for
-// concurrent use, but never from a hub callback (the hub would wait for
-// itself). If ctx ends first, Call returns ctx.Err() and fn may still run
-// later.
-func (h *Hub) Call(ctx context.Context, fn func()) error {
-	if h.closed.Load() {
-		return ErrClosed
-	}
-	done := make(chan struct{})
-	h.Post(func() { fn(); close(done) })
-	for {
-		select {
-		case <-done:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-h.done:
-			return ErrClosed
-		case h.token <- struct{}{}:
-			h.holder.Store(holdCall)
-			err := h.drive(ctx, func() bool {
-				select {
-				case <-done:
-					return true
-				default:
-					return false
-				}
-			})
-			h.release()
-			if err != nil {
-				return err
-			}
-		}
-	}
-}
-
-// Drive runs turns on the calling goroutine until cond returns true (checked
-// after every turn and before each poll), ctx ends, Close is called
-// (ErrClosed), or a turn fails. It returns ErrRunning when another goroutine
-// drives the hub with Run or Drive; a Call in progress is waited for. It is how synchronous APIs such as
-// DrainEvents wait for their event.
-func (h *Hub) Drive(ctx context.Context, cond func() bool) error {
-	if h.closed.Load() {
-		return ErrClosed
-	}
-	if err := h.acquireAs(ctx, holdDrive); err != nil {
-		return err
-	}
-	defer h.release()
-	return h.drive(ctx, cond)
-}
-
-// drive runs turns until cond holds, ctx ends, or a turn fails. The caller
-// holds the token.
-func (h *Hub) drive(ctx context.Context, cond func() bool) error {
-	stop := context.AfterFunc(ctx, h.Wake)
-	defer stop()
-	h.until = cond
-	defer func() { h.until = nil }()
-	for !cond() {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if h.closed.Load() || h.closing.Load() {
-			return ErrClosed
-		}
-		wait := time.Duration(-1)
-		if dl, ok := ctx.Deadline(); ok {
-			wait = max(time.Until(dl), 0)
-		}
-		if err := h.turn(wait); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// Close stops the loop, runs the callbacks still waiting (so pending
-// acknowledgements are not lost), calls the OnClose hooks, and closes the
-// poller. If another goroutine is running the hub, Close waits for that
-// Run to return first. Idempotent and safe for concurrent use, but never
-// from a hub callback: call Stop there.
-func (h *Hub) Close() error {
-	h.closeMu.Lock()
-	defer h.closeMu.Unlock()
-	select {
-	case <-h.done:
-		return h.err
-	default:
-	}
-	h.stopReq.Store(true)
-	h.closing.Store(true)
-	h.Wake()
-	h.token <- struct{}{} // wait for a running loop (Run, Drive, Call) to return
-	h.holder.Store(holdCall)
-	defer h.release()
-	// Pending work first, so that it may still use the poller and timers.
-	for i := 0; i < 2 && (len(h.ready) > 0 || h.nposts.Load() != h.taken); i++ {
-		h.runReady()
-	}
-	for _, fn := range h.onClose {
-		h.safe(fn)
-	}
-	h.onClose = nil
-	h.closed.Store(true)
-	// Drain posts that raced with the close flag, then the poller.
-	h.runReady()
-	if h.waitF != nil {
-		h.waitF.Close()
-	}
-	h.err = h.p.Close()
-	for i := range h.fds {
-		h.fds[i] = entry{}
-	}
-	h.nfds = 0
-	h.timers.Clear()
-	close(h.done)
-	return h.err
-}
-
-// Done is closed when Close has finished.
-func (h *Hub) Done() <-chan struct{} { return h.done }
 
 // safe runs fn, turning a panic into a *PanicError for the error policy.
 func (h *Hub) safe(fn func()) {
@@ -668,7 +477,7 @@ func (h *Hub) runReady() {
 
 // turn runs one loop turn; the caller holds the token.
 func (h *Hub) turn(maxWait time.Duration) error {
-	h.pending, h.carry = h.carry, nil
+	h.pending = nil
 	h.runReady()
 	for _, t := range h.ticks {
 		h.safe(t.fn)

@@ -3,6 +3,7 @@ package hub_test
 import (
 	"context"
 	"errors"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -15,7 +16,12 @@ import (
 	"github.com/kombu-go/kombu/hub"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain turns the owner check on for every hub of these tests (see
+// hub.Options.CheckOwner) and checks for leaked goroutines.
+func TestMain(m *testing.M) {
+	os.Setenv("KOMBU_HUB_CHECKOWNER", "1")
+	goleak.VerifyTestMain(m)
+}
 
 var modes = []hub.WaitMode{hub.WaitBlocking, hub.WaitGosched, hub.WaitNetpoll}
 
@@ -550,28 +556,5 @@ func TestDriversWaitForCall(t *testing.T) {
 	}
 	if running == 3 {
 		t.Fatal("every driver failed with ErrRunning")
-	}
-}
-
-func TestFlush(t *testing.T) {
-	h := newHub(t, hub.Options{})
-	ran := 0
-	h.Post(func() { ran++ })
-	if !h.Flush() || ran != 1 {
-		t.Fatalf("Flush on an idle hub: ran=%d", ran)
-	}
-	// Inside a callback the hub is busy: Flush does nothing.
-	var inner bool
-	h.CallSoon(func() { inner = h.Flush() })
-	h.RunOnce(0)
-	if inner {
-		t.Fatal("Flush ran inside a hub callback")
-	}
-	// A failure in a flushed callback is returned by the next turn.
-	h.Post(func() { panic("flushed") })
-	h.Flush()
-	var pe *hub.PanicError
-	if err := h.RunOnce(0); !errors.As(err, &pe) {
-		t.Fatalf("next turn after a failing Flush: %v", err)
 	}
 }

@@ -296,8 +296,16 @@ func (c *Connection) Channel(ctx context.Context) (transport.Channel, error) {
 // pool (see Options.InlineDecodeLimit): a decode in progress completes,
 // queued ones are dropped and their messages go back to the broker. Unlike Kombu's, a closed
 // Connection stays closed: later calls return [ErrClosed]. Idempotent.
-// Must not be called from a hub callback.
+//
+// Close waits for the hub, so a hub callback (a consumer callback
+// included) must not call it: there it returns an error matching
+// hub.ErrInCallback at once and closes nothing. Cancel the consumers from
+// the callback, and close the connection from another goroutine, or from
+// the one that drives the hub once it has stopped.
 func (c *Connection) Close() error {
+	if hub.InCallback() {
+		return fmt.Errorf("messaging: close: %w", hub.ErrInCallback)
+	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()

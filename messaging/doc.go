@@ -82,8 +82,11 @@
 // block: hand slow work to a [Workers] pool (or any goroutine) and settle
 // the message from there.
 //
-// Someone must run the hub for deliveries to arrive and for
-// acknowledgements to reach the broker. Either call [Connection.DrainEvents]
+// Someone must run the hub for deliveries to arrive. Settlements need no
+// one: while nobody runs the hub, Message.Ack (Reject, Requeue, and the
+// record of a [Queue.Get]) hands the settlement to the transport on the
+// calling goroutine, running no callback, so Kombu's polling loop of Get
+// and Ack works without a hub loop. Either call [Connection.DrainEvents]
 // (Kombu's synchronous style: it runs the hub on the calling goroutine until
 // a delivery, then returns), or run the hub yourself: h, _ := conn.Hub();
 // go h.Run(ctx). Only one goroutine can run a hub at a time: while h.Run
@@ -102,7 +105,9 @@
 // Reject, Requeue and Decode, the pools, Workers and
 // ConsumerWorker.Stop. Do not call Connection, Producer or Consumer methods
 // from a hub callback, except Message settlement and Producer.Publish on
-// transports whose publish does not need the hub (memory, Redis). Close
+// transports whose publish does not need the hub (memory, Redis);
+// Connection.Close and DrainEvents there return an error matching
+// hub.ErrInCallback instead of waiting for the hub that runs them. Close
 // joins everything it started; Workers owns its goroutines and Close joins
 // them; nothing else in this package starts goroutines.
 //

@@ -55,7 +55,9 @@ func (c *Connection) takePending() error {
 //   - an error matching both [ErrTimeout] and context.DeadlineExceeded when
 //     ctx's deadline passes first, and ctx.Err() when it is cancelled;
 //   - an error matching hub.ErrRunning when another goroutine runs the hub
-//     (h.Run): deliveries then already flow.
+//     (h.Run): deliveries then already flow;
+//   - an error matching hub.ErrInCallback when called from a callback of
+//     the hub, which would wait for itself.
 //
 // One goroutine at a time may run a hub; never call DrainEvents from a
 // hub callback.
@@ -86,7 +88,7 @@ func (c *Connection) DrainEvents(ctx context.Context) error {
 	}
 	if err := h.Drive(ctx, cond); err != nil {
 		switch {
-		case errors.Is(err, hub.ErrRunning):
+		case errors.Is(err, hub.ErrRunning), errors.Is(err, hub.ErrInCallback):
 			return fmt.Errorf("messaging: DrainEvents: %w", err)
 		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
 			return &timeoutError{cause: ctx.Err()}

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kombu-go/kombu/hub"
 	"github.com/kombu-go/kombu/messaging"
 )
 
@@ -151,4 +152,71 @@ func ExampleWorkers() {
 	fmt.Println("sum:", sum)
 	// Output:
 	// sum: 6
+}
+
+// A timer beside a consumer on a hub the application drives: a hub timer
+// publishes a tick every 10 ms and the consumer prints them. Both callbacks
+// run on the goroutine that calls Run, one at a time, so they share the
+// counters without locks. Publishing from a hub callback suits the memory
+// transport, which never blocks; with a network transport, publish from
+// another goroutine instead.
+func Example_timerBesideConsumer() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+
+	h, err := hub.New(hub.Options{})
+	if err != nil {
+		panic(err)
+	}
+	defer h.Close()
+	conn, err := messaging.NewConnection("memory://example-timer", messaging.Options{Hub: h})
+	if err != nil {
+		panic(err)
+	}
+	defer conn.Close() // before h.Close: deferred calls run last first
+
+	ticks := messaging.NewQueue("ticks", messaging.NewExchange("ticks", messaging.Direct), "tick")
+	producer, err := messaging.NewProducer(conn, messaging.ProducerOptions{Exchange: ticks.Exchange, RoutingKey: "tick"})
+	if err != nil {
+		panic(err)
+	}
+	received := 0
+	consumer, err := messaging.NewConsumer(conn, messaging.ConsumerOptions{
+		Queues: []messaging.Queue{ticks},
+		Callbacks: []messaging.Callback{func(body any, m *messaging.Message) {
+			fmt.Println("consumed", body)
+			m.Ack()
+			if received++; received == 3 {
+				h.Stop()
+			}
+		}},
+	})
+	if err != nil {
+		panic(err)
+	}
+	if err := consumer.Consume(ctx); err != nil {
+		panic(err)
+	}
+
+	sent := 0
+	timer := h.CallRepeatedly(10*time.Millisecond, func() {
+		if sent == 3 {
+			return
+		}
+		sent++
+		err := producer.Publish(ctx, fmt.Sprintf("tick %d", sent),
+			messaging.PublishOptions{Declare: []messaging.Declaration{ticks}})
+		if err != nil {
+			fmt.Println(err)
+		}
+	})
+	defer timer.Cancel()
+
+	if err := h.Run(ctx); err != nil {
+		fmt.Println(err)
+	}
+	// Output:
+	// consumed tick 1
+	// consumed tick 2
+	// consumed tick 3
 }

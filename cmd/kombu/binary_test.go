@@ -27,6 +27,10 @@ import (
 var kombuBin string
 
 func TestMain(m *testing.M) {
+	// Every hub these tests create (and the binaries they start, which
+	// inherit the environment) checks that its hub-only methods are called
+	// by its owner (hub.Options.CheckOwner).
+	os.Setenv("KOMBU_HUB_CHECKOWNER", "1")
 	dir, err := os.MkdirTemp("", "kombu-cli-test")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -16,6 +16,9 @@ import (
 // TestMain runs the tests, or, when the binary was re-executed as a
 // consumer process (RoleEnv=consumer), the consumer instead.
 func TestMain(m *testing.M) {
+	// Every hub these tests create checks that its hub-only methods are
+	// called by its owner (hub.Options.CheckOwner).
+	os.Setenv("KOMBU_HUB_CHECKOWNER", "1")
 	if os.Getenv(RoleEnv) == "consumer" {
 		os.Exit(consumerMain())
 	}

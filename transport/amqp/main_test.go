@@ -21,6 +21,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// Every hub these tests create checks that its hub-only methods are
+	// called by its owner (hub.Options.CheckOwner).
+	os.Setenv("KOMBU_HUB_CHECKOWNER", "1")
 	goleak.VerifyTestMain(m)
 }
 

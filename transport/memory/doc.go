@@ -40,8 +40,10 @@
 //
 // Transport, Conn and Channel follow the transport package's rules: Publish,
 // Get, declarations, Ack and Reject are safe from any goroutine;
-// deliveries run on the connection's hub; Close must not be called from a
-// hub callback. One mutex per broker guards the queues, because publishers
+// deliveries run on the connection's hub, and only on whoever drives it
+// (an Ack made while nobody does is applied by the acking goroutine, which
+// runs no callback); Close must not be called from a hub callback, where
+// it returns an error matching hub.ErrInCallback. One mutex per broker guards the queues, because publishers
 // on any goroutine and consumers on several hubs share them; it is held only
 // for ring-buffer pushes and batch pops.
 //

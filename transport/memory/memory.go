@@ -2,6 +2,7 @@ package memory
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -101,8 +102,13 @@ func (c *Conn) Done() <-chan struct{} { return c.chans.Done() }
 func (c *Conn) Err() error { return c.chans.Err() }
 
 // Close closes every channel (restoring their unacknowledged messages) and
-// the connection. Idempotent; must not be called from a hub callback.
+// the connection. Idempotent. From a hub callback (hub.InCallback) it
+// returns an error matching hub.ErrInCallback and closes nothing: closing
+// a channel waits for the hub.
 func (c *Conn) Close() error {
+	if hub.InCallback() {
+		return fmt.Errorf("memory: close: %w", hub.ErrInCallback)
+	}
 	chans, first := c.chans.Close()
 	if !first {
 		return nil
@@ -134,9 +140,14 @@ var (
 func (ch *Channel) OnReturn(fn func(*transport.Returned)) { ch.HandleReturns(fn) }
 
 // Close closes the channel (see channel.Channel.Close) and forgets it on
-// its connection. Must not be called from a hub callback.
+// its connection. From a hub callback it returns an error matching
+// hub.ErrInCallback, and the channel stays open and known to the
+// connection.
 func (ch *Channel) Close() error {
 	err := ch.Channel.Close()
+	if errors.Is(err, hub.ErrInCallback) {
+		return err
+	}
 	ch.conn.chans.Remove(ch)
 	return err
 }

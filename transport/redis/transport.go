@@ -230,8 +230,13 @@ func (c *Conn) Err() error { return c.chans.Err() }
 // their queues), cancels a visibility sweep in progress and waits for it
 // to end, finishes the executor's queued work (acknowledgements,
 // restores), closes the go-redis client and joins every goroutine the
-// connection started. Idempotent; must not be called from a hub callback.
+// connection started. Idempotent. From a hub callback (hub.InCallback) it
+// returns an error matching hub.ErrInCallback and closes nothing: it waits
+// for the hub.
 func (c *Conn) Close() error {
+	if hub.InCallback() {
+		return fmt.Errorf("redis: close: %w", hub.ErrInCallback)
+	}
 	chans, first := c.chans.Close()
 	if !first {
 		return nil
@@ -266,8 +271,13 @@ type Channel struct {
 }
 
 // Close closes the channel (see channel.Channel.Close) and forgets it.
+// From a hub callback it returns an error matching hub.ErrInCallback, and
+// the channel stays open and known to the connection.
 func (ch *Channel) Close() error {
 	err := ch.Channel.Close()
+	if errors.Is(err, hub.ErrInCallback) {
+		return err
+	}
 	ch.st.c.chans.Remove(ch)
 	return err
 }
