@@ -402,7 +402,7 @@ func (st *store) giveBack(ps []*popped) {
 	st.execOut += len(ps)
 	c.exec.do(func(ctx context.Context) {
 		err := c.giveBack(ctx, ps)
-		c.h.Post(func() { st.execDone(len(ps)) })
+		st.completeExec(len(ps))
 		if err != nil {
 			for _, p := range ps {
 				c.o.log.Error("redis: could not give a popped message back; its unacked record restores it",
@@ -410,6 +410,25 @@ func (st *store) giveBack(ps []*popped) {
 			}
 		}
 	})
+}
+
+// completeExec counts n settlements the executor finished (executor
+// goroutine) and posts one execDone for all those not applied yet: with
+// nobody driving the hub (a Get+Ack loop) they add up in one count, not in
+// one post each.
+func (st *store) completeExec(n int) {
+	st.execFinished.Add(int64(n))
+	if st.execPosted.CompareAndSwap(false, true) {
+		st.c.h.Post(st.applyExecDone)
+	}
+}
+
+// applyExecDone applies the finished settlements counted so far (hub).
+func (st *store) applyExecDone() {
+	st.execPosted.Store(false)
+	if n := st.execFinished.Swap(0); n > 0 {
+		st.execDone(int(n))
+	}
 }
 
 // execDone runs on the hub when the executor finished n settlements.

@@ -183,8 +183,8 @@ type executor struct {
 	retry []string
 }
 
-// job is either a batch of acks or a function. done are posted to the hub
-// once the acks' pipeline ran.
+// job is either a batch of acks or a function. done are called (on the
+// executor goroutine) once the acks' pipeline ran.
 type job struct {
 	acks []string
 	done []func()
@@ -218,8 +218,9 @@ func (e *executor) ack(tags ...string) {
 	}
 }
 
-// ackThen queues acknowledgements and posts done to the hub once their
-// pipeline ran (whether it succeeded or not: a failed one is retried).
+// ackThen queues acknowledgements and calls done, on the executor
+// goroutine, once their pipeline ran (whether it succeeded or not: a failed
+// one is retried).
 func (e *executor) ackThen(tags []string, done func()) {
 	e.push(job{acks: append([]string(nil), tags...), done: []func(){done}}, true)
 }
@@ -318,15 +319,13 @@ func (e *executor) run() {
 
 // flushAcks deletes the records of acknowledged tags: one ZREM and one HDEL
 // per 1000 tags, all in one pipeline. Tags whose pipeline fails are kept
-// for the next round. done are posted to the hub afterwards.
+// for the next round. done are called afterwards.
 func (e *executor) flushAcks(ctx context.Context, tags []string, done []func()) {
-	if len(done) > 0 {
-		defer e.c.h.Post(func() {
-			for _, fn := range done {
-				fn()
-			}
-		})
-	}
+	defer func() {
+		for _, fn := range done {
+			fn()
+		}
+	}()
 	if len(tags) == 0 {
 		return
 	}
@@ -384,7 +383,7 @@ func (st *store) ack(tags ...string) {
 	if len(now) > 0 {
 		st.execOut += len(now)
 		n := len(now)
-		st.c.exec.ackThen(now, func() { st.execDone(n) })
+		st.c.exec.ackThen(now, func() { st.completeExec(n) })
 	}
 }
 
@@ -430,6 +429,6 @@ func (st *store) settleRestore(tag string, fn func(ctx context.Context)) {
 	c := st.c
 	c.exec.do(func(ctx context.Context) {
 		fn(ctx)
-		c.h.Post(func() { st.execDone(1) })
+		st.completeExec(1)
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -39,6 +40,11 @@ type store struct {
 	// registered is set once the consume socket registered the lease, and
 	// leased once the poller renews it (hub goroutine).
 	registered, leased bool
+	// execFinished counts settlements the executor finished that the hub
+	// has not applied yet, and execPosted says an applyExecDone is posted
+	// (completeExec): written by the executor, read by the hub, so atomic.
+	execFinished atomic.Int64
+	execPosted   atomic.Bool
 
 	hubState // consume.go: owned by the hub goroutine
 }
