@@ -171,7 +171,7 @@ func TestConsumerDeclareRevive(t *testing.T) {
 	if len(ch.(*fakeChannel).consumers) != 1 {
 		t.Error("not consuming on the revived channel")
 	}
-	if err := cons.Close(ctx); err != nil || len(ch.(*fakeChannel).consumers) != 0 {
+	if err := cons.Close(); err != nil || len(ch.(*fakeChannel).consumers) != 0 {
 		t.Errorf("Close: %v", err)
 	}
 	q := messaging.Queue{Name: "q", Bindings: []messaging.Binding{{Exchange: messaging.Exchange{Name: "e"}, RoutingKey: "k"}}}

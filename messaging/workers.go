@@ -109,6 +109,11 @@ func (w *Workers) run() {
 }
 
 func (w *Workers) process(j job) {
+	if j.m.Acknowledged() {
+		// Settled before its turn: its consumer's Drain reached its
+		// deadline and gave it back to the broker.
+		return
+	}
 	err := j.h(w.ctx, j.body, j.m)
 	if j.m.Acknowledged() {
 		if err != nil {
