@@ -225,7 +225,8 @@ func TestConsumerWorkerUserHub(t *testing.T) {
 	w, _ := messaging.NewConsumerWorker(tmpl, messaging.ConsumerWorkerOptions{
 		Consumers: func(*messaging.Connection) ([]messaging.ConsumerOptions, error) {
 			return []messaging.ConsumerOptions{{Queues: []messaging.Queue{{Name: "q"}},
-				Callbacks: []messaging.Callback{func(body any, m *messaging.Message) { got <- body }}}}, nil
+				// Acked: Run's graceful end waits for unsettled messages.
+				Callbacks: []messaging.Callback{func(body any, m *messaging.Message) { got <- body; m.Ack() }}}}, nil
 		},
 		OnConsumeReady: func(conn *messaging.Connection, cs []*messaging.Consumer) {
 			ch, _ := conn.DefaultChannel(ctx)
