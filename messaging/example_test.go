@@ -70,7 +70,7 @@ func ExampleSimpleQueue() {
 	if err != nil {
 		panic(err)
 	}
-	defer queue.Close(ctx)
+	defer queue.Close()
 
 	if err := queue.Put(ctx, map[string]any{"hello": "world"}, messaging.PublishOptions{}); err != nil {
 		panic(err)
