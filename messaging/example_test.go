@@ -146,8 +146,10 @@ func ExampleWorkers() {
 			panic(err)
 		}
 	}
-	workers.Drain(ctx)
-	consumer.Cancel(ctx)
+	// Stop the consumer first (it waits for the messages it handed to the
+	// pool), then the pool.
+	consumer.Drain(ctx)
+	workers.Close()
 	fmt.Println("sum:", sum)
 	// Output:
 	// sum: 6
