@@ -89,9 +89,26 @@ type ConsumerOptions struct {
 // [NewConsumer], start it with Consume, and drive deliveries with
 // Connection.DrainEvents or by running the hub.
 //
+// A Consumer is also the handle of its consuming (compare nats.go's
+// ConsumeContext): Close stops its deliveries, Drain stops them and waits,
+// within a deadline, for the callbacks running and the messages they
+// handed on (to a [Workers] pool, say) to be settled, and Done and Err say
+// when and why it stopped consuming:
+//
+//	if err := consumer.Consume(ctx); err != nil { ... }
+//	go h.Run(ctx) // or conn.DrainEvents in a loop
+//	select {
+//	case <-consumer.Done(): // the connection was lost or closed
+//		log.Print(consumer.Err())
+//	case <-shutdown:
+//		dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+//		defer cancel()
+//		err := consumer.Drain(dctx) // nil: every delivered message was settled
+//	}
+//
 // The methods are safe for concurrent use, and must not be called from a
-// hub callback (they may wait for the broker). Callbacks never run under
-// the consumer's lock.
+// hub callback (they may wait for the broker), except Done and Err.
+// Callbacks never run under the consumer's lock.
 type Consumer struct {
 	conn      *Connection
 	opts      ConsumerOptions
@@ -127,6 +144,9 @@ type Consumer struct {
 	dlqOn transport.Channel
 
 	decodeErrors atomic.Uint64
+
+	// life is the consumer's lifecycle (Close, Drain, Done, Err).
+	life consumerLife
 }
 
 // DecodeErrors returns how many delivered messages this consumer could not
@@ -158,6 +178,8 @@ func NewConsumer(conn *Connection, opts ConsumerOptions) (*Consumer, error) {
 		cbs:       slices.Clone(opts.Callbacks),
 		ch:        opts.Channel,
 	}
+	c.life.run = newConsumerRun()
+	c.life.settled = c.settled
 	if c.tagPrefix == "" {
 		c.tagPrefix = DefaultTagPrefix
 	}
@@ -281,12 +303,17 @@ func (c *Consumer) Declare(ctx context.Context) error {
 }
 
 // Consume starts consuming from every queue that has no active consumer
-// yet (Kombu's consume); it can be called again after AddQueue. The first
-// call on a channel declares the queues (unless NoDeclare) and applies
-// PrefetchCount. Returns [ErrNoCallbacks] without callbacks or OnMessage.
+// yet (Kombu's consume); it can be called again after AddQueue, and after
+// Cancel or a lost connection (see Done). The first call on a channel
+// declares the queues (unless NoDeclare) and applies PrefetchCount.
+// Returns [ErrNoCallbacks] without callbacks or OnMessage, and
+// [ErrStopped] after Close or Drain.
 func (c *Consumer) Consume(ctx context.Context) error {
 	c.opMu.Lock()
 	defer c.opMu.Unlock()
+	if err := c.openErr(); err != nil {
+		return err
+	}
 	c.mu.Lock()
 	none := len(c.cbs) == 0 && len(c.taps) == 0 && c.opts.OnMessage == nil
 	c.mu.Unlock()
@@ -300,6 +327,7 @@ func (c *Consumer) Consume(ctx context.Context) error {
 	if err := c.reviveLocked(ctx, ch); err != nil {
 		return err
 	}
+	h := c.conn.hubNow()
 	for _, q := range c.queues {
 		if _, ok := c.tags[q.Name]; ok {
 			continue
@@ -307,12 +335,13 @@ func (c *Consumer) Consume(ctx context.Context) error {
 		noAck := c.opts.NoAck || q.NoAck
 		tag, err := ch.Consume(ctx, transport.ConsumeOptions{
 			Queue: q.Name, ConsumerTag: c.newTag(), NoAck: noAck, Arguments: q.ConsumerArguments,
-		}, c.deliverFunc(c.conn.hubNow(), ch, noAck))
+		}, c.deliverFunc(h, ch, noAck))
 		if err != nil {
 			return err
 		}
 		c.tags[q.Name] = tag
 	}
+	c.startRun(h)
 	return nil
 }
 
@@ -358,10 +387,18 @@ func (c *Consumer) AddQueue(ctx context.Context, q Queue) (Queue, error) {
 }
 
 // Cancel stops every active consumer (Kombu's cancel). The queues stay, so
-// Consume starts them again.
+// Consume starts them again. Done is closed, with Err [ErrStopped], until
+// then. Unlike Close and Drain, Cancel does not refuse deliveries already
+// under way: they still reach the callbacks.
 func (c *Consumer) Cancel(ctx context.Context) error {
 	c.opMu.Lock()
 	defer c.opMu.Unlock()
+	c.endRun(ErrStopped)
+	return c.cancelLocked(ctx)
+}
+
+// cancelLocked cancels the broker consumers. Called with c.opMu held.
+func (c *Consumer) cancelLocked(ctx context.Context) error {
 	var errs []error
 	for name, tag := range c.tags {
 		if c.ch != nil {
@@ -380,9 +417,6 @@ func ignoreGone(err error) error {
 	}
 	return err
 }
-
-// Close is Cancel (Kombu's close).
-func (c *Consumer) Close(ctx context.Context) error { return c.Cancel(ctx) }
 
 // CancelByQueue stops consuming from a queue and removes it (Kombu's
 // cancel_by_queue).
@@ -468,6 +502,10 @@ func (c *Consumer) deliverFunc(h *hub.Hub, ch transport.Channel, noAck bool) tra
 // callbacks; an undecodable one goes to decodeFailed. On the hub
 // goroutine.
 func (c *Consumer) dispatch(m *Message) {
+	if !c.enter(m) {
+		return
+	}
+	defer c.leave(m)
 	c.conn.delivered()
 	if err := m.Err(); err != nil {
 		c.decodeFailed(m, err)

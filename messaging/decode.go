@@ -151,6 +151,9 @@ func (c *Consumer) heavy(m *Message) bool {
 // the callbacks in the order the broker gave them.
 func (c *Consumer) receive(h *hub.Hub, ch transport.Channel, noAck bool, tm *transport.Message) {
 	m := newMessage(tm, ch, c.conn.ser, c.accept, noAck)
+	if !c.admit(m) {
+		return
+	}
 	q := m.DeliveryInfo.Queue
 	heavy := len(m.errs) == 0 && c.heavy(m)
 	c.lineMu.Lock()

@@ -56,9 +56,11 @@
 //	Consumer(conn, queues, callbacks=[f])   NewConsumer(conn, ConsumerOptions{Queues, Callbacks})
 //	callback(body, message)                 func(body any, m *Message)
 //	with consumer: / consumer.consume()     c.Consume(ctx) ... c.Cancel(ctx)
+//	consumer.close()                        c.Close() (for good), or c.Drain(ctx) (waits for work in flight)
 //	message.payload / decode()              m.Decode() (cached), m.DecodeInto(&v)
 //	message.ack() / reject() / requeue()    m.Ack() / m.Reject() / m.Requeue()
 //	ConsumerMixin                           NewConsumerWorker(conn, ConsumerWorkerOptions{...}).Run(ctx)
+//	mixin.should_stop = True                w.Stop() (drains), w.Drain(ctx), w.Close()
 //	conn.SimpleQueue(name)                  NewSimpleQueue(ctx, conn, name, SimpleQueueOptions{})
 //	queue.get(block=True, timeout=t)        sq.Get(ctx with deadline t)
 //	Empty                                   ErrEmpty
@@ -96,20 +98,39 @@
 //
 // When a connection breaks, DrainEvents reports it once (a connection
 // error: transport.IsConnectionError) and the next use reconnects lazily,
-// but consumers are not restarted by themselves: call Consume again (it
-// revives a consumer on the new default channel), or let a
-// [ConsumerWorker] do it all.
+// but consumers are not restarted by themselves: Consumer.Done is closed
+// and Consumer.Err says why; call Consume again (it revives a consumer on
+// the new default channel), or let a [ConsumerWorker] do it all.
+//
+// # Closing and draining
+//
+// Every type here that holds something has Close() error: it releases at
+// once, without a context, and is idempotent (Connection, Producer,
+// Consumer, SimpleQueue, the pools, Workers, ConsumerWorker). The types
+// with work in flight also have Drain(ctx) error, a graceful Close: it
+// stops taking new work, waits for the work in flight until ctx ends, then
+// closes. [Consumer.Drain] waits for its running callbacks and for every
+// message it delivered to be settled, wherever the callbacks handed it
+// (a [Workers] pool settles later, from its goroutines); at the deadline
+// the unsettled messages go back to the broker. [Workers.Drain] finishes
+// the queued jobs. [ConsumerWorker.Drain] drains its consumers and closes
+// its connection, and its Run does the same, within DrainTimeout, when its
+// context ends, which makes SIGTERM handling one signal.NotifyContext
+// (see the ConsumerWorker example). Drain the consumers before the Workers
+// pool they feed: a closed pool requeues what it is given.
 //
 // Safe for concurrent use from any goroutine: Connection (all methods),
 // Producer.Publish and PublishBatch, the Consumer methods, Message's Ack,
-// Reject, Requeue and Decode, the pools, Workers and
-// ConsumerWorker.Stop. Do not call Connection, Producer or Consumer methods
-// from a hub callback, except Message settlement and Producer.Publish on
-// transports whose publish does not need the hub (memory, Redis);
-// Connection.Close and DrainEvents there return an error matching
-// hub.ErrInCallback instead of waiting for the hub that runs them. Close
-// joins everything it started; Workers owns its goroutines and Close joins
-// them; nothing else in this package starts goroutines.
+// Reject, Requeue and Decode, the pools, Workers and the ConsumerWorker
+// methods. Do not call Connection, Producer or Consumer methods from a hub
+// callback, except Message settlement, Consumer.Done and Consumer.Err,
+// ConsumerWorker.Stop, and Producer.Publish on transports whose publish
+// does not need the hub (memory, Redis); Connection.Close and DrainEvents
+// there return an error matching hub.ErrInCallback instead of waiting for
+// the hub that runs them. Close joins everything it started: a Connection
+// its decode pool; Workers its goroutines; a Consumer the goroutine its
+// Done started to watch the connection (which also ends with the
+// connection). Nothing else in this package starts goroutines.
 //
 // # Decoding off the hub
 //
@@ -153,5 +174,7 @@
 //     that would not wait.
 //   - [ErrUnknownTransport], [ErrInvalidURL]: bad URLs, found by
 //     NewConnection before anything dials.
+//   - [ErrStopped]: Consumer.Err after Close, Drain or Cancel, and
+//     Consume after Close or Drain.
 //   - [ErrClosed], [ErrNoCallbacks], [ErrSlowConsumer].
 package messaging

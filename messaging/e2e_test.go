@@ -98,7 +98,7 @@ func TestMemoryRequeueRedelivers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer q.Close(ctx)
+	defer q.Close()
 	if err := q.Put(ctx, "again", messaging.PublishOptions{}); err != nil {
 		t.Fatal(err)
 	}

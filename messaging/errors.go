@@ -39,6 +39,10 @@ var (
 	// SimpleQueue or worker pool.
 	ErrClosed = errors.New("messaging: closed")
 
+	// ErrStopped is what Consumer.Err returns once the consumer was
+	// stopped by its user: Close, Drain or Cancel.
+	ErrStopped = errors.New("messaging: consumer stopped")
+
 	// ErrUnknownTransport reports a URL scheme with no transport. The
 	// wrapping error lists the known schemes.
 	ErrUnknownTransport = errors.New("messaging: no such transport")

@@ -71,7 +71,7 @@ func ExampleSimpleQueue() {
 	if err != nil {
 		panic(err)
 	}
-	defer queue.Close(ctx)
+	defer queue.Close()
 
 	if err := queue.Put(ctx, map[string]any{"hello": "world"}, messaging.PublishOptions{}); err != nil {
 		panic(err)
@@ -147,8 +147,10 @@ func ExampleWorkers() {
 			panic(err)
 		}
 	}
-	workers.Drain(ctx)
-	consumer.Cancel(ctx)
+	// Stop the consumer first (it waits for the messages it handed to the
+	// pool), then the pool.
+	consumer.Drain(ctx)
+	workers.Close()
 	fmt.Println("sum:", sum)
 	// Output:
 	// sum: 6

@@ -101,7 +101,7 @@ func TestIntegrationBrokers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer sq.Close(ctx)
+		defer sq.Close()
 		if err := sq.Put(ctx, "hello", messaging.PublishOptions{}); err != nil {
 			t.Fatal(err)
 		}

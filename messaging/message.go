@@ -79,6 +79,12 @@ type Message struct {
 	decoded   bool
 	payload   any
 	decodeErr error
+
+	// afterSettle, when set, runs once with the message, after its first
+	// settlement was handed to the channel, whether or not the channel
+	// took it (the consumer forgets the message there: see
+	// Consumer.Drain).
+	afterSettle func(*Message)
 }
 
 // newMessage wraps a transport message. The body stays as received: the
@@ -245,7 +251,12 @@ func (m *Message) settle(to State, do func() error) error {
 		m.onSettle = nil
 		f()
 	}
-	if err := do(); err != nil {
+	err := do()
+	if f := m.afterSettle; f != nil {
+		m.afterSettle = nil
+		f(m)
+	}
+	if err != nil {
 		return err
 	}
 	m.state = to

@@ -171,7 +171,7 @@ func TestConsumerDeclareRevive(t *testing.T) {
 	if len(ch.(*fakeChannel).consumers) != 1 {
 		t.Error("not consuming on the revived channel")
 	}
-	if err := cons.Close(ctx); err != nil || len(ch.(*fakeChannel).consumers) != 0 {
+	if err := cons.Close(); err != nil || len(ch.(*fakeChannel).consumers) != 0 {
 		t.Errorf("Close: %v", err)
 	}
 	q := messaging.Queue{Name: "q", Bindings: []messaging.Binding{{Exchange: messaging.Exchange{Name: "e"}, RoutingKey: "k"}}}
@@ -225,7 +225,8 @@ func TestConsumerWorkerUserHub(t *testing.T) {
 	w, _ := messaging.NewConsumerWorker(tmpl, messaging.ConsumerWorkerOptions{
 		Consumers: func(*messaging.Connection) ([]messaging.ConsumerOptions, error) {
 			return []messaging.ConsumerOptions{{Queues: []messaging.Queue{{Name: "q"}},
-				Callbacks: []messaging.Callback{func(body any, m *messaging.Message) { got <- body }}}}, nil
+				// Acked: Run's graceful end waits for unsettled messages.
+				Callbacks: []messaging.Callback{func(body any, m *messaging.Message) { got <- body; m.Ack() }}}}, nil
 		},
 		OnConsumeReady: func(conn *messaging.Connection, cs []*messaging.Consumer) {
 			ch, _ := conn.DefaultChannel(ctx)

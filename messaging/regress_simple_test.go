@@ -29,14 +29,14 @@ func TestSimpleQueueCloseRequeuesBuffered(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.Ack()
-	if err := q.Close(ctx); err != nil {
+	if err := q.Close(); err != nil {
 		t.Fatal(err)
 	}
 	q2, err := messaging.NewSimpleQueue(ctx, c, "sq", messaging.SimpleQueueOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer q2.Close(ctx)
+	defer q2.Close()
 	n, err := q2.Qsize(ctx)
 	t.Logf("Qsize after closing the first SimpleQueue: %d, %v (9 expected)", n, err)
 	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)

@@ -115,8 +115,16 @@ func newSimple(ctx context.Context, conn *Connection, q Queue, opts SimpleQueueO
 // receive buffers a delivered message. Runs on the hub goroutine.
 func (sq *SimpleQueue) receive(_ any, m *Message) {
 	sq.mu.Lock()
-	defer sq.mu.Unlock()
-	sq.buf = append(sq.buf, m)
+	if !sq.closed {
+		sq.buf = append(sq.buf, m)
+		sq.mu.Unlock()
+		return
+	}
+	sq.mu.Unlock()
+	// A delivery that raced with Close goes back, as the buffer does.
+	if !m.noAck {
+		_ = m.Requeue()
+	}
 }
 
 // Queue returns the queue.
@@ -222,9 +230,11 @@ func (sq *SimpleQueue) Qsize(ctx context.Context) (int, error) {
 	return info.Messages, err
 }
 
-// Close stops consuming (Kombu's close). Buffered, unacknowledged messages
-// return to the queue when the channel closes. Idempotent.
-func (sq *SimpleQueue) Close(ctx context.Context) error {
+// Close stops consuming (Kombu's close): its consumer is closed (see
+// Consumer.Close), and messages it buffered but Get never returned go back
+// to the queue. Messages Get returned stay the caller's to settle. Put,
+// Get and GetNowait then return [ErrClosed]. Idempotent.
+func (sq *SimpleQueue) Close() error {
 	sq.mu.Lock()
 	if sq.closed {
 		sq.mu.Unlock()
@@ -234,11 +244,14 @@ func (sq *SimpleQueue) Close(ctx context.Context) error {
 	buffered := sq.buf
 	sq.buf = nil
 	sq.mu.Unlock()
-	err := sq.consumer.Cancel(ctx)
+	err := sq.consumer.Close()
 	// Messages buffered but never handed out go back to the queue now, not
 	// when the connection's channel eventually closes. Settled outside the
 	// lock: settling may run hub work, and receive takes the lock.
 	for _, m := range buffered {
+		if m.noAck {
+			continue // nothing to give back
+		}
 		if rerr := m.Requeue(); rerr != nil && err == nil {
 			err = rerr
 		}

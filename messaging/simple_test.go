@@ -17,7 +17,7 @@ func TestSimpleQueue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer q.Close(ctx)
+	defer q.Close()
 	if q.Queue().Name != "simple" || q.Queue().Exchange.Name != "simple" || !q.Queue().Durable {
 		t.Errorf("queue %+v", q.Queue())
 	}
@@ -50,14 +50,14 @@ func TestSimpleQueue(t *testing.T) {
 	}
 	// Clear returns the purged count. Stop consuming first so that the
 	// messages stay in the queue.
-	if err := q.Close(ctx); err != nil {
+	if err := q.Close(); err != nil {
 		t.Fatal(err)
 	}
 	q2, err := messaging.NewSimpleQueue(ctx, c, "simple", messaging.SimpleQueueOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer q2.Close(ctx)
+	defer q2.Close()
 	for i := 0; i < 3; i++ {
 		if err := q2.Put(ctx, i, messaging.PublishOptions{}); err != nil {
 			t.Fatal(err)
@@ -89,7 +89,7 @@ func TestSimpleBuffer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer q.Close(ctx)
+	defer q.Close()
 	qq := q.Queue()
 	if qq.Durable || !qq.Exclusive || !qq.AutoDelete || qq.Exchange.Durable || !qq.Exchange.AutoDelete {
 		t.Errorf("queue %+v", qq)

@@ -43,6 +43,18 @@ type ConsumerWorkerOptions struct {
 	// RestartInterval is the least time between two starts of consuming
 	// (Kombu's restart_limit: one per second). Default: 1 s.
 	RestartInterval time.Duration
+	// DrainTimeout bounds the graceful end of Run. When ctx ends or Stop
+	// is called, Run stops the consumers' deliveries (messages arriving
+	// meanwhile go back to the broker) and waits up to DrainTimeout for the
+	// callbacks running and the messages they handed on (to a [Workers]
+	// pool, say) to be settled, and for the settlements to reach the
+	// transport, before it closes the connection (see Consumer.Drain);
+	// messages still unsettled then go back to the broker. Default: 10 s.
+	// Negative: no wait (unsettled messages go back when the connection
+	// closes). ConsumerWorker.Drain bounds the wait with its context
+	// instead, and Close does not wait. Consumers whose connection was lost
+	// are not drained: their messages are the broker's again.
+	DrainTimeout time.Duration
 	// Logger receives diagnostics. Default: the connection's logger.
 	Logger *slog.Logger
 }
@@ -51,6 +63,16 @@ type ConsumerWorkerOptions struct {
 // reconnects when the connection breaks (Kombu's ConsumerMixin, as
 // composition). Run blocks on the calling goroutine and starts no
 // goroutine of its own.
+//
+// Run ends gracefully when its context ends or Stop or Drain is called: the
+// consumers stop taking messages, the work in flight is finished within
+// DrainTimeout (or Drain's context), and the connection is closed. A
+// service shuts down on SIGTERM like this:
+//
+//	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+//	defer stop()
+//	err := worker.Run(ctx) // returns once in-flight messages are settled (or DrainTimeout passed)
+//	workers.Close()        // the Workers pool the callbacks handed messages to, if any
 type ConsumerWorker struct {
 	tmpl *Connection
 	opts ConsumerWorkerOptions
@@ -60,6 +82,14 @@ type ConsumerWorker struct {
 	mu     sync.Mutex
 	stop   bool
 	cancel context.CancelFunc
+	// drainCtx, set by Drain, bounds the drain instead of DrainTimeout;
+	// noDrain, set by Close, skips it.
+	drainCtx context.Context
+	noDrain  bool
+	// running is closed when the Run in progress returns; nil without one.
+	running chan struct{}
+	// drainErr is the result of the last drain.
+	drainErr error
 }
 
 // NewConsumerWorker returns a worker that consumes through clones of conn
@@ -74,6 +104,9 @@ func NewConsumerWorker(conn *Connection, opts ConsumerWorkerOptions) (*ConsumerW
 	if opts.RestartInterval <= 0 {
 		opts.RestartInterval = time.Second
 	}
+	if opts.DrainTimeout == 0 {
+		opts.DrainTimeout = DefaultDrainTimeout
+	}
 	w := &ConsumerWorker{tmpl: conn, opts: opts, log: opts.Logger, clk: conn.clk}
 	if w.log == nil {
 		w.log = conn.log
@@ -81,15 +114,71 @@ func NewConsumerWorker(conn *Connection, opts ConsumerWorkerOptions) (*ConsumerW
 	return w, nil
 }
 
-// Stop makes Run return soon (Kombu's should_stop). Safe for concurrent
-// use, from a hub callback too.
+// DefaultDrainTimeout is ConsumerWorkerOptions.DrainTimeout's default.
+const DefaultDrainTimeout = 10 * time.Second
+
+// Stop makes Run end soon (Kombu's should_stop): it drains the consumers
+// within DrainTimeout and returns. Stop does not wait for that. Safe for
+// concurrent use, from a hub callback too. A stopped worker stays
+// stopped: a later Run returns nil at once.
 func (w *ConsumerWorker) Stop() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.stopLocked()
+}
+
+func (w *ConsumerWorker) stopLocked() {
 	w.stop = true
 	if w.cancel != nil {
 		w.cancel()
 	}
+}
+
+// Drain stops the worker gracefully and waits for Run to return: the
+// consumers stop taking messages, the callbacks running and the messages
+// they handed on are settled (see Consumer.Drain), and the connection is
+// closed. ctx bounds the drain instead of DrainTimeout; when it ends first,
+// the unsettled messages go back to the broker, and Drain returns
+// ctx.Err() without waiting further for Run. Without a Run in progress,
+// Drain only stops the worker. Never call it from a hub callback (use
+// Stop).
+func (w *ConsumerWorker) Drain(ctx context.Context) error {
+	w.mu.Lock()
+	if w.drainCtx == nil && !w.noDrain {
+		w.drainCtx = ctx
+	}
+	w.stopLocked()
+	running := w.running
+	w.mu.Unlock()
+	if running == nil {
+		return nil
+	}
+	select {
+	case <-running:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.drainErr
+}
+
+// Close stops the worker without draining and waits for Run to return:
+// its consumers are closed at once and the connection with them, so
+// messages that were delivered and not settled go back to the broker
+// (their handlers' later settlements fail). Use Drain or Stop to finish the
+// work in flight first. Idempotent; never call it from a hub callback (use
+// Stop).
+func (w *ConsumerWorker) Close() error {
+	w.mu.Lock()
+	w.noDrain = true
+	w.stopLocked()
+	running := w.running
+	w.mu.Unlock()
+	if running != nil {
+		<-running
+	}
+	return nil
 }
 
 func (w *ConsumerWorker) stopped() bool {
@@ -98,12 +187,16 @@ func (w *ConsumerWorker) stopped() bool {
 	return w.stop
 }
 
-// Run consumes until ctx ends or Stop is called, and then returns nil.
-// When the connection breaks it logs "Connection to broker lost, trying to
-// re-establish connection...", waits at least RestartInterval since the
-// last start, and starts again on a new connection. It returns an error
-// when a connection cannot be made within ConnectRetry, or when building
-// or starting the consumers fails with anything but a connection error.
+// Run consumes until ctx ends or Stop, Drain or Close is called, drains
+// the consumers (see DrainTimeout), closes the connection and returns nil;
+// or, when the drain did not finish in time, an error matching
+// context.DeadlineExceeded (the unsettled messages went back to the
+// broker). When the connection breaks it logs "Connection to broker lost,
+// trying to re-establish connection...", waits at least RestartInterval
+// since the last start, and starts again on a new connection. It returns
+// an error when a connection cannot be made within ConnectRetry, or when
+// building or starting the consumers fails with anything but a connection
+// error. One Run at a time: a second concurrent call returns an error.
 func (w *ConsumerWorker) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -112,12 +205,21 @@ func (w *ConsumerWorker) Run(ctx context.Context) error {
 		w.mu.Unlock()
 		return nil
 	}
+	if w.running != nil {
+		w.mu.Unlock()
+		return errors.New("messaging: ConsumerWorker.Run is already running")
+	}
 	w.cancel = cancel
+	running := make(chan struct{})
+	w.running = running
+	w.drainErr = nil
 	w.mu.Unlock()
 	defer func() {
 		w.mu.Lock()
 		w.cancel = nil
+		w.running = nil
 		w.mu.Unlock()
+		close(running)
 	}()
 	var lastStart time.Time
 	for {
@@ -135,6 +237,11 @@ func (w *ConsumerWorker) Run(ctx context.Context) error {
 		err := w.consume(ctx)
 		switch {
 		case w.stopped() || ctx.Err() != nil:
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			if w.drainErr != nil {
+				return fmt.Errorf("messaging: consumer worker: drain: %w", w.drainErr)
+			}
 			return nil
 		case err == nil:
 		case errors.Is(err, ErrOperational):
@@ -175,11 +282,7 @@ func (w *ConsumerWorker) consume(ctx context.Context) (err error) {
 	}
 	consumers := make([]*Consumer, 0, len(optsList))
 	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.opts.SafetyInterval)
-		defer cancel()
-		for _, c := range consumers {
-			_ = c.Cancel(cctx)
-		}
+		w.finish(ctx, consumers, w.stopped() || ctx.Err() != nil)
 		if w.opts.OnConsumeEnd != nil {
 			w.opts.OnConsumeEnd(conn)
 		}
@@ -236,6 +339,45 @@ func (w *ConsumerWorker) consume(ctx context.Context) (err error) {
 			return fmt.Errorf("messaging: consuming: %w", err)
 		}
 	}
+}
+
+// finish ends the consumers of one connection: drained when the worker
+// stops (graceful), closed at once otherwise (the connection was lost, or
+// Close was called).
+func (w *ConsumerWorker) finish(ctx context.Context, consumers []*Consumer, graceful bool) {
+	w.mu.Lock()
+	dctx, noDrain := w.drainCtx, w.noDrain
+	w.mu.Unlock()
+	if !graceful || noDrain || w.opts.DrainTimeout < 0 {
+		// Bounded: an AMQP cancel waits for the broker.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.opts.SafetyInterval)
+		defer cancel()
+		for _, c := range consumers {
+			_ = c.halt(cctx, lifeClosed)
+			c.life.watchers.Wait()
+		}
+		return
+	}
+	if dctx == nil {
+		var cancel context.CancelFunc
+		dctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), w.opts.DrainTimeout)
+		defer cancel()
+	}
+	// Stop every consumer before waiting for any.
+	var errs []error
+	for _, c := range consumers {
+		errs = append(errs, c.halt(dctx, lifeDraining))
+	}
+	for _, c := range consumers {
+		errs = append(errs, c.finishDrain(dctx))
+	}
+	err := errors.Join(errs...)
+	if err != nil {
+		w.log.Warn("messaging: consumers not drained in time; unsettled messages go back to the broker", "err", err)
+	}
+	w.mu.Lock()
+	w.drainErr = err
+	w.mu.Unlock()
 }
 
 // await waits until ctx ends or conn breaks.

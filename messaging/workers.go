@@ -43,7 +43,10 @@ type WorkersOptions struct {
 // those settlements reach the broker when the hub runs (DrainEvents, or
 // h.Run on a goroutine of yours).
 //
-// The pool owns its goroutines: Close stops and joins them.
+// The pool owns its goroutines: Close stops and joins them. To stop a
+// consumer that feeds a pool, drain the consumer first (Consumer.Drain
+// waits for the pool to settle the messages it was given), then close the
+// pool; a closed pool requeues the deliveries it gets.
 type Workers struct {
 	opts   WorkersOptions
 	jobs   chan job
@@ -109,6 +112,11 @@ func (w *Workers) run() {
 }
 
 func (w *Workers) process(j job) {
+	if j.m.Acknowledged() {
+		// Settled before its turn: its consumer's Drain reached its
+		// deadline and gave it back to the broker.
+		return
+	}
 	err := j.h(w.ctx, j.body, j.m)
 	if j.m.Acknowledged() {
 		if err != nil {
