@@ -72,7 +72,7 @@ func (n *naiveRedis) start(ctx context.Context) {
 					}
 					return
 				}
-				m, err := transport.DecodeEnvelope([]byte(kv[1]))
+				m, err := decodeKombu([]byte(kv[1]))
 				if err != nil {
 					n.err.CompareAndSwap(nil, &err)
 					return

@@ -9,8 +9,8 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/kombu-go/kombu/channel/envelope"
 	"github.com/kombu-go/kombu/messaging"
-	"github.com/kombu-go/kombu/transport"
 )
 
 // publishRounds is how many rounds comparePublish alternates.
@@ -95,10 +95,10 @@ func publishPipeline(ctx context.Context, rdb *goredis.Client, queue string, n, 
 		if err != nil {
 			return nil, err
 		}
-		m := &transport.Message{Body: body, ContentType: "application/json", ContentEncoding: "utf-8",
-			DeliveryInfo: transport.DeliveryInfo{RoutingKey: queue, DeliveryTag: newTag()}}
+		m := &envelope.Message{Body: body, ContentType: "application/json", ContentEncoding: "utf-8",
+			DeliveryInfo: envelope.DeliveryInfo{RoutingKey: queue, DeliveryTag: newTag()}}
 		m.Properties.DeliveryMode = 2
-		return transport.EncodeEnvelope(m, "base64")
+		return envelope.Encode(m, "base64")
 	}
 	var envs [][]byte
 	if !inLoop {

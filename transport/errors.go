@@ -3,6 +3,7 @@ package transport
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Sentinel errors. Transports wrap them with %w; match with errors.Is.
@@ -117,4 +118,35 @@ func NotFound(what, name, vhost string) error {
 func NotEquivalent(what, name, detail string) error {
 	return &BrokerError{Kind: KindChannel, Code: 406,
 		Reason: fmt.Sprintf("PRECONDITION_FAILED - inequivalent arg %s for %s '%s'", detail, what, name)}
+}
+
+// OptionError reports a transport option (a URL query parameter or a
+// transport_options key) that is unknown, or whose value is unusable.
+// Unlike Kombu, which ignores options it does not know, every transport
+// here refuses them, so that a misspelt option is caught at once.
+type OptionError struct {
+	// Transport is the transport's name ("redis", "amqp", ...).
+	Transport string
+	// Key is the offending option.
+	Key string
+	// Value is its value as given.
+	Value any
+	// Reason says what is wrong ("unknown option", "want a bool", ...).
+	Reason string
+	// Unknown lists every unknown key, when Reason is "unknown option".
+	Unknown []string
+	// Valid lists the options the transport knows, when Reason is
+	// "unknown option".
+	Valid []string
+}
+
+func (e *OptionError) Error() string {
+	if len(e.Unknown) > 0 {
+		s := fmt.Sprintf("%s: unknown option %q", e.Transport, e.Key)
+		if len(e.Unknown) > 1 {
+			s = fmt.Sprintf("%s: unknown options %q", e.Transport, e.Unknown)
+		}
+		return s + "; valid options: " + strings.Join(e.Valid, ", ")
+	}
+	return fmt.Sprintf("%s: option %s=%v: %s", e.Transport, e.Key, e.Value, e.Reason)
 }

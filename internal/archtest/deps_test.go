@@ -50,18 +50,26 @@ var policy = map[string]rule{
 	},
 
 	// Kombu's virtual channel: exchange types, bindings, QoS, over a store interface.
-	"channel": {ours: []string{"transport", "hub", "timer"}},
+	"channel": {ours: []string{"transport", "hub", "timer", "internal/optmap"}},
+
+	// Kombu's JSON envelope (kombu.transport.virtual's message format), for the virtual transports
+	// that store it. It knows no transport: stdlib only.
+	"channel/envelope": {},
+
+	// Kombu's untyped option maps read into typed fields, for every transport; its errors are the
+	// contract's transport.OptionError.
+	"internal/optmap": {ours: []string{"transport"}},
 
 	// The transports. They never import messaging, nor each other.
-	"transport/memory": {ours: []string{"transport", "channel", "hub"}},
+	"transport/memory": {ours: []string{"transport", "channel", "hub", "internal/optmap"}},
 	"transport/redis": {
-		ours: []string{"transport", "channel", "hub", "internal/resp"},
+		ours: []string{"transport", "channel", "channel/envelope", "hub", "internal/resp", "internal/optmap"},
 		// x/sys: DESIGN.md ("The Redis transport") has this package create or take over the
 		// BRPOP/SUBSCRIBE sockets itself (unix.Socket, dup of the fd) to put them in the hub.
 		external: []string{"github.com/redis/go-redis/v9", "golang.org/x/sys"},
 	},
 	"transport/amqp": { // AMQP routes natively: no channel.
-		ours:     []string{"transport", "hub"},
+		ours:     []string{"transport", "hub", "internal/optmap"},
 		external: []string{"github.com/rabbitmq/amqp091-go"},
 	},
 
@@ -123,6 +131,11 @@ var forbidden = []negative{
 		why:  "the virtual channel sits under the transports and reaches the OS only through hub",
 	},
 	{
+		from: []string{"channel/envelope"},
+		to:   []string{"..."},
+		why:  "the envelope is a wire format and knows no transport",
+	},
+	{
 		from: []string{"transport/amqp"},
 		to:   []string{"channel/..."},
 		why:  "AMQP routes natively",
@@ -160,7 +173,7 @@ var forbidden = []negative{
 
 // libraryPackages is every package of ours except programs and benchmarks.
 var libraryPackages = []string{
-	"poller", "timer", "internal/resp", "hub", "transport/...", "channel/...", "messaging/...",
+	"poller", "timer", "internal/resp", "internal/optmap", "hub", "transport/...", "channel/...", "messaging/...",
 }
 
 const anyModule = "*"

@@ -169,7 +169,7 @@ func BenchmarkNaiveConsumeAck(b *testing.B) {
 				}
 				continue
 			}
-			m, err := transport.DecodeEnvelope([]byte(kv[1]))
+			m, err := decodeEnvelope([]byte(kv[1]))
 			if err != nil {
 				b.Error(err)
 				return
@@ -227,7 +227,7 @@ func BenchmarkNaivePublish(b *testing.B) {
 	ctx := context.Background()
 	m := benchMsg(1)
 	m.DeliveryInfo.DeliveryTag = "0e206b75-c390-4bed-a4ef-1c3f40cb2020"
-	env, err := transport.EncodeEnvelope(m, "base64")
+	env, err := encodeEnvelope(m, "base64")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -247,7 +247,7 @@ func BenchmarkNaivePublish(b *testing.B) {
 // plain go-redis BRPOP loop with no unacked record ("plain-brpop"), in the
 // same run. ns/op is the round trip.
 func BenchmarkRoundTrip(b *testing.B) {
-	env, err := transport.EncodeEnvelope(&transport.Message{Body: benchBody(0), ContentType: "application/json",
+	env, err := encodeEnvelope(&transport.Message{Body: benchBody(0), ContentType: "application/json",
 		ContentEncoding: "utf-8", DeliveryInfo: transport.DeliveryInfo{DeliveryTag: "t"}}, "base64")
 	if err != nil {
 		b.Fatal(err)
@@ -286,7 +286,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 				if err != nil {
 					continue
 				}
-				if _, err := transport.DecodeEnvelope([]byte(kv[1])); err != nil {
+				if _, err := decodeEnvelope([]byte(kv[1])); err != nil {
 					b.Error(err)
 				}
 				got <- struct{}{}
@@ -321,7 +321,7 @@ func BenchmarkPublishBatchVsPipeline(b *testing.B) {
 		reqs[i] = PublishRequest{Message: benchMsg(i), RoutingKey: "pvp"}
 		m := *benchMsg(i)
 		m.DeliveryInfo = transport.DeliveryInfo{RoutingKey: "pvp", DeliveryTag: fmt.Sprintf("tag-%d", i)}
-		env, err := transport.EncodeEnvelope(&m, "base64")
+		env, err := encodeEnvelope(&m, "base64")
 		if err != nil {
 			b.Fatal(err)
 		}

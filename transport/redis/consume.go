@@ -462,7 +462,7 @@ func (p *popped) message() *transport.Message {
 	if p.m != nil {
 		return p.m
 	}
-	m, err := transport.DecodeEnvelope(p.raw)
+	m, err := decodeEnvelope(p.raw)
 	if err != nil {
 		m = &transport.Message{Body: p.raw, Err: err}
 	}

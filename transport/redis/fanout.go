@@ -69,7 +69,7 @@ func (st *store) onFanout(chanName, data []byte) {
 		return
 	}
 	fm := fanoutMsg{queue: q, raw: bytes.Clone(data)}
-	m, err := transport.DecodeEnvelope(fm.raw)
+	m, err := decodeEnvelope(fm.raw)
 	if err != nil {
 		m = &transport.Message{Body: fm.raw, Err: err}
 	}

@@ -242,7 +242,7 @@ func TestSentinelFailover(t *testing.T) {
 	defer nm.Close()
 	after := textMsg("after")
 	after.DeliveryInfo = transport.DeliveryInfo{RoutingKey: "sq", DeliveryTag: "8f0c3a1e-0000-4000-8000-000000000001"}
-	env, _ := transport.EncodeEnvelope(after, "base64")
+	env, _ := encodeEnvelope(after, "base64")
 	if err := nm.LPush(ctx, "sq", env).Err(); err != nil {
 		t.Fatal(err)
 	}

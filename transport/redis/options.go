@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/kombu-go/kombu/channel"
+	"github.com/kombu-go/kombu/channel/envelope"
 	"github.com/kombu-go/kombu/transport"
 )
 
@@ -91,7 +92,7 @@ type options struct {
 func parseOptions(cfg transport.Config) (*options, error) {
 	o := &options{
 		network:         "tcp",
-		bodyEncoding:    transport.BodyBase64,
+		bodyEncoding:    envelope.BodyBase64,
 		sep:             defaultSep,
 		ackEmulation:    true,
 		unackedKey:      "unacked",
@@ -203,8 +204,8 @@ func parseOptions(cfg transport.Config) (*options, error) {
 
 	o.clientName = p.str("client_name", "")
 	o.bodyEncoding = p.str("body_encoding", o.bodyEncoding)
-	if o.bodyEncoding != "" && !strings.EqualFold(o.bodyEncoding, transport.BodyBase64) &&
-		!strings.EqualFold(o.bodyEncoding, transport.BodyUTF8) {
+	if o.bodyEncoding != "" && !strings.EqualFold(o.bodyEncoding, envelope.BodyBase64) &&
+		!strings.EqualFold(o.bodyEncoding, envelope.BodyUTF8) {
 		return nil, fmt.Errorf("redis: body_encoding %q: only base64 and utf-8 exist", o.bodyEncoding)
 	}
 	o.sep = p.str("sep", o.sep)

@@ -58,7 +58,7 @@ func TestPrefetchWithFanoutAndPop(t *testing.T) {
 	waitConsumeSocket(t, e, st, rScript)
 	// The LISTEN socket reads a pmessage now (what PUBLISH would bring;
 	// PUBLISH itself is paused by CLIENT PAUSE WRITE).
-	env, _ := transport.EncodeEnvelope(&transport.Message{Body: []byte("fan"), ContentType: "text/plain", ContentEncoding: "utf-8",
+	env, _ := encodeEnvelope(&transport.Message{Body: []byte("fan"), ContentType: "text/plain", ContentEncoding: "utf-8",
 		DeliveryInfo: transport.DeliveryInfo{Exchange: fx, DeliveryTag: uniq("tag")}}, "base64")
 	e.h.Call(ctx, func() {
 		st.onFanout([]byte(e.prefix+st.o.fanoutTopic(fx, "")), env)

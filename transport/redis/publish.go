@@ -105,7 +105,7 @@ func (st *store) appendBatch(b *pubBatch, reqs []PublishRequest, state *channel.
 		typ := state.Typeof(r.Exchange)
 		if r.Exchange != "" && typ == transport.Fanout {
 			m.DeliveryInfo.DeliveryTag = channel.NewDeliveryTag()
-			if env, err = transport.AppendEnvelope(env[:0], &m, o.bodyEncoding); err != nil {
+			if env, err = appendEnvelope(env[:0], &m, o.bodyEncoding); err != nil {
 				return err
 			}
 			b.pc.out = appendCommand3(b.pc.out, "PUBLISH", o.key(o.fanoutTopic(r.Exchange, r.RoutingKey)), env)
@@ -125,7 +125,7 @@ func (st *store) appendBatch(b *pubBatch, reqs []PublishRequest, state *channel.
 		}
 		for _, q := range queues {
 			m.DeliveryInfo.DeliveryTag = channel.NewDeliveryTag()
-			if env, err = transport.AppendEnvelope(env[:0], &m, o.bodyEncoding); err != nil {
+			if env, err = appendEnvelope(env[:0], &m, o.bodyEncoding); err != nil {
 				return err
 			}
 			b.pc.out = appendCommand3(b.pc.out, "LPUSH", o.key(o.queueKey(q, m.Properties.Priority)), env)

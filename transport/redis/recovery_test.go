@@ -137,7 +137,7 @@ func TestDeadConsumerProcessingListConverted(t *testing.T) {
 	e := newEnv(t, nil)
 	ctx := ctxT(t)
 	o := e.conn.o
-	env, err := transport.EncodeEnvelope(&transport.Message{Body: []byte("orphan"), ContentType: "text/plain",
+	env, err := encodeEnvelope(&transport.Message{Body: []byte("orphan"), ContentType: "text/plain",
 		ContentEncoding: "utf-8", DeliveryInfo: transport.DeliveryInfo{RoutingKey: "dq", DeliveryTag: "tag-orphan"}}, "base64")
 	if err != nil {
 		t.Fatal(err)
@@ -461,7 +461,7 @@ func TestLargeEnvelopeRecords(t *testing.T) {
 		encoding string
 	}{{big, "base64"}, {text, "utf-8"}} {
 		tag := fmt.Sprint("big-", i)
-		env, err := transport.EncodeEnvelope(&transport.Message{Body: tc.body, ContentType: "text/plain",
+		env, err := encodeEnvelope(&transport.Message{Body: tc.body, ContentType: "text/plain",
 			ContentEncoding: "utf-8", DeliveryInfo: transport.DeliveryInfo{Exchange: "ex", RoutingKey: "rk", DeliveryTag: tag}},
 			tc.encoding)
 		if err != nil {

@@ -68,7 +68,7 @@ func (st *store) restoreMessage(ctx context.Context, m *transport.Message, leftm
 	}
 	mm := *m
 	mm.DeliveryInfo.Redelivered = true
-	env, err := transport.EncodeEnvelope(&mm, st.o.bodyEncoding)
+	env, err := encodeEnvelope(&mm, st.o.bodyEncoding)
 	if err != nil {
 		return err
 	}

@@ -253,7 +253,7 @@ func (st *store) Bind(ctx context.Context, b channel.Binding) error {
 // declared here with x-expires, every priority key's TTL is refreshed in the
 // same pipeline.
 func (st *store) Put(ctx context.Context, queue string, m *transport.Message) error {
-	env, err := transport.EncodeEnvelope(m, st.o.bodyEncoding)
+	env, err := encodeEnvelope(m, st.o.bodyEncoding)
 	if err != nil {
 		return fmt.Errorf("redis: publish: %w", err)
 	}
@@ -286,7 +286,7 @@ func (o *options) fanoutTopic(exchange, routingKey string) string {
 
 // PutFanout PUBLISHes the envelope and returns how many subscribers got it.
 func (st *store) PutFanout(ctx context.Context, exchange, routingKey string, m *transport.Message) (int, error) {
-	env, err := transport.EncodeEnvelope(m, st.o.bodyEncoding)
+	env, err := encodeEnvelope(m, st.o.bodyEncoding)
 	if err != nil {
 		return 0, fmt.Errorf("redis: publish: %w", err)
 	}

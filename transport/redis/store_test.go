@@ -25,7 +25,7 @@ func lrange(t *testing.T, e *env, key string) []*transport.Message {
 	}
 	out := make([]*transport.Message, len(vals))
 	for i, v := range vals {
-		m, err := transport.DecodeEnvelope([]byte(v))
+		m, err := decodeEnvelope([]byte(v))
 		if err != nil {
 			t.Fatalf("%s[%d]: %v", key, i, err)
 		}

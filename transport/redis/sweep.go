@@ -209,9 +209,9 @@ func (st *store) restorePushes(ctx context.Context, raw []byte, m *transport.Mes
 	env, ex, rk := rec.env, rec.ex, rec.rk
 	var headers map[string]any
 	priority := 0
-	if marked, err := transport.MarkRedelivered(env); err == nil {
+	if marked, err := markRedelivered(env); err == nil {
 		env = marked
-		if dm, err := transport.DecodeEnvelope(env); err == nil {
+		if dm, err := decodeEnvelope(env); err == nil {
 			headers, priority = dm.Headers, dm.Properties.Priority
 		}
 	} else {

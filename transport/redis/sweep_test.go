@@ -131,7 +131,7 @@ func consumed(t *testing.T, e *env, key string) []*transport.Message {
 	slices.Reverse(raws)
 	out := make([]*transport.Message, len(raws))
 	for i, r := range raws {
-		m, err := transport.DecodeEnvelope([]byte(r))
+		m, err := decodeEnvelope([]byte(r))
 		if err != nil {
 			t.Fatalf("%s holds %q: %v", key, r, err)
 		}

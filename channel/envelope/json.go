@@ -1,4 +1,4 @@
-package transport
+package envelope
 
 import (
 	"bytes"
@@ -25,7 +25,7 @@ type scanner struct {
 	depth   int
 	scratch []byte
 	// strict refuses invalid UTF-8 in strings and the envelope fields of
-	// the wrong type (see DecodeEnvelope).
+	// the wrong type (see Decode).
 	strict bool
 }
 

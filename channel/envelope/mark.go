@@ -1,4 +1,4 @@
-package transport
+package envelope
 
 import (
 	"fmt"
@@ -13,21 +13,21 @@ import (
 // value's JSON text (numbers of any size, unknown keys, the body as it
 // was); a new member goes last; a missing or null headers, properties or
 // delivery_info becomes an object holding the flag. Bytes that are not an
-// envelope give an error wrapping [ErrBadEnvelope].
+// envelope give an error wrapping [ErrMalformed].
 func MarkRedelivered(envelope []byte) ([]byte, error) {
 	if _, _, err := decodeEnvelope(envelope, false); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadEnvelope, err)
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	top, err := jsonMembers(envelope)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadEnvelope, err)
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	flag := []byte("true")
 	headers, err := markMember(top, "headers", func(ms []jsonMember) ([]jsonMember, error) {
 		return setMember(ms, "redelivered", flag), nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadEnvelope, err)
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	top = setMember(top, "headers", headers)
 	props, err := markMember(top, "properties", func(ms []jsonMember) ([]jsonMember, error) {
@@ -37,7 +37,7 @@ func MarkRedelivered(envelope []byte) ([]byte, error) {
 		return setMember(ms, "delivery_info", info), err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadEnvelope, err)
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	top = setMember(top, "properties", props)
 	return appendMembers(make([]byte, 0, len(envelope)+64), top), nil

@@ -1,4 +1,4 @@
-package transport
+package envelope
 
 import (
 	"bytes"
@@ -16,7 +16,7 @@ import (
 	"unicode/utf8"
 )
 
-// Body encodings understood by [EncodeEnvelope] and [DecodeEnvelope]
+// Body encodings understood by [Encode] and [Decode]
 // (Kombu's properties.body_encoding).
 const (
 	// BodyBase64 stores the body as standard padded base64: Kombu's default.
@@ -25,7 +25,7 @@ const (
 	BodyUTF8 = "utf-8"
 )
 
-// EncodeEnvelope returns m as Kombu's JSON envelope, the bytes a Kombu virtual
+// Encode returns m as Kombu's JSON envelope, the bytes a Kombu virtual
 // transport stores in a Redis list or PUBLISHes (kombu-spec §1.4):
 //
 //	{"body": ..., "content-encoding": ..., "content-type": ..., "headers": {...},
@@ -46,13 +46,13 @@ const (
 // as Kombu writes when the option is None). Any other name is an error.
 // Values that JSON cannot carry (NaN, infinities, channels, functions) are an
 // error too.
-func EncodeEnvelope(m *Message, bodyEncoding string) ([]byte, error) {
-	return AppendEnvelope(make([]byte, 0, 256+len(m.Body)*4/3), m, bodyEncoding)
+func Encode(m *Message, bodyEncoding string) ([]byte, error) {
+	return Append(make([]byte, 0, 256+len(m.Body)*4/3), m, bodyEncoding)
 }
 
-// AppendEnvelope is [EncodeEnvelope] appending to dst. On error dst is
+// Append is [Encode] appending to dst. On error dst is
 // returned unchanged in length.
-func AppendEnvelope(dst []byte, m *Message, bodyEncoding string) ([]byte, error) {
+func Append(dst []byte, m *Message, bodyEncoding string) ([]byte, error) {
 	start := len(dst)
 	b, err := appendEnvelope(dst, m, bodyEncoding)
 	if err != nil {
@@ -70,11 +70,11 @@ func appendEnvelope(b []byte, m *Message, bodyEncoding string) ([]byte, error) {
 		b = append(b, '"')
 	case bodyEncoding == "" || strings.EqualFold(bodyEncoding, BodyUTF8):
 		if !utf8.Valid(m.Body) {
-			return b, fmt.Errorf("transport: body is not valid UTF-8 and body_encoding is %q", bodyEncoding)
+			return b, fmt.Errorf("envelope: body is not valid UTF-8 and body_encoding is %q", bodyEncoding)
 		}
 		b = appendPyString(b, string(m.Body))
 	default:
-		return b, fmt.Errorf("transport: unknown body_encoding %q", bodyEncoding)
+		return b, fmt.Errorf("envelope: unknown body_encoding %q", bodyEncoding)
 	}
 	b = append(b, `, "content-encoding": `...)
 	b = appendOptString(b, m.ContentEncoding)
@@ -83,7 +83,7 @@ func appendEnvelope(b []byte, m *Message, bodyEncoding string) ([]byte, error) {
 	b = append(b, `, "headers": `...)
 	var err error
 	if b, err = appendPyObject(b, m.Headers, 0); err != nil {
-		return b, fmt.Errorf("transport: headers: %w", err)
+		return b, fmt.Errorf("envelope: headers: %w", err)
 	}
 	b = append(b, `, "properties": {`...)
 	p := &m.Properties
@@ -97,7 +97,7 @@ func appendEnvelope(b []byte, m *Message, bodyEncoding string) ([]byte, error) {
 		b = append(b, ": "...)
 	}
 	// A typed field that is empty gives way to an Extra value of the same
-	// name: DecodeEnvelope keeps a property there when its JSON type does
+	// name: Decode keeps a property there when its JSON type does
 	// not fit the field (a numeric correlation_id, say).
 	extra := func(k string) (err error) {
 		if v, ok := p.Extra[k]; ok && v != nil {
@@ -115,7 +115,7 @@ func appendEnvelope(b []byte, m *Message, bodyEncoding string) ([]byte, error) {
 			key(f.k)
 			b = appendPyString(b, f.v)
 		} else if err = extra(f.k); err != nil {
-			return b, fmt.Errorf("transport: property %q: %w", f.k, err)
+			return b, fmt.Errorf("envelope: property %q: %w", f.k, err)
 		}
 	}
 	if !p.Timestamp.IsZero() {
@@ -124,7 +124,7 @@ func appendEnvelope(b []byte, m *Message, bodyEncoding string) ([]byte, error) {
 			return b, err
 		}
 	} else if err = extra("timestamp"); err != nil {
-		return b, fmt.Errorf("transport: property \"timestamp\": %w", err)
+		return b, fmt.Errorf("envelope: property \"timestamp\": %w", err)
 	}
 	if len(p.Extra) > 0 {
 		for _, k := range sortedKeys(p.Extra) {
@@ -133,7 +133,7 @@ func appendEnvelope(b []byte, m *Message, bodyEncoding string) ([]byte, error) {
 			}
 			key(k)
 			if b, err = appendPyValue(b, p.Extra[k], 0); err != nil {
-				return b, fmt.Errorf("transport: property %q: %w", k, err)
+				return b, fmt.Errorf("envelope: property %q: %w", k, err)
 			}
 		}
 	}
@@ -147,7 +147,7 @@ func appendEnvelope(b []byte, m *Message, bodyEncoding string) ([]byte, error) {
 		key("expiration")
 		b = appendPyString(b, p.Expiration)
 	} else if err = extra("expiration"); err != nil {
-		return b, fmt.Errorf("transport: property \"expiration\": %w", err)
+		return b, fmt.Errorf("envelope: property \"expiration\": %w", err)
 	}
 	key("delivery_info")
 	b = append(b, `{"exchange": `...)
@@ -172,7 +172,7 @@ func appendEnvelope(b []byte, m *Message, bodyEncoding string) ([]byte, error) {
 	return b, nil
 }
 
-// reservedProperty reports the property keys that EncodeEnvelope writes from
+// reservedProperty reports the property keys that Encode writes from
 // typed fields; an Extra entry with such a key is written only in place of an
 // empty string field (or a zero Timestamp), never in addition to it.
 func reservedProperty(k string) bool {
@@ -213,7 +213,7 @@ func sortedKeys(m map[string]any) []string {
 // is an error rather than a stack overflow.
 const maxDepth = 10000
 
-var errTooDeep = fmt.Errorf("transport: value nested deeper than %d levels (cyclic?)", maxDepth)
+var errTooDeep = fmt.Errorf("envelope: value nested deeper than %d levels (cyclic?)", maxDepth)
 
 func appendPyObject(b []byte, m map[string]any, depth int) ([]byte, error) {
 	if depth > maxDepth {
@@ -336,7 +336,7 @@ func appendNumber(b []byte, n json.Number) ([]byte, error) {
 		return strconv.AppendInt(b, i, 10), nil
 	}
 	if !json.Valid([]byte(n)) {
-		return b, fmt.Errorf("transport: invalid number %q", string(n))
+		return b, fmt.Errorf("envelope: invalid number %q", string(n))
 	}
 	if !strings.ContainsAny(string(n), ".eE") { // an integer beyond int64: as is
 		return append(b, n...), nil
@@ -353,7 +353,7 @@ func appendNumber(b []byte, n json.Number) ([]byte, error) {
 // [-4, 16), otherwise d.ddde±XX.
 func appendPyFloat(b []byte, f float64) ([]byte, error) {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return b, fmt.Errorf("transport: %v cannot be written as JSON", f)
+		return b, fmt.Errorf("envelope: %v cannot be written as JSON", f)
 	}
 	if f == 0 {
 		if math.Signbit(f) {
@@ -440,7 +440,7 @@ func appendU(b []byte, r rune) []byte {
 
 var base64Std = base64.StdEncoding
 
-// DecodeEnvelope parses a Kombu JSON envelope, as found in a Redis list, a
+// Decode parses a Kombu JSON envelope, as found in a Redis list, a
 // PUBLISH payload or the first element of an unacked record, into a Message.
 //
 // The envelope must be a Kombu message: a JSON object with a string "body"
@@ -451,7 +451,7 @@ var base64Std = base64.StdEncoding
 // routing_key strings or null, priority and delivery_mode numbers or null.
 // Strings must be valid UTF-8. Anything else (raw bytes, {}, an envelope
 // without body or delivery_tag, "priority": "high") is an error wrapping
-// [ErrBadEnvelope], so that a transport delivers it as a decode error
+// [ErrMalformed], so that a transport delivers it as a decode error
 // (Message.Err), never as a message. (Kombu raises on most of these while
 // it reads the message, and loses it: KeyError for a missing properties or
 // delivery_tag, a JSON or base64 error for the rest; it passes a missing
@@ -475,10 +475,10 @@ var base64Std = base64.StdEncoding
 //   - a missing or null delivery_mode, or a number outside 1..255, gives 2;
 //     a missing priority, or a number that is not an integer, 0; escaped
 //     lone surrogates (\ud800) become U+FFFD, as in encoding/json.
-func DecodeEnvelope(data []byte) (*Message, error) {
+func Decode(data []byte) (*Message, error) {
 	m, _, err := decodeEnvelope(data, true)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadEnvelope, err)
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	return m, nil
 }
@@ -491,7 +491,7 @@ var (
 )
 
 // decodeEnvelope parses an envelope. strict applies the rules of
-// DecodeEnvelope; without it (MarkRedelivered, which must mark whatever a
+// Decode; without it (MarkRedelivered, which must mark whatever a
 // restore finds, as Kombu's does) only the JSON structure is checked: a
 // missing body or properties is allowed, a body that is not a string is
 // kept as its JSON text, and fields of the wrong type are read as absent.

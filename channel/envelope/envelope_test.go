@@ -1,4 +1,4 @@
-package transport
+package envelope
 
 import (
 	"bytes"
@@ -63,7 +63,7 @@ func TestEncodeEnvelopeMatchesKombuByteForByte(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := EncodeEnvelope(c.m, "base64")
+			got, err := Encode(c.m, "base64")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -85,7 +85,7 @@ func TestEncodeEnvelopeOptionalParts(t *testing.T) {
 		},
 		DeliveryInfo: DeliveryInfo{Exchange: "", RoutingKey: "q", Redelivered: true, DeliveryTag: "tag"},
 	}
-	got, err := EncodeEnvelope(m, "utf-8")
+	got, err := Encode(m, "utf-8")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestEncodeEnvelopeOptionalParts(t *testing.T) {
 	if string(got) != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
-	got, err = EncodeEnvelope(&Message{Body: []byte("x")}, "")
+	got, err = Encode(&Message{Body: []byte("x")}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestEncodeEnvelopeErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		dst := []byte("keep")
-		out, err := AppendEnvelope(dst, c.m, c.enc)
+		out, err := Append(dst, c.m, c.enc)
 		if err == nil {
 			t.Errorf("%s: no error", c.name)
 		}
@@ -129,7 +129,7 @@ func TestEncodeEnvelopeErrors(t *testing.T) {
 	}
 	cyclic := map[string]any{}
 	cyclic["self"] = cyclic
-	if _, err := EncodeEnvelope(&Message{Headers: cyclic}, "base64"); err == nil {
+	if _, err := Encode(&Message{Headers: cyclic}, "base64"); err == nil {
 		t.Error("cyclic headers: no error")
 	}
 }
@@ -178,7 +178,7 @@ func TestPyB64Decode(t *testing.T) {
 }
 
 func TestDecodeEnvelopeKombu(t *testing.T) {
-	m, err := DecodeEnvelope([]byte(pyExample))
+	m, err := Decode([]byte(pyExample))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +196,7 @@ func TestDecodeEnvelopeKombu(t *testing.T) {
 		t.Errorf("got %+v\nwant %+v", m, want)
 	}
 
-	m, err = DecodeEnvelope([]byte(pyHeaders))
+	m, err = Decode([]byte(pyHeaders))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +206,7 @@ func TestDecodeEnvelopeKombu(t *testing.T) {
 		t.Errorf("headers %#v body %q", m.Headers, m.Body)
 	}
 	// Re-encoding a Python envelope gives Python's bytes back.
-	again, err := EncodeEnvelope(m, "base64")
+	again, err := Encode(m, "base64")
 	if err != nil || string(again) != pyHeaders {
 		t.Errorf("re-encoded:\n%s\n%v", again, err)
 	}
@@ -273,7 +273,7 @@ func TestDecodeEnvelopeLenient(t *testing.T) {
 			func(m *Message) bool { return string(m.Body) == "\uFFFDx" }},
 	}
 	for _, c := range cases {
-		m, err := DecodeEnvelope([]byte(c.in))
+		m, err := Decode([]byte(c.in))
 		if err != nil {
 			t.Errorf("%s: %v", c.name, err)
 			continue
@@ -315,9 +315,9 @@ func TestDecodeEnvelopeNotKombu(t *testing.T) {
 		{"headers not an object", `{"body": "x", "headers": [], ` + props + `}`, "delivered; headers is a list"},
 		{"truncated", `{"body": "eyJh`, "JSONDecodeError, lost"},
 	} {
-		m, err := DecodeEnvelope([]byte(c.in))
-		if !errors.Is(err, ErrBadEnvelope) {
-			t.Errorf("%s: DecodeEnvelope(%q) = %+v, %v; want ErrBadEnvelope (Kombu: %s)", c.name, c.in, m, err, c.kombu)
+		m, err := Decode([]byte(c.in))
+		if !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: Decode(%q) = %+v, %v; want ErrMalformed (Kombu: %s)", c.name, c.in, m, err, c.kombu)
 		}
 	}
 }
@@ -334,9 +334,9 @@ func TestDecodeEnvelopeMalformed(t *testing.T) {
 		`{"headers": {"x": 1e999}}`,
 		"\xff\xfe", "{}\x00", // found by FuzzDecodeEnvelope
 	} {
-		m, err := DecodeEnvelope([]byte(in))
-		if !errors.Is(err, ErrBadEnvelope) {
-			t.Errorf("DecodeEnvelope(%q) = %+v, %v; want ErrBadEnvelope", in, m, err)
+		m, err := Decode([]byte(in))
+		if !errors.Is(err, ErrMalformed) {
+			t.Errorf("Decode(%q) = %+v, %v; want ErrMalformed", in, m, err)
 		}
 	}
 }
@@ -345,25 +345,25 @@ func TestDecodeEnvelopeMalformed(t *testing.T) {
 // because its type did not fit comes back in the same place.
 func TestExtraStringPropertyRoundTrip(t *testing.T) {
 	in := `{"body": "", "content-encoding": null, "content-type": null, "headers": {}, "properties": {"correlation_id": 7, "delivery_mode": 2, "delivery_info": {"exchange": "", "routing_key": ""}, "priority": 0, "body_encoding": "base64", "delivery_tag": "t"}}`
-	m, err := DecodeEnvelope([]byte(in))
+	m, err := Decode([]byte(in))
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := EncodeEnvelope(m, "base64")
+	out, err := Encode(m, "base64")
 	if err != nil || string(out) != in {
 		t.Errorf("got\n%s\n%v", out, err)
 	}
 }
 
 func BenchmarkEncodeEnvelope(b *testing.B) {
-	m, err := DecodeEnvelope([]byte(pyExample))
+	m, err := Decode([]byte(pyExample))
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	buf := make([]byte, 0, 1024)
 	for b.Loop() {
-		if buf, err = AppendEnvelope(buf[:0], m, "base64"); err != nil {
+		if buf, err = Append(buf[:0], m, "base64"); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -372,7 +372,7 @@ func BenchmarkEncodeEnvelope(b *testing.B) {
 func BenchmarkDecodeEnvelope(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := DecodeEnvelope([]byte(pyExample)); err != nil {
+		if _, err := Decode([]byte(pyExample)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -388,10 +388,10 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		m1, err := DecodeEnvelope(data)
+		m1, err := Decode(data)
 		if err != nil {
-			if !errors.Is(err, ErrBadEnvelope) {
-				t.Fatalf("error does not wrap ErrBadEnvelope: %v", err)
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error does not wrap ErrMalformed: %v", err)
 			}
 			return
 		}
@@ -403,11 +403,11 @@ func FuzzDecodeEnvelope(f *testing.F) {
 				// utf-8 needs a text body; only check it for valid text.
 				continue
 			}
-			out, err := EncodeEnvelope(m1, enc)
+			out, err := Encode(m1, enc)
 			if err != nil {
 				t.Fatalf("encode(decode(%q)): %v", data, err)
 			}
-			m2, err := DecodeEnvelope(out)
+			m2, err := Decode(out)
 			if err != nil {
 				t.Fatalf("decode(encode(decode(%q))) = %v\n%s", data, err, out)
 			}
@@ -430,7 +430,7 @@ func TestMarkRedelivered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := DecodeEnvelope(out)
+	m, err := Decode(out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -447,7 +447,7 @@ func TestMarkRedelivered(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), `"body": "h\u00e9"`) || !strings.Contains(string(out), `"headers": {"redelivered": true}`) {
 		t.Errorf("utf-8: %s %v", out, err)
 	}
-	if _, err := MarkRedelivered([]byte("nope")); !errors.Is(err, ErrBadEnvelope) {
+	if _, err := MarkRedelivered([]byte("nope")); !errors.Is(err, ErrMalformed) {
 		t.Errorf("garbage: %v", err)
 	}
 }
@@ -465,7 +465,7 @@ func TestMarkRedeliveredKeepsNumbersAndUnknownKeys(t *testing.T) {
 	if string(out) != want {
 		t.Errorf("MarkRedelivered gave\n%s\nwant\n%s", out, want)
 	}
-	m, err := DecodeEnvelope(out)
+	m, err := Decode(out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -490,12 +490,12 @@ func TestMarkRedeliveredKeepsNumbersAndUnknownKeys(t *testing.T) {
 			t.Errorf("%s: got %s, want %s", c.in, out, c.want)
 		}
 	}
-	if _, err := MarkRedelivered([]byte(`hello`)); !errors.Is(err, ErrBadEnvelope) {
-		t.Errorf("non-JSON: err %v, want ErrBadEnvelope", err)
+	if _, err := MarkRedelivered([]byte(`hello`)); !errors.Is(err, ErrMalformed) {
+		t.Errorf("non-JSON: err %v, want ErrMalformed", err)
 	}
 }
 
-// FuzzMarkRedelivered: every envelope DecodeEnvelope accepts is marked, and
+// FuzzMarkRedelivered: every envelope Decode accepts is marked, and
 // the result decodes to the same message with the two flags set; what
 // MarkRedelivered marks beyond those (JSON objects that are not Kombu
 // messages) comes out as JSON.
@@ -506,14 +506,14 @@ func FuzzMarkRedelivered(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		m1, err := DecodeEnvelope(data)
+		m1, err := Decode(data)
 		out, merr := MarkRedelivered(data)
 		if merr != nil {
-			if !errors.Is(merr, ErrBadEnvelope) {
-				t.Fatalf("error does not wrap ErrBadEnvelope: %v", merr)
+			if !errors.Is(merr, ErrMalformed) {
+				t.Fatalf("error does not wrap ErrMalformed: %v", merr)
 			}
 			if err == nil {
-				t.Fatalf("DecodeEnvelope accepts %q, MarkRedelivered does not: %v", data, merr)
+				t.Fatalf("Decode accepts %q, MarkRedelivered does not: %v", data, merr)
 			}
 			return
 		}
@@ -525,7 +525,7 @@ func FuzzMarkRedelivered(f *testing.F) {
 			// whatever it finds, as Kombu's does).
 			return
 		}
-		m2, err := DecodeEnvelope(out)
+		m2, err := Decode(out)
 		if err != nil {
 			t.Fatalf("decode(mark(%q)) = %v\n%s", data, err, out)
 		}
@@ -582,13 +582,13 @@ func TestPlainScan(t *testing.T) {
 func BenchmarkDecodeEnvelope20MB(b *testing.B) {
 	m := &Message{Body: bytes.Repeat([]byte("0123456789"), 2<<20), ContentType: "application/json",
 		ContentEncoding: "utf-8", DeliveryInfo: DeliveryInfo{DeliveryTag: "t"}}
-	env, err := EncodeEnvelope(m, BodyBase64)
+	env, err := Encode(m, BodyBase64)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.SetBytes(int64(len(env)))
 	for b.Loop() {
-		if _, err := DecodeEnvelope(env); err != nil {
+		if _, err := Decode(env); err != nil {
 			b.Fatal(err)
 		}
 	}
