@@ -43,7 +43,7 @@ func (ch *Channel) PublishBatch(ctx context.Context, reqs []PublishRequest) erro
 	// Binding tables of the non-fanout named exchanges, read live once.
 	var names []string
 	for _, r := range reqs {
-		if r.Message == nil {
+		if r.Message == nil && r.Build == nil {
 			return fmt.Errorf("redis: publish of a nil message")
 		}
 		if r.Exchange != "" && state.Typeof(r.Exchange) != transport.Fanout && !contains(names, r.Exchange) {
@@ -80,6 +80,10 @@ func (ch *Channel) PublishBatch(ctx context.Context, reqs []PublishRequest) erro
 	ferr := b.finish()
 	stop()
 	st.c.putPub(pc, b.err == nil)
+	var be buildError
+	if errors.As(err, &be) {
+		return be.err // the caller's own error, the messages before it published
+	}
 	if err == nil {
 		err = ferr
 	}
@@ -100,7 +104,13 @@ func (st *store) appendBatch(b *pubBatch, reqs []PublishRequest, state *channel.
 	var queues []string
 	var err error
 	for _, r := range reqs {
-		m := *r.Message
+		msg := r.Message
+		if msg == nil {
+			if msg, err = r.Build(); err != nil {
+				return buildError{err}
+			}
+		}
+		m := *msg
 		m.DeliveryInfo = transport.DeliveryInfo{Exchange: r.Exchange, RoutingKey: r.RoutingKey}
 		typ := state.Typeof(r.Exchange)
 		if r.Exchange != "" && typ == transport.Fanout {
@@ -143,6 +153,11 @@ func (st *store) appendBatch(b *pubBatch, reqs []PublishRequest, state *channel.
 	}
 	return nil
 }
+
+// buildError is an error of a PublishRequest's Build, returned as is.
+type buildError struct{ err error }
+
+func (e buildError) Error() string { return e.err.Error() }
 
 // appendCommand3 appends the command name key value.
 func appendCommand3(b []byte, name, key string, value []byte) []byte {
