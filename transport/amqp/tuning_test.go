@@ -1,0 +1,141 @@
+package amqp
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kombu-go/kombu/transport"
+)
+
+// brokerTimeout returns the heartbeat timeout the broker lists for the
+// connection named name (rabbitmqctl list_connections), or skips.
+func brokerTimeout(t *testing.T, name string) string {
+	t.Helper()
+	out, err := exec.Command(rabbitmqctl(t), "-q", "list_connections", "client_properties", "timeout").Output()
+	if err != nil {
+		t.Skipf("rabbitmqctl list_connections: %v", err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.Contains(line, name) {
+			f := strings.Fields(line)
+			return f[len(f)-1]
+		}
+	}
+	t.Fatalf("the broker does not list connection %s:\n%s", name, out)
+	return ""
+}
+
+// TestHeartbeatZeroDisables: heartbeat 0 (Kombu's default) disables
+// heartbeats on both sides, where amqp091 alone would take the broker's
+// 60 s; a positive value is negotiated as the smaller one.
+func TestHeartbeatZeroDisables(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts map[string]any
+		want time.Duration
+	}{
+		{"default", nil, 0},
+		{"heartbeat=0", map[string]any{"heartbeat": "0"}, 0},
+		{"heartbeat=7", map[string]any{"heartbeat": 7}, 7 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := dial(t, tc.opts)
+			if got := e.conn.(*conn).ac.Config.Heartbeat; got != tc.want {
+				t.Errorf("negotiated heartbeat %v, want %v", got, tc.want)
+			}
+			if got, want := brokerTimeout(t, e.name), secs(tc.want); got != want {
+				t.Errorf("the broker's timeout for the connection is %s, want %s", got, want)
+			}
+		})
+	}
+}
+
+func secs(d time.Duration) string { return fmt.Sprint(int(d / time.Second)) }
+
+// TestChannelMax: channel_max is negotiated, and a channel beyond it is a
+// clear error (ErrChannelMax, naming the limit).
+func TestChannelMax(t *testing.T) {
+	e := dial(t, map[string]any{"channel_max": 3})
+	if got := e.conn.(*conn).ac.Config.ChannelMax; got != 3 {
+		t.Fatalf("negotiated channel_max %d, want 3", got)
+	}
+	for range 3 {
+		e.channel()
+	}
+	_, err := e.conn.Channel(ctxT(t))
+	if !errors.Is(err, ErrChannelMax) || !strings.Contains(err.Error(), "all 3 channels") {
+		t.Fatalf("channel 4 of 3: err = %v, want ErrChannelMax naming the limit", err)
+	}
+}
+
+// TestReadTimeout: with read_timeout, a call whose answer never comes (the
+// broker hangs: a proxy stops forwarding) fails within the timeout as a
+// lost connection; without it, the call is still waiting. An idle
+// connection waits for nothing and outlives read_timeout.
+func TestReadTimeout(t *testing.T) {
+	t.Run("idle connection survives", func(t *testing.T) {
+		e, _ := dialProxy(t, map[string]any{"read_timeout": 0.3, "recovery": false})
+		ch := e.channel()
+		time.Sleep(time.Second) // three read_timeouts of silence, waiting for nothing
+		if _, err := ch.DeclareQueue(ctxT(t), transport.Queue{Name: uniq("rt"), AutoDelete: true}); err != nil {
+			t.Fatalf("declare after an idle spell: %v", err)
+		}
+	})
+	t.Run("stalled broker", func(t *testing.T) {
+		e, p := dialProxy(t, map[string]any{"read_timeout": 0.5, "recovery": false})
+		ch := e.channel()
+		p.stall.Store(true)
+		start := time.Now()
+		_, err := ch.DeclareQueue(ctxT(t), transport.Queue{Name: uniq("rt"), AutoDelete: true})
+		took := time.Since(start)
+		if !transport.IsConnectionError(err) {
+			t.Fatalf("err = %v after %v, want a connection error", err, took)
+		}
+		if took > 5*time.Second {
+			t.Errorf("the declare failed after %v; read_timeout is 0.5 s", took)
+		}
+		t.Logf("failed after %v: %v", took.Round(time.Millisecond), err)
+		select {
+		case <-e.conn.Done():
+		case <-time.After(5 * time.Second):
+			t.Error("the connection did not end (recovery is off)")
+		}
+	})
+	t.Run("without read_timeout the call hangs", func(t *testing.T) {
+		e, p := dialProxy(t, map[string]any{"recovery": false, "close_timeout": 0.2})
+		ch := e.channel()
+		p.stall.Store(true)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, err := ch.DeclareQueue(ctx, transport.Queue{Name: uniq("rt"), AutoDelete: true})
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("err = %v, want the caller's deadline (nothing else bounds the wait)", err)
+		}
+	})
+}
+
+// TestWriteTimeout: with write_timeout, a publish that the broker does not
+// read (a proxy stops reading, the socket buffers fill) fails within the
+// timeout as a lost connection instead of blocking the executor.
+func TestWriteTimeout(t *testing.T) {
+	e, p := dialProxy(t, map[string]any{"write_timeout": 0.5, "recovery": false})
+	ch := e.channel()
+	p.stall.Store(true)
+	body := bytes.Repeat([]byte("x"), 32<<20) // more than the loopback socket buffers hold
+	start := time.Now()
+	err := ch.Publish(ctxT(t), &transport.Message{Body: body}, "", uniq("wt"), transport.PublishOptions{})
+	took := time.Since(start)
+	if !transport.IsConnectionError(err) {
+		t.Fatalf("err = %v after %v, want a connection error", err, took)
+	}
+	if took > 8*time.Second {
+		t.Errorf("the publish failed after %v; write_timeout is 0.5 s", took)
+	}
+	t.Logf("failed after %v: %v", took.Round(time.Millisecond), err)
+}
