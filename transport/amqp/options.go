@@ -304,11 +304,7 @@ func readSSL(r *optmap.Reader) (*SSLOptions, error) {
 			want = true
 			// The ssl map holds Kombu's ssl dict; messaging passes the
 			// URL's ssl_* parameters in it with their prefix.
-			flat := make(map[string]any, len(m))
-			for k, x := range m {
-				flat[strings.TrimPrefix(k, "ssl_")] = x
-			}
-			inner = optmap.New("amqp: option ssl", flat)
+			inner = optmap.New("amqp: option ssl", m)
 		} else {
 			r.Bool("ssl", &want)
 		}
@@ -347,6 +343,7 @@ func readSSL(r *optmap.Reader) (*SSLOptions, error) {
 	read(r, "ssl_")
 	if inner != nil {
 		read(inner, "")
+		read(inner, "ssl_")
 		if err := inner.Err(); err != nil {
 			return nil, err
 		}
