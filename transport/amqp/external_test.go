@@ -76,7 +76,7 @@ func TestExternalAuth(t *testing.T) {
 		}
 		t.Logf("refused as expected: %v", err)
 	})
-	t.Run("a certificate of another CA fails the TLS handshake", func(t *testing.T) {
+	t.Run("a certificate of another CA is refused by TLS", func(t *testing.T) {
 		c, err := dial(t, rogueCert, rogueKey)
 		if err == nil {
 			c.Close()

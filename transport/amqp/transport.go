@@ -291,7 +291,13 @@ func connError(what string, err error) error {
 // handshakeError is connError for a failed AMQP handshake; a refused
 // login names the login method.
 func handshakeError(s *settings, addr string, err error) error {
-	e := connError("AMQP handshake with "+addr, err)
+	what := "AMQP handshake with " + addr
+	if s.tls != nil {
+		// TLS 1.3 servers check the client certificate after the client's
+		// handshake is done: a refusal arrives as an alert or a reset here.
+		what += " over TLS (a broker that refuses the client certificate closes the connection here)"
+	}
+	e := connError(what, err)
 	var be *transport.BrokerError
 	if errors.As(e, &be) && be.Code == 403 {
 		be.Reason = "login_method=" + s.LoginMethod + " refused: " + be.Reason

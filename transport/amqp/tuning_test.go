@@ -13,29 +13,31 @@ import (
 	"github.com/kombu-go/kombu/transport"
 )
 
-// brokerTimeout returns the heartbeat timeout the broker lists for the
-// connection named name (rabbitmqctl list_connections), or skips.
-func brokerTimeout(t *testing.T, name string) string {
+// brokerTimeouts returns the heartbeat timeout the broker lists for each
+// connection named in names (one rabbitmqctl list_connections), or skips.
+func brokerTimeouts(t *testing.T, names []string) map[string]string {
 	t.Helper()
 	out, err := exec.Command(rabbitmqctl(t), "-q", "list_connections", "client_properties", "timeout").Output()
 	if err != nil {
 		t.Skipf("rabbitmqctl list_connections: %v", err)
 	}
+	got := map[string]string{}
 	for _, line := range strings.Split(string(out), "\n") {
-		if strings.Contains(line, name) {
-			f := strings.Fields(line)
-			return f[len(f)-1]
+		for _, name := range names {
+			if strings.Contains(line, name) {
+				f := strings.Fields(line)
+				got[name] = f[len(f)-1]
+			}
 		}
 	}
-	t.Fatalf("the broker does not list connection %s:\n%s", name, out)
-	return ""
+	return got
 }
 
 // TestHeartbeatZeroDisables: heartbeat 0 (Kombu's default) disables
 // heartbeats on both sides, where amqp091 alone would take the broker's
 // 60 s; a positive value is negotiated as the smaller one.
 func TestHeartbeatZeroDisables(t *testing.T) {
-	for _, tc := range []struct {
+	cases := []struct {
 		name string
 		opts map[string]any
 		want time.Duration
@@ -43,20 +45,22 @@ func TestHeartbeatZeroDisables(t *testing.T) {
 		{"default", nil, 0},
 		{"heartbeat=0", map[string]any{"heartbeat": "0"}, 0},
 		{"heartbeat=7", map[string]any{"heartbeat": 7}, 7 * time.Second},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			e := dial(t, tc.opts)
-			if got := e.conn.(*conn).ac.Config.Heartbeat; got != tc.want {
-				t.Errorf("negotiated heartbeat %v, want %v", got, tc.want)
-			}
-			if got, want := brokerTimeout(t, e.name), secs(tc.want); got != want {
-				t.Errorf("the broker's timeout for the connection is %s, want %s", got, want)
-			}
-		})
+	}
+	var names []string
+	for _, tc := range cases {
+		e := dial(t, tc.opts)
+		names = append(names, e.name)
+		if got := e.conn.(*conn).ac.Config.Heartbeat; got != tc.want {
+			t.Errorf("%s: negotiated heartbeat %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	broker := brokerTimeouts(t, names)
+	for i, tc := range cases {
+		if got, want := broker[names[i]], fmt.Sprint(int(tc.want/time.Second)); got != want {
+			t.Errorf("%s: the broker's heartbeat timeout for the connection is %q, want %s", tc.name, got, want)
+		}
 	}
 }
-
-func secs(d time.Duration) string { return fmt.Sprint(int(d / time.Second)) }
 
 // TestChannelMax: channel_max is negotiated, and a channel beyond it is a
 // clear error (ErrChannelMax, naming the limit).
