@@ -75,7 +75,10 @@ type Options struct {
 	// none, its SO_RCVTIMEO). When it passes, the connection is dropped
 	// as lost (and recovered, if Recovery is on); the waiting call fails
 	// with a connection error. An idle connection that waits for nothing
-	// is never dropped by it (that is the heartbeats' job). 0: no bound.
+	// is never dropped by it (that is the heartbeats' job). A connection
+	// the broker blocks (a memory or disk alarm) sends nothing but
+	// heartbeats either: with heartbeats off, a confirm awaited through an
+	// alarm longer than ReadTimeout drops the connection. 0: no bound.
 	ReadTimeout time.Duration
 	// WriteTimeout bounds each socket write (write_timeout; pyamqp: none,
 	// its SO_SNDTIMEO). A write that cannot complete in time (the broker

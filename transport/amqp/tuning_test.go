@@ -143,3 +143,74 @@ func TestWriteTimeout(t *testing.T) {
 	}
 	t.Logf("failed after %v: %v", took.Round(time.Millisecond), err)
 }
+
+// TestExchangeBindRecovered: BindExchange routes from source to
+// destination, is recorded, and is declared again after a reconnection
+// (here it was removed behind the connection's back before the cut);
+// UnbindExchange forgets it.
+func TestExchangeBindRecovered(t *testing.T) {
+	e, p := dialProxy(t, with(fastRecovery, "confirm_publish", true))
+	other := dial(t, nil)
+	ch, och := e.channel(), other.channel()
+	src, dst := uniq("ex-src"), uniq("ex-dst")
+	for _, ex := range []string{src, dst} {
+		if err := ch.DeclareExchange(ctxT(t), transport.Exchange{Name: ex, Type: transport.Direct, AutoDelete: false}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { och.DeleteExchange(cleanupCtx(t), ex, false) })
+	}
+	q := e.queue(ch, transport.Queue{})
+	if err := ch.BindQueue(ctxT(t), transport.Binding{Queue: q, Exchange: dst, RoutingKey: "k"}); err != nil {
+		t.Fatal(err)
+	}
+	binder := ch.(transport.ExchangeBinder)
+	if err := binder.BindExchange(ctxT(t), dst, src, "k", nil); err != nil {
+		t.Fatal(err)
+	}
+	try := func() (bool, error) {
+		if err := ch.Publish(ctxT(t), msg("via"), src, "k", transport.PublishOptions{}); err != nil {
+			return false, err
+		}
+		_, err := ch.Get(ctxT(t), q, true)
+		if errors.Is(err, transport.ErrEmpty) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	routed := func() bool {
+		t.Helper()
+		ok, err := try()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if !routed() {
+		t.Fatal("a message published to the source did not reach the destination's queue")
+	}
+	if err := och.(transport.ExchangeBinder).UnbindExchange(ctxT(t), dst, src, "k", nil); err != nil {
+		t.Fatal(err)
+	}
+	p.cut()
+	var ok bool
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); !ok && time.Now().Before(deadline); {
+		// A publish in flight at the cut fails; later ones wait for the
+		// recovery.
+		if ok, err = try(); err != nil && !transport.IsConnectionError(err) {
+			t.Fatal(err)
+		}
+	}
+	if !ok {
+		t.Fatalf("the exchange binding was not declared again after the reconnection (last error %v)", err)
+	}
+	if err := binder.UnbindExchange(ctxT(t), dst, src, "k", nil); err != nil {
+		t.Fatal(err)
+	}
+	if routed() {
+		t.Error("after UnbindExchange a message still reached the queue")
+	}
+	if n := len(e.conn.(*conn).topo.exBindings); n != 0 {
+		t.Errorf("%d exchange bindings still recorded after UnbindExchange", n)
+	}
+}
