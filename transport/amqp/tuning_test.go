@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -14,12 +15,18 @@ import (
 )
 
 // brokerTimeouts returns the heartbeat timeout the broker lists for each
-// connection named in names (one rabbitmqctl list_connections), or skips.
+// connection named in names (one rabbitmqctl list_connections), or nil
+// without KOMBU_TEST_RABBITMQCTL.
 func brokerTimeouts(t *testing.T, names []string) map[string]string {
 	t.Helper()
-	out, err := exec.Command(rabbitmqctl(t), "-q", "list_connections", "client_properties", "timeout").Output()
+	ctl := os.Getenv("KOMBU_TEST_RABBITMQCTL")
+	if ctl == "" {
+		t.Log("KOMBU_TEST_RABBITMQCTL is not set: the broker's side is not checked")
+		return nil
+	}
+	out, err := exec.Command(ctl, "-q", "list_connections", "client_properties", "timeout").Output()
 	if err != nil {
-		t.Skipf("rabbitmqctl list_connections: %v", err)
+		t.Fatalf("rabbitmqctl list_connections: %v", err)
 	}
 	got := map[string]string{}
 	for _, line := range strings.Split(string(out), "\n") {
@@ -56,6 +63,9 @@ func TestHeartbeatZeroDisables(t *testing.T) {
 	}
 	broker := brokerTimeouts(t, names)
 	for i, tc := range cases {
+		if broker == nil {
+			break
+		}
 		if got, want := broker[names[i]], fmt.Sprint(int(tc.want/time.Second)); got != want {
 			t.Errorf("%s: the broker's heartbeat timeout for the connection is %q, want %s", tc.name, got, want)
 		}
