@@ -303,7 +303,7 @@ func readSSL(r *optmap.Reader) (*SSLOptions, error) {
 	want := false
 	var inner *optmap.Reader
 	if v, ok := r.Lookup("ssl"); ok {
-		if m, err := optmap.AsMap(v); err == nil && !isScalar(v) {
+		if m, err := optmap.AsMap(v); err == nil { // a map, or JSON object text
 			want = true
 			// The ssl map holds Kombu's ssl dict; messaging passes the
 			// URL's ssl_* parameters in it with their prefix.
@@ -355,13 +355,6 @@ func readSSL(r *optmap.Reader) (*SSLOptions, error) {
 		return nil, nil
 	}
 	return &so, nil
-}
-
-// isScalar reports whether v is a string that is not JSON object text, or
-// any other non-map value: ssl=true arrives as the string "true".
-func isScalar(v any) bool {
-	s, ok := v.(string)
-	return ok && !strings.HasPrefix(strings.TrimSpace(s), "{")
 }
 
 // check validates values that no coercion catches.
