@@ -60,6 +60,7 @@ func (c *Connection) dial(ctx context.Context) error {
 	c.gen++
 	clear(c.declared)
 	c.mu.Unlock()
+	c.watchBlocked(tc)
 	return nil
 }
 

@@ -70,6 +70,10 @@ type Connection struct {
 	// decodeErrors counts the messages consumers of this connection could
 	// not decode.
 	decodeErrors atomic.Uint64
+	// onBlocked and onUnblocked are the hooks of OnBlocked and
+	// OnUnblocked; they are read when the broker's notification arrives.
+	onBlocked   atomic.Pointer[func(reason string)]
+	onUnblocked atomic.Pointer[func()]
 }
 
 // DecodeErrors returns how many delivered messages the consumers of this

@@ -47,6 +47,9 @@
 //	Queue('video', media, 'video')          NewQueue("video", media, "video")
 //	Queue(..., expires=1.5)                 Queue{..., Expires: 1500 * time.Millisecond}
 //	binding(ex, routing_key)                Binding{Exchange: ex, RoutingKey: rk}
+//	dest.bind_to(src, routing_key=rk)       dest.BindTo(ctx, ch, src, rk, nil)   (AMQP only)
+//	dest.unbind_from(src, routing_key=rk)   dest.UnbindFrom(ctx, ch, src, rk, nil)
+//	transport_options on_blocked=f          conn.OnBlocked(f) / conn.OnUnblocked(g)
 //	queue(channel).declare()                q.Declare(ctx, ch)
 //	maybe_declare(entity, channel)          conn.MaybeDeclare(ctx, ch, entity)
 //	Producer(conn, exchange=...)            NewProducer(conn, ProducerOptions{Exchange: ...})
@@ -174,6 +177,12 @@
 //     that would not wait.
 //   - [ErrUnknownTransport], [ErrInvalidURL]: bad URLs, found by
 //     NewConnection before anything dials.
+//   - *transport.OptionError: an unknown, misspelt or malformed transport
+//     option (URL query or TransportOptions), found when the transport is
+//     made, at the first connect, and never retried. Kombu ignores unknown
+//     options; refusing them is deliberate.
+//   - transport.ErrUnsupported: an operation the transport cannot do, such
+//     as Exchange.BindTo on memory or Redis.
 //   - [ErrStopped]: Consumer.Err after Close, Drain or Cancel, and
 //     Consume after Close or Drain.
 //   - [ErrClosed], [ErrNoCallbacks], [ErrSlowConsumer].

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/kombu-go/kombu/messaging"
+	"github.com/kombu-go/kombu/transport"
 	"github.com/kombu-go/kombu/transport/amqp"
 	"github.com/kombu-go/kombu/transport/redis"
 	"github.com/kombu-go/kombu/transport/transporttest"
@@ -23,7 +24,13 @@ func brokerURL(t *testing.T, env string) string {
 // or not they are wired into the built-in table yet.
 func brokerOptions() messaging.Options {
 	r := messaging.Scheme{New: redis.New}
-	a := messaging.Scheme{New: amqp.New}
+	a := messaging.Scheme{New: func(cfg transport.Config) (transport.Transport, error) {
+		t, err := amqp.New(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return t, nil
+	}}
 	return messaging.Options{Schemes: map[string]messaging.Scheme{
 		"redis": r, "rediss": r, "sentinel": r, "amqp": a, "amqps": a}}
 }

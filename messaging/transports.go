@@ -55,7 +55,13 @@ var builtinSchemes = map[string]Scheme{
 var (
 	newMemory TransportFactory = memory.New
 	newRedis  TransportFactory = redis.New
-	newAMQP   TransportFactory = amqp.New
+	newAMQP   TransportFactory = func(cfg transport.Config) (transport.Transport, error) {
+		t, err := amqp.New(cfg)
+		if err != nil {
+			return nil, err // not a typed nil
+		}
+		return t, nil
+	}
 )
 
 // DefaultTransport is the transport of a bare host name ("example.com"),

@@ -24,6 +24,14 @@
 #                                               all that and the data, so durable queues and
 #                                               persistent messages survive rabbit-stop and
 #                                               rabbit-start. Returns once the node runs (about 6 s).
+#                                               Before the first start a test may put in DIR a file
+#                                               rabbitmq.extra.conf (appended to rabbitmq.conf: TLS
+#                                               listeners, auth_mechanisms ...) and a file plugins (one
+#                                               plugin name a line, e.g. rabbitmq_auth_mechanism_ssl)
+#                                               that becomes the node's plugin list.
+#   scripts/brokers.sh rabbit-ctl DIR ARGS...   run rabbitmqctl ARGS against the node of DIR (its node
+#                                               name and cookie), e.g. add_user, or
+#                                               set_vm_memory_high_watermark to raise an alarm.
 #   scripts/brokers.sh rabbit-stop DIR          stop the node of DIR (rabbitmqctl -n NODE stop, with
 #                                               DIR's cookie); returns once it is gone. It addresses
 #                                               no other node, so a shared broker is never touched.
@@ -269,7 +277,14 @@ kb_rabbit_start() {
 		echo "$dist" >"$dir/rabbit.distport"
 		echo "kombu-test-$port@localhost" >"$dir/rabbit.node"
 		echo "listeners.tcp.local = 127.0.0.1:$port" >"$dir/rabbitmq.conf"
-		echo "[]." >"$dir/enabled_plugins"
+		if [[ -f $dir/rabbitmq.extra.conf ]]; then
+			cat "$dir/rabbitmq.extra.conf" >>"$dir/rabbitmq.conf"
+		fi
+		if [[ -f $dir/plugins ]]; then
+			printf '[%s].\n' "$(grep -v '^[[:space:]]*$' "$dir/plugins" | paste -sd, -)" >"$dir/enabled_plugins"
+		else
+			echo "[]." >"$dir/enabled_plugins"
+		fi
 		: >"$dir/rabbitmq-env.conf"
 	fi
 	if [[ -n ${KOMBU_TEST_STATE_DIR:-} ]] && ! grep -qxF "$dir" "$KOMBU_TEST_STATE_DIR/rabbit.dirs" 2>/dev/null; then
@@ -306,6 +321,19 @@ kb_rabbit_stop() {
 	rm -f "$dir/rabbit.pid"
 }
 
+# kb_rabbit_ctl DIR ARGS...: rabbitmqctl ARGS against the node of DIR.
+kb_rabbit_ctl() {
+	local dir=$1 ctl envs
+	shift
+	[[ -f $dir/rabbit.node ]] || {
+		kb_say "no RabbitMQ node in $dir"
+		return 1
+	}
+	ctl=$(kb_rabbit_bin rabbitmqctl) || return 1
+	mapfile -t envs < <(kb_rabbit_env "$dir")
+	env "${envs[@]}" timeout 60 "$ctl" -n "$(<"$dir/rabbit.node")" "$@" </dev/null
+}
+
 # kb_amqp_ok URL: an AMQP 0-9-1 server answers at URL. With a Python that has the amqp module
 # (KOMBU_TEST_PYTHON) this logs in with the URL's credentials; otherwise it checks that the server
 # answers the protocol header with a frame.
@@ -340,7 +368,7 @@ kb_main() {
 	KB_NAME=brokers.sh
 	local cmd=${1:-} dir=${2:-}
 	case $cmd in
-	redis-start | redis-stop | redis-restart | rabbit-start | rabbit-stop)
+	redis-start | redis-stop | redis-restart | rabbit-start | rabbit-stop | rabbit-ctl)
 		[[ -n $dir ]] || {
 			kb_say "usage: $0 $cmd DIR"
 			return 2
@@ -351,7 +379,7 @@ kb_main() {
 		return 0
 		;;
 	*)
-		kb_say "usage: $0 redis-start DIR [aof] | redis-stop DIR [SIGNAL] | redis-restart DIR [aof] | rabbit-start DIR | rabbit-stop DIR"
+		kb_say "usage: $0 redis-start DIR [aof] | redis-stop DIR [SIGNAL] | redis-restart DIR [aof] | rabbit-start DIR | rabbit-ctl DIR ARGS... | rabbit-stop DIR"
 		return 2
 		;;
 	esac
@@ -361,6 +389,7 @@ kb_main() {
 	redis-restart) kb_redis_stop "$dir" KILL && kb_redis_start "$dir" "${3:-}" ;;
 	rabbit-start) kb_rabbit_start "$dir" ;;
 	rabbit-stop) kb_rabbit_stop "$dir" ;;
+	rabbit-ctl) kb_rabbit_ctl "$dir" "${@:3}" ;;
 	esac
 }
 

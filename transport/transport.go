@@ -150,6 +150,19 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// ExchangeBinder is implemented by channels whose broker binds an exchange
+// to another exchange (AMQP's exchange.bind, a RabbitMQ extension; Kombu's
+// Exchange.bind_to). Messages that source routes with routingKey (and
+// args, for a headers exchange) are routed on by destination.
+// UnbindExchange removes such a binding. Kombu's virtual transports
+// (memory, Redis) have no exchange-to-exchange bindings and do not
+// implement it; callers report transport.ErrUnsupported for them. Safe for
+// concurrent use, like the Channel's other declarations.
+type ExchangeBinder interface {
+	BindExchange(ctx context.Context, destination, source, routingKey string, args map[string]any) error
+	UnbindExchange(ctx context.Context, destination, source, routingKey string, args map[string]any) error
+}
+
 // PublishRequest is one message of a batch.
 type PublishRequest struct {
 	// Message is the message; when it is nil, Build makes it.

@@ -119,7 +119,7 @@ func (ch *channel) open() (*chanGen, error) {
 	c := ch.c
 	ach, err := c.ac.Channel()
 	if err != nil {
-		return nil, brokerError(err, c.ac.IsClosed())
+		return nil, c.channelError(err)
 	}
 	g := &chanGen{ach: ach, ac: c.ac, offset: ch.nextOff}
 	g.closeCh = ach.NotifyClose(make(chan *amqp091.Error, 1))
@@ -127,7 +127,7 @@ func (ch *channel) open() (*chanGen, error) {
 		_ = ach.Close()
 		return nil, brokerError(err, c.ac.IsClosed())
 	}
-	if c.s.confirm {
+	if c.s.ConfirmPublish {
 		if err := ach.Confirm(false); err != nil {
 			return fail(err)
 		}
@@ -431,6 +431,49 @@ func (ch *channel) UnbindQueue(ctx context.Context, b transport.Binding) error {
 	})
 }
 
+// BindExchange binds exchange destination to exchange source
+// (exchange.bind, a RabbitMQ extension): messages source routes with
+// routingKey (and args, for a headers exchange) go on to destination. The
+// binding is declared again after a reconnection. It implements
+// transport.ExchangeBinder.
+func (ch *channel) BindExchange(ctx context.Context, destination, source, routingKey string, args map[string]any) error {
+	return ch.exchangeBinding(ctx, true, destination, source, routingKey, args)
+}
+
+// UnbindExchange removes a binding made by BindExchange (exchange.unbind).
+func (ch *channel) UnbindExchange(ctx context.Context, destination, source, routingKey string, args map[string]any) error {
+	return ch.exchangeBinding(ctx, false, destination, source, routingKey, args)
+}
+
+func (ch *channel) exchangeBinding(ctx context.Context, bind bool, dest, src, key string, args map[string]any) error {
+	table, err := toTable(args)
+	if err != nil {
+		return fmt.Errorf("amqp: binding arguments: %w", err)
+	}
+	c := ch.c
+	b := transport.Binding{Queue: dest, Exchange: src, RoutingKey: key, Arguments: args}
+	return ch.exec(ctx, func() error {
+		ctl, err := c.control()
+		if err != nil {
+			return err
+		}
+		if bind {
+			err = ctl.ExchangeBind(dest, key, src, false, table)
+		} else {
+			err = ctl.ExchangeUnbind(dest, key, src, false, table)
+		}
+		if err != nil {
+			return c.ctlErr(err)
+		}
+		if bind {
+			c.topo.addExBinding(b)
+		} else {
+			c.topo.deleteExBinding(b)
+		}
+		return nil
+	})
+}
+
 // DeleteQueue deletes a queue and returns how many messages it held.
 func (ch *channel) DeleteQueue(ctx context.Context, name string, ifUnused, ifEmpty bool) (int, error) {
 	c := ch.c
@@ -499,11 +542,14 @@ func (ch *channel) Publish(ctx context.Context, m *transport.Message, exchange, 
 	if err != nil || dc == nil {
 		return err
 	}
+	done := c.expect() // read_timeout bounds the wait for the confirm
 	select {
 	case <-dc.Done():
 	case <-ctx.Done():
+		done()
 		return ctx.Err()
 	}
+	done()
 	if dc.Acked() {
 		return nil
 	}
@@ -629,7 +675,7 @@ func (ch *channel) Close() error {
 		return nil
 	}
 	c := ch.c
-	ctx, cancel := context.WithTimeout(context.Background(), c.s.closeTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), c.s.CloseTimeout)
 	defer cancel()
 	err := c.do(ctx, func() error {
 		c.dropChannel(ch)

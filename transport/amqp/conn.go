@@ -225,7 +225,7 @@ func (c *conn) Close() error {
 		c.closeNow()
 		c.kick()
 	})
-	t := time.NewTimer(c.s.closeTimeout)
+	t := time.NewTimer(c.s.CloseTimeout)
 	select {
 	case <-c.execDone:
 		t.Stop()
@@ -375,7 +375,9 @@ func (c *conn) process(ops []op) {
 			if c.failed != nil {
 				err = c.failed
 			} else {
+				done := c.expect()
 				err = o.call.fn()
+				done()
 			}
 			o.call.done <- err
 		case opEvent:
@@ -409,6 +411,21 @@ func (c *conn) settle(ops []op) {
 	}
 }
 
+// expect bounds, with read_timeout, the broker's silence until the
+// returned function is called (see timeoutConn).
+func (c *conn) expect() func() {
+	if c.s.ReadTimeout <= 0 {
+		return func() {}
+	}
+	c.sockMu.Lock()
+	tc, _ := c.sock.(*timeoutConn)
+	c.sockMu.Unlock()
+	if tc == nil {
+		return func() {}
+	}
+	return tc.expect()
+}
+
 // ensureConn makes sure the AMQP connection is up, recovering it if it was
 // lost. It returns the permanent error once recovery gave up.
 func (c *conn) ensureConn() error {
@@ -439,10 +456,19 @@ func (c *conn) control() (*amqp091.Channel, error) {
 	}
 	ctl, err := c.ac.Channel()
 	if err != nil {
-		return nil, brokerError(err, c.ac.IsClosed())
+		return nil, c.channelError(err)
 	}
 	c.ctl = ctl
 	return ctl, nil
+}
+
+// channelError maps an error of opening an AMQP channel.
+func (c *conn) channelError(err error) error {
+	if errors.Is(err, amqp091.ErrChannelMax) {
+		return fmt.Errorf("%w: all %d channels the connection negotiated are open "+
+			"(channel_max; one is the transport's declaration channel)", ErrChannelMax, c.ac.Config.ChannelMax)
+	}
+	return brokerError(err, c.ac.IsClosed())
 }
 
 // ctlErr maps an error of the control channel.
@@ -491,7 +517,7 @@ func (c *conn) recover() error {
 	if cause != nil {
 		lostErr = brokerError(cause, true)
 	}
-	if !c.s.recovery {
+	if !c.s.Recovery {
 		return c.fail(lostErr)
 	}
 	sleep := func(d time.Duration) bool {
@@ -513,14 +539,23 @@ func (c *conn) recover() error {
 	c.recoveredAt = time.Now()
 	// Every recovery starts the policy afresh: the first attempt at once,
 	// then interval_start, +interval_step ... for max_retries retries.
-	next := intervals(c.s.intervalStart, c.s.intervalStep, c.s.intervalMax)
+	next := intervals(c.s.IntervalStart, c.s.IntervalStep, c.s.IntervalMax)
 	last := lostErr
+	var giveUp time.Time // connect_retries_timeout
+	if c.s.ConnectRetriesTimeout > 0 {
+		giveUp = time.Now().Add(c.s.ConnectRetriesTimeout)
+	}
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
-			if c.s.maxRetries >= 0 && attempt > c.s.maxRetries {
+			if c.s.MaxRetries >= 0 && attempt > c.s.MaxRetries {
 				return c.fail(fmt.Errorf("%w after %d attempts: %w", ErrRecoveryFailed, attempt, last))
 			}
-			if !sleep(next()) {
+			wait := next()
+			if !giveUp.IsZero() && time.Now().Add(wait).After(giveUp) {
+				return c.fail(fmt.Errorf("%w after %d attempts (connect_retries_timeout %v): %w",
+					ErrRecoveryFailed, attempt, c.s.ConnectRetriesTimeout, last))
+			}
+			if !sleep(wait) {
 				return fmt.Errorf("amqp: connection: %w", transport.ErrClosed)
 			}
 		}
@@ -580,6 +615,23 @@ func (c *conn) restore() error {
 			}
 		}
 	}
+	rebind := func(list []transport.Binding, what string, bind func(*amqp091.Channel, transport.Binding) error) error {
+		for _, b := range list {
+			ctl, err := c.control()
+			if err != nil {
+				return err
+			}
+			if err := bind(ctl, b); err != nil {
+				if err := entityErr(what+" "+b.Queue+"<-"+b.Exchange, err); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	if err := rebind(c.topo.exBindings, "exchange binding", bindExchange); err != nil {
+		return err
+	}
 	for i := range c.topo.queues {
 		name := c.topo.queues[i].name
 		if err := c.declareRecorded(i); err != nil {
@@ -588,16 +640,8 @@ func (c *conn) restore() error {
 			}
 		}
 	}
-	for _, b := range c.topo.bindings {
-		ctl, err := c.control()
-		if err != nil {
-			return err
-		}
-		if err := bindQueue(ctl, b); err != nil {
-			if err := entityErr("binding "+b.Queue+"<-"+b.Exchange, err); err != nil {
-				return err
-			}
-		}
+	if err := rebind(c.topo.bindings, "binding", bindQueue); err != nil {
+		return err
 	}
 	live := c.chans[:0]
 	for _, ch := range c.chans {

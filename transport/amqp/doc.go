@@ -20,8 +20,26 @@
 // to amqp091's 'l', the same eight bytes (framefix.go). Consumer tags the
 // transport chooses are "kombu-go.<8 hex digits>.<n>".
 //
-// [New] reads the connection parameters and transport options (see its
-// documentation); Dial connects and attaches the connection to a hub.
+// # Options
+//
+// [ParseConfig] reads a transport.Config (Kombu's connection fields, its
+// transport_options and the URL's query) into the typed [Options], in one
+// place; [NewWithOptions] makes the transport from Options, and [New] is
+// both. Every option is Kombu's (pyamqp's) name with Kombu's default, except
+// where [Options] says "ours". Unlike Kombu, an unknown option is an error
+// (a *transport.OptionError naming it and listing the valid ones), and
+// pyamqp options that cannot work here (Python callables, socket_settings)
+// are refused with the reason: no option is accepted and then ignored.
+// Dial connects and attaches the connection to a hub.
+//
+// Beyond what amqp091 offers on its own: heartbeat 0 disables heartbeats
+// (amqp091 would take the broker's interval; the socket reader zeroes the
+// broker's proposal, see framefix.go); read_timeout and write_timeout are
+// socket deadlines (deadline.go): a write that the broker does not take in
+// time, or a silence of the broker while an answer is due, drops the
+// connection as lost; login_method EXTERNAL authenticates with the TLS
+// client certificate and offers no other mechanism, so it never falls back
+// to PLAIN.
 //
 // # The bridge
 //
@@ -178,6 +196,7 @@
 // (transport.IsConnectionError, errors.Is(err, transport.ErrConnectionLost)).
 // Get returns transport.ErrEmpty for an empty queue; methods of a closed
 // channel or connection return errors matching transport.ErrClosed. Package
-// sentinels: [ErrNacked], [ErrBadTableValue], [ErrBadOption],
-// [ErrRecoveryFailed].
+// sentinels: [ErrNacked], [ErrBadTableValue], [ErrChannelMax],
+// [ErrRecoveryFailed]. A bad, unknown or refused option is a
+// *transport.OptionError from [ParseConfig], [New] or [NewWithOptions].
 package amqp

@@ -16,7 +16,9 @@ import (
 
 const (
 	frameHeaderLen   = 7
+	frameTypeMethod  = 1
 	frameTypeHeader  = 2
+	tunePayloadLen   = 12
 	maxFixedFrame    = 1 << 20 // larger header frames pass through unfixed
 	propHeadersFlag  = 0x2000
 	propCTypeFlag    = 0x8000
@@ -26,6 +28,13 @@ const (
 
 // fixConn is a net.Conn whose reads get the 'L' rewrite. Only amqp091's
 // reader goroutine reads it.
+//
+// It also disables heartbeats when asked: amqp091 takes the broker's
+// heartbeat when the client proposes 0, where pyamqp (and the AMQP spec's
+// intent) disables them. With noHeartbeat, the fixer zeroes the heartbeat
+// field of the broker's connection.tune, so amqp091 negotiates 0, answers
+// tune-ok with 0 (the broker then sends none and expects none) and starts
+// no heartbeat timer.
 type fixConn struct {
 	net.Conn
 	f   frameFixer
@@ -33,8 +42,8 @@ type fixConn struct {
 	err error
 }
 
-func newFixConn(c net.Conn) *fixConn {
-	return &fixConn{Conn: c, raw: make([]byte, 32*1024)}
+func newFixConn(c net.Conn, noHeartbeat bool) *fixConn {
+	return &fixConn{Conn: c, raw: make([]byte, 32*1024), f: frameFixer{noHeartbeat: noHeartbeat}}
 }
 
 func (c *fixConn) Read(p []byte) (int, error) {
@@ -61,12 +70,15 @@ func (c *fixConn) Read(p []byte) (int, error) {
 type frameFixer struct {
 	started bool
 	raw     bool // not AMQP frames (a protocol header answer): pass all
-	hdr     []byte
-	pass    int    // bytes of the current frame still to pass through
-	collect []byte // the header frame being collected
-	need    int    // bytes the collected frame still needs
-	out     []byte // ready for the reader, from off
-	off     int
+	// noHeartbeat: zero the heartbeat of the first connection.tune.
+	noHeartbeat bool
+	tune        bool // collecting connection.tune, not a content header
+	hdr         []byte
+	pass        int    // bytes of the current frame still to pass through
+	collect     []byte // the header frame being collected
+	need        int    // bytes the collected frame still needs
+	out         []byte // ready for the reader, from off
+	off         int
 }
 
 func (f *frameFixer) emit(b []byte) { f.out = append(f.out, b...) }
@@ -93,7 +105,14 @@ func (f *frameFixer) feed(b []byte) {
 			f.need -= k
 			b = b[k:]
 			if f.need == 0 {
-				fixHeaderFrame(f.collect[frameHeaderLen : len(f.collect)-1])
+				if f.tune {
+					f.tune = false
+					if zeroTuneHeartbeat(f.collect[frameHeaderLen : len(f.collect)-1]) {
+						f.noHeartbeat = false
+					}
+				} else {
+					fixHeaderFrame(f.collect[frameHeaderLen : len(f.collect)-1])
+				}
 				f.emit(f.collect)
 				f.collect = f.collect[:0]
 			}
@@ -105,9 +124,12 @@ func (f *frameFixer) feed(b []byte) {
 				continue
 			}
 			size := int(binary.BigEndian.Uint32(f.hdr[3:7]))
-			if f.hdr[0] == frameTypeHeader && size <= maxFixedFrame {
+			isTune := f.noHeartbeat && f.hdr[0] == frameTypeMethod && f.hdr[1] == 0 && f.hdr[2] == 0 &&
+				size == tunePayloadLen
+			if (f.hdr[0] == frameTypeHeader && size <= maxFixedFrame) || isTune {
 				f.collect = append(f.collect[:0], f.hdr...)
 				f.need = size + 1 // payload and frame-end octet
+				f.tune = isTune
 			} else {
 				f.emit(f.hdr)
 				f.pass = size + 1
@@ -115,6 +137,17 @@ func (f *frameFixer) feed(b []byte) {
 			f.hdr = f.hdr[:0]
 		}
 	}
+}
+
+// zeroTuneHeartbeat sets the heartbeat of a connection.tune payload
+// (class 10, method 30: channel-max short, frame-max long, heartbeat short)
+// to 0. It reports whether p was connection.tune.
+func zeroTuneHeartbeat(p []byte) bool {
+	if len(p) != tunePayloadLen || binary.BigEndian.Uint16(p[0:2]) != 10 || binary.BigEndian.Uint16(p[2:4]) != 30 {
+		return false
+	}
+	p[10], p[11] = 0, 0
+	return true
 }
 
 // fixHeaderFrame rewrites the 'L' tags in the headers table of a content

@@ -108,7 +108,7 @@ func TestFrameFixPassesProtocolHeader(t *testing.T) {
 func TestFixConnRead(t *testing.T) {
 	server, client := net.Pipe()
 	defer server.Close()
-	fc := newFixConn(client)
+	fc := newFixConn(client, false)
 	defer fc.Close()
 	hdr := pyamqpHeaderFrame()
 	go func() {
@@ -153,4 +153,40 @@ func FuzzFrameFixer(f *testing.F) {
 		// A valid frame around the data, as a header payload, never panics.
 		fixAll(frame(frameTypeHeader, data), []int{n})
 	})
+}
+
+// tuneFrame is the broker's connection.tune: channel_max 2047, frame_max
+// 131072, heartbeat 60.
+func tuneFrame() []byte {
+	p := []byte{0, 10, 0, 30, 0x07, 0xFF, 0, 0x02, 0, 0, 0, 60}
+	b := frame(1, p)
+	b[1], b[2] = 0, 0 // channel 0
+	return b
+}
+
+// TestFixerZeroesTuneHeartbeat: with heartbeats off, the broker's
+// connection.tune reaches amqp091 with heartbeat 0, however the bytes are
+// split; other frames and the other fields pass unchanged.
+func TestFixerZeroesTuneHeartbeat(t *testing.T) {
+	start := frame(1, append([]byte{0, 10, 0, 10, 0, 9}, longbytes('F', nil)[1:]...)) // connection.start-ish
+	start[1], start[2] = 0, 0
+	in := append(append([]byte{}, start...), tuneFrame()...)
+	in = append(in, tuneFrame()...) // a second tune is not touched
+	want := append(append([]byte{}, start...), tuneFrame()...)
+	want[len(start)+7+10], want[len(start)+7+11] = 0, 0
+	want = append(want, tuneFrame()...)
+	for chunk := 1; chunk <= len(in); chunk++ {
+		f := frameFixer{noHeartbeat: true}
+		for i := 0; i < len(in); i += chunk {
+			f.feed(in[i:min(i+chunk, len(in))])
+		}
+		if !bytes.Equal(f.out, want) {
+			t.Fatalf("chunk %d:\n got %x\nwant %x", chunk, f.out, want)
+		}
+	}
+	f := frameFixer{}
+	f.feed(tuneFrame())
+	if !bytes.Equal(f.out, tuneFrame()) {
+		t.Fatal("without noHeartbeat the tune frame must pass unchanged")
+	}
 }

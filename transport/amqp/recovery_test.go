@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"os/exec"
@@ -241,11 +240,15 @@ func TestRecoveryTopology(t *testing.T) {
 }
 
 // proxy forwards TCP to the broker and can cut every connection and refuse
-// new ones, to break connections without rabbitmqctl.
+// new ones, to break connections without rabbitmqctl, or stall them (stop
+// reading and forwarding, leaving the sockets open), to make a broker that
+// hangs.
 type proxy struct {
 	l       net.Listener
 	backend string
 	down    atomic.Bool
+	stall   atomic.Bool
+	quit    chan struct{}
 	refused atomic.Int64
 	mu      sync.Mutex
 	conns   []net.Conn
@@ -257,7 +260,7 @@ func newProxy(tb testing.TB, backend string) *proxy {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	p := &proxy{l: l, backend: backend}
+	p := &proxy{l: l, backend: backend, quit: make(chan struct{})}
 	p.wg.Add(1)
 	go p.accept()
 	tb.Cleanup(p.close)
@@ -287,8 +290,41 @@ func (p *proxy) accept() {
 		p.conns = append(p.conns, c, b)
 		p.mu.Unlock()
 		p.wg.Add(2)
-		go func() { defer p.wg.Done(); io.Copy(b, c); b.Close() }()
-		go func() { defer p.wg.Done(); io.Copy(c, b); c.Close() }()
+		go func() { defer p.wg.Done(); p.pipe(b, c); b.Close() }()
+		go func() { defer p.wg.Done(); p.pipe(c, b); c.Close() }()
+	}
+}
+
+// pipe copies src to dst; while the proxy is stalled it neither reads nor
+// forwards.
+func (p *proxy) pipe(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	waitStall := func() bool {
+		for p.stall.Load() {
+			select {
+			case <-p.quit:
+				return false
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		return true
+	}
+	for {
+		if !waitStall() {
+			return
+		}
+		n, err := src.Read(buf)
+		if n > 0 {
+			if !waitStall() {
+				return
+			}
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
 	}
 }
 
@@ -303,6 +339,7 @@ func (p *proxy) cut() {
 }
 
 func (p *proxy) close() {
+	close(p.quit)
 	p.l.Close()
 	p.cut()
 	p.wg.Wait()

@@ -15,6 +15,9 @@ type topology struct {
 	exchanges []transport.Exchange
 	queues    []recordedQueue
 	bindings  []transport.Binding
+	// exBindings are exchange-to-exchange bindings: Queue holds the
+	// destination exchange.
+	exBindings []transport.Binding
 	// renames maps the old name of a server-named queue to the name the
 	// broker gave it after a reconnection.
 	renames map[string]string
@@ -68,6 +71,9 @@ func (t *topology) addExchange(ex transport.Exchange) {
 func (t *topology) deleteExchange(name string) {
 	t.exchanges = deleteFunc(t.exchanges, func(e transport.Exchange) bool { return e.Name == name })
 	t.bindings = deleteFunc(t.bindings, func(b transport.Binding) bool { return b.Exchange == name })
+	t.exBindings = deleteFunc(t.exBindings, func(b transport.Binding) bool {
+		return b.Exchange == name || b.Queue == name
+	})
 }
 
 func (t *topology) addQueue(q transport.Queue, name string) {
@@ -91,17 +97,25 @@ func sameBinding(a, b transport.Binding) bool {
 		(len(a.Arguments) == 0 && len(b.Arguments) == 0 || reflect.DeepEqual(a.Arguments, b.Arguments))
 }
 
-func (t *topology) addBinding(b transport.Binding) {
-	for _, x := range t.bindings {
+// addBinding records a queue binding; addExBinding an exchange-to-exchange
+// binding (exchange.bind), with the destination exchange in Queue.
+func (t *topology) addBinding(b transport.Binding)   { addUnique(&t.bindings, b) }
+func (t *topology) addExBinding(b transport.Binding) { addUnique(&t.exBindings, b) }
+
+func (t *topology) deleteBinding(b transport.Binding)   { deleteSame(&t.bindings, b) }
+func (t *topology) deleteExBinding(b transport.Binding) { deleteSame(&t.exBindings, b) }
+
+func addUnique(list *[]transport.Binding, b transport.Binding) {
+	for _, x := range *list {
 		if sameBinding(x, b) {
 			return
 		}
 	}
-	t.bindings = append(t.bindings, b)
+	*list = append(*list, b)
 }
 
-func (t *topology) deleteBinding(b transport.Binding) {
-	t.bindings = deleteFunc(t.bindings, func(x transport.Binding) bool { return sameBinding(x, b) })
+func deleteSame(list *[]transport.Binding, b transport.Binding) {
+	*list = deleteFunc(*list, func(x transport.Binding) bool { return sameBinding(x, b) })
 }
 
 // consumerGone forgets an auto-delete queue once no channel of this
@@ -146,6 +160,12 @@ func declareExchange(ctl *amqp091.Channel, ex transport.Exchange) error {
 func declareQueue(ctl *amqp091.Channel, q transport.Queue) (amqp091.Queue, error) {
 	args, _ := toTable(q.Arguments)
 	return declareQueueArgs(ctl, q, args)
+}
+
+// bindExchange binds exchange b.Queue (the destination) to b.Exchange.
+func bindExchange(ctl *amqp091.Channel, b transport.Binding) error {
+	args, _ := toTable(b.Arguments)
+	return ctl.ExchangeBind(b.Queue, b.RoutingKey, b.Exchange, false, args)
 }
 
 func bindQueue(ctl *amqp091.Channel, b transport.Binding) error {

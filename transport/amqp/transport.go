@@ -3,6 +3,7 @@ package amqp
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -23,10 +24,8 @@ const (
 	// DefaultPort is the AMQP port; DefaultTLSPort is used with TLS.
 	DefaultPort    = 5672
 	DefaultTLSPort = 5671
-	// DefaultHeartbeat is used when Config.Heartbeat is zero.
-	DefaultHeartbeat = 10 * time.Second
-	// DefaultConnectTimeout is used when Config.ConnectTimeout is zero
-	// (Kombu's connect_timeout).
+	// DefaultConnectTimeout is Kombu's connect_timeout, used when
+	// Options.ConnectTimeout is zero.
 	DefaultConnectTimeout = 5 * time.Second
 	defaultFrameMax       = 131072
 	defaultUser           = "guest"
@@ -34,7 +33,8 @@ const (
 )
 
 // Errors of this package. Broker refusals are *transport.BrokerError values;
-// these sentinels cover what the transport itself decides.
+// these sentinels cover what the transport itself decides. A bad or unknown
+// option is a *transport.OptionError.
 var (
 	// ErrNacked is returned by Publish in confirm mode when the broker
 	// answered basic.nack.
@@ -42,81 +42,133 @@ var (
 	// ErrBadTableValue reports a header or argument value that has no AMQP
 	// field-table type.
 	ErrBadTableValue = errors.New("amqp: value has no AMQP table type")
-	// ErrBadOption reports a transport option that cannot be parsed.
-	ErrBadOption = errors.New("amqp: bad transport option")
 	// ErrRecoveryFailed wraps the last error once connection recovery gave up.
 	ErrRecoveryFailed = errors.New("amqp: connection recovery gave up")
+	// ErrChannelMax is returned by Channel (and by a declaration that needs
+	// the connection's declaration channel) when every channel number the
+	// negotiated channel_max allows is in use.
+	ErrChannelMax = errors.New("amqp: no channel number left (channel_max)")
 )
 
-// settings is a parsed Config: everything a dial and the recovery need.
+// settings are the Options a Transport runs with, completed, and what
+// they resolve to.
 type settings struct {
-	host, user, password, vhost string
-	port                        int
-	useTLS                      bool
-	tlsCfg                      *tlsSettings
-	connectTimeout              time.Duration
-	heartbeat                   time.Duration
-	frameMax                    int
-	connName                    string
-	clientProps                 map[string]any
-	confirm                     bool
-	recovery                    bool
-	maxRetries                  int // < 0: unlimited
-	intervalStart               time.Duration
-	intervalStep                time.Duration
-	intervalMax                 time.Duration
-	closeTimeout                time.Duration
-	logger                      *slog.Logger
+	Options
+	tls    *tls.Config // nil: plain TCP
+	auth   []amqp091.Authentication
+	logger *slog.Logger
 }
 
 // Transport dials RabbitMQ (or any AMQP 0-9-1 broker) with amqp091-go. Create
-// it with [New]; it is safe for concurrent use.
+// it with [New] or [NewWithOptions]; it is safe for concurrent use.
 type Transport struct {
 	s settings
 }
 
-// New parses cfg and returns the AMQP transport. It fails on a malformed
-// option (wrapping [ErrBadOption]) or unreadable TLS files; it does not
-// connect.
-//
-// Config fields read: Scheme (amqps turns TLS on), Hostname (default
-// localhost), Port (default 5672, or 5671 with TLS), UserID and Password
-// (each defaults to guest when empty, as pyamqp does), VirtualHost (as Kombu
-// parsed it from the URL path; empty means "/"), TLS, ConnectTimeout (default
-// 5 s), Heartbeat (default 10 s), Logger. Options read:
-//
-//   - confirm_publish (bool): put every channel in confirm mode; Publish then
-//     waits for the broker's basic.ack and fails with [ErrNacked] on a nack.
-//   - connection_name (string): the client-provided connection name shown by
-//     the broker's management tools.
-//   - client_properties (map): extra client properties for connection.start-ok.
-//   - frame_max (int): the largest frame to negotiate (default 131072).
-//   - recovery (bool, default true): reconnect after a connection loss; see
-//     the package documentation.
-//   - max_retries (int; default, "none", null or a negative number:
-//     unlimited, Kombu's max_retries=None), interval_start, interval_step,
-//     interval_max (seconds, defaults 2, 2, 30): Kombu's retry policy, used
-//     by each recovery. The first attempt is immediate; then the waits are
-//     interval_start, +interval_step, ... up to interval_max+interval_start,
-//     as Kombu's retry_over_time, for max_retries retries.
-//   - close_timeout (seconds, default 5): how long Close waits for the broker
-//     before cutting the socket.
-//   - ssl (bool or map), ssl_ca_certs, ssl_certfile, ssl_keyfile,
-//     ssl_cert_reqs (CERT_NONE, CERT_OPTIONAL, CERT_REQUIRED),
-//     ssl_server_hostname, ssl_check_hostname: TLS as Kombu's ssl dict has it
-//     (the keys may also sit, without the ssl_ prefix, in an "ssl" map).
-func New(cfg transport.Config) (transport.Transport, error) {
-	s, err := parseConfig(cfg)
+// New reads cfg with [ParseConfig] and returns the transport
+// ([NewWithOptions]). It does not connect. Errors are those of both: a
+// *transport.OptionError for an unknown, refused or malformed option, or
+// for TLS files that cannot be read.
+func New(cfg transport.Config) (*Transport, error) {
+	o, err := ParseConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
+	return NewWithOptions(o)
+}
+
+// NewWithOptions returns the transport for o (copied; the caller may reuse
+// it). Empty fields that have no meaning as zero take their defaults:
+// Hostname, UserID, Password, VirtualHost, Port, LoginMethod, Locale,
+// ConnectTimeout and CloseTimeout. It checks o and reads the TLS files of
+// o.SSL, failing with a *transport.OptionError; it does not connect.
+func NewWithOptions(o Options) (*Transport, error) {
+	o = o.clone()
+	def := DefaultOptions()
+	for _, f := range []struct{ dst, def *string }{
+		{&o.Hostname, &def.Hostname}, {&o.UserID, &def.UserID}, {&o.Password, &def.Password},
+		{&o.VirtualHost, &def.VirtualHost}, {&o.LoginMethod, &def.LoginMethod}, {&o.Locale, &def.Locale},
+	} {
+		if *f.dst == "" {
+			*f.dst = *f.def
+		}
+	}
+	o.LoginMethod = strings.ToUpper(o.LoginMethod)
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = def.ConnectTimeout
+	}
+	if o.CloseTimeout <= 0 {
+		o.CloseTimeout = def.CloseTimeout
+	}
+	if o.Heartbeat > 0 && o.Heartbeat < time.Second {
+		o.Heartbeat = time.Second // AMQP counts whole seconds
+	}
+	if o.MaxRetries < 0 {
+		o.MaxRetries = -1
+	}
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	s := settings{Options: o, logger: o.Logger}
+	if s.logger == nil {
+		s.logger = slog.New(slog.DiscardHandler)
+	}
+	var err error
+	if s.tls, err = tlsConfig(&s.Options); err != nil {
+		return nil, err
+	}
+	if s.Port == 0 {
+		s.Port = DefaultPort
+		if s.tls != nil {
+			s.Port = DefaultTLSPort
+		}
+	}
+	switch s.LoginMethod {
+	case LoginPlain:
+		s.auth = []amqp091.Authentication{&amqp091.PlainAuth{Username: s.UserID, Password: s.Password}}
+	case LoginAMQPlain:
+		s.auth = []amqp091.Authentication{&amqp091.AMQPlainAuth{Username: s.UserID, Password: s.Password}}
+	case LoginExternal:
+		if s.tls == nil || (len(s.tls.Certificates) == 0 && s.tls.GetClientCertificate == nil) {
+			return nil, &transport.OptionError{Transport: "amqp", Key: "login_method", Value: s.LoginMethod,
+				Reason: "EXTERNAL needs a TLS client certificate: set ssl_certfile and ssl_keyfile (or TLS.Certificates)"}
+		}
+		// Only EXTERNAL is offered, so a broker without it refuses the
+		// login: it never falls back to PLAIN.
+		s.auth = []amqp091.Authentication{&amqp091.ExternalAuth{}}
+	default:
+		s.auth = []amqp091.Authentication{rawAuth{mech: s.LoginMethod, resp: s.LoginResponse}}
+	}
+	for k, v := range s.ClientProperties {
+		if _, err := toField(v); err != nil {
+			return nil, &transport.OptionError{Transport: "amqp", Key: "client_properties", Value: k,
+				Reason: err.Error()}
+		}
+	}
 	return &Transport{s: s}, nil
+}
+
+// rawAuth is a SASL mechanism given by name with its response
+// (login_method with login_response).
+type rawAuth struct{ mech, resp string }
+
+func (a rawAuth) Mechanism() string { return a.mech }
+func (a rawAuth) Response() string  { return a.resp }
+
+// Options returns the options the transport runs with (defaults filled
+// in). TLS is the resolved configuration, nil without TLS.
+func (t *Transport) Options() Options {
+	o := t.s.Options.clone()
+	if t.s.tls != nil {
+		o.TLS = t.s.tls.Clone()
+	}
+	return o
 }
 
 // Info describes the transport.
 func (t *Transport) Info() transport.Info {
 	port := DefaultPort
-	if t.s.useTLS {
+	if t.s.tls != nil {
 		port = DefaultTLSPort
 	}
 	return transport.Info{
@@ -125,14 +177,14 @@ func (t *Transport) Info() transport.Info {
 		ExchangeTypes: []string{transport.Direct, transport.Topic, transport.Fanout, transport.Headers},
 		Priorities:    true,
 		Fanout:        "broadcast",
-		Heartbeats:    true,
-		Confirms:      t.s.confirm,
+		Heartbeats:    t.s.Heartbeat > 0,
+		Confirms:      t.s.ConfirmPublish,
 	}
 }
 
 // Dial connects to the broker and attaches the connection to h. The context
 // bounds the TCP connect, the TLS handshake and the AMQP handshake, together
-// with Config.ConnectTimeout.
+// with Options.ConnectTimeout.
 func (t *Transport) Dial(ctx context.Context, h *hub.Hub) (transport.Conn, error) {
 	if h == nil {
 		return nil, errors.New("amqp: Dial needs a hub")
@@ -144,193 +196,19 @@ func (t *Transport) Dial(ctx context.Context, h *hub.Hub) (transport.Conn, error
 	return newConn(t, h, ac, nc), nil
 }
 
-func parseConfig(cfg transport.Config) (settings, error) {
-	s := settings{
-		host:           cfg.Hostname,
-		port:           cfg.Port,
-		user:           cfg.UserID,
-		password:       cfg.Password,
-		vhost:          cfg.VirtualHost,
-		connectTimeout: cfg.ConnectTimeout,
-		heartbeat:      cfg.Heartbeat,
-		frameMax:       defaultFrameMax,
-		recovery:       true,
-		maxRetries:     -1,
-		intervalStart:  2 * time.Second,
-		intervalStep:   2 * time.Second,
-		intervalMax:    30 * time.Second,
-		closeTimeout:   5 * time.Second,
-		logger:         cfg.Logger,
-	}
-	// pyamqp fills every falsy connection parameter with its default.
-	if s.host == "" {
-		s.host = defaultHost
-	}
-	if s.user == "" {
-		s.user = defaultUser
-	}
-	if s.password == "" {
-		s.password = defaultUser
-	}
-	if s.vhost == "" {
-		s.vhost = "/"
-	}
-	if s.connectTimeout <= 0 {
-		s.connectTimeout = DefaultConnectTimeout
-	}
-	if s.heartbeat <= 0 {
-		s.heartbeat = DefaultHeartbeat
-	}
-	if s.logger == nil {
-		s.logger = slog.New(slog.DiscardHandler)
-	}
-	opts := cfg.Options
-	var err error
-	if s.confirm, err = optBool(opts, "confirm_publish", false); err != nil {
-		return s, err
-	}
-	if s.recovery, err = optBool(opts, "recovery", true); err != nil {
-		return s, err
-	}
-	if v, ok := opts["connection_name"]; ok {
-		s.connName = fmt.Sprint(v)
-	}
-	if v, ok := opts["client_properties"]; ok {
-		m, ok := v.(map[string]any)
-		if !ok {
-			return s, fmt.Errorf("%w: client_properties must be a map, not %T", ErrBadOption, v)
-		}
-		s.clientProps = m
-	}
-	if s.frameMax, err = optInt(opts, "frame_max", s.frameMax); err != nil {
-		return s, err
-	}
-	if v, ok := opts["max_retries"]; ok {
-		if str, isStr := v.(string); v == nil || (isStr && strings.EqualFold(str, "none")) {
-			s.maxRetries = -1
-		} else if s.maxRetries, err = optInt(opts, "max_retries", s.maxRetries); err != nil {
-			return s, err
-		}
-	}
-	for _, d := range []struct {
-		key string
-		p   *time.Duration
-	}{
-		{"interval_start", &s.intervalStart},
-		{"interval_step", &s.intervalStep},
-		{"interval_max", &s.intervalMax},
-		{"close_timeout", &s.closeTimeout},
-	} {
-		if *d.p, err = optSeconds(opts, d.key, *d.p); err != nil {
-			return s, err
-		}
-	}
-	s.useTLS = cfg.TLS != nil || strings.EqualFold(cfg.Scheme, "amqps")
-	tc, wantTLS, err := parseTLSOptions(opts)
-	if err != nil {
-		return s, err
-	}
-	s.useTLS = s.useTLS || wantTLS
-	if s.useTLS {
-		if s.tlsCfg, err = buildTLS(cfg.TLS, tc, s.host); err != nil {
-			return s, err
-		}
-	}
-	if s.port == 0 {
-		s.port = DefaultPort
-		if s.useTLS {
-			s.port = DefaultTLSPort
-		}
-	}
-	return s, nil
-}
-
-func optBool(opts map[string]any, key string, def bool) (bool, error) {
-	v, ok := opts[key]
-	if !ok || v == nil {
-		return def, nil
-	}
-	switch x := v.(type) {
-	case bool:
-		return x, nil
-	case int:
-		return x != 0, nil
-	case string:
-		switch strings.ToLower(strings.TrimSpace(x)) {
-		case "1", "true", "yes", "on", "y":
-			return true, nil
-		case "0", "false", "no", "off", "n", "":
-			return false, nil
-		}
-	}
-	return def, fmt.Errorf("%w: %s=%v is not a boolean", ErrBadOption, key, v)
-}
-
-func optInt(opts map[string]any, key string, def int) (int, error) {
-	v, ok := opts[key]
-	if !ok || v == nil {
-		return def, nil
-	}
-	switch x := v.(type) {
-	case int:
-		return x, nil
-	case int64:
-		return int(x), nil
-	case float64:
-		return int(x), nil
-	case string:
-		n, err := strconv.Atoi(strings.TrimSpace(x))
-		if err == nil {
-			return n, nil
-		}
-	}
-	return def, fmt.Errorf("%w: %s=%v is not an integer", ErrBadOption, key, v)
-}
-
-// optSeconds reads a duration given as seconds (Kombu's floats) or as a
-// time.Duration.
-func optSeconds(opts map[string]any, key string, def time.Duration) (time.Duration, error) {
-	v, ok := opts[key]
-	if !ok || v == nil {
-		return def, nil
-	}
-	var f float64
-	switch x := v.(type) {
-	case time.Duration:
-		return x, nil
-	case int:
-		f = float64(x)
-	case int64:
-		f = float64(x)
-	case float64:
-		f = x
-	case string:
-		var err error
-		if f, err = strconv.ParseFloat(strings.TrimSpace(x), 64); err != nil {
-			return def, fmt.Errorf("%w: %s=%q is not a number of seconds", ErrBadOption, key, x)
-		}
-	default:
-		return def, fmt.Errorf("%w: %s=%v is not a number of seconds", ErrBadOption, key, v)
-	}
-	if f < 0 {
-		return def, fmt.Errorf("%w: %s=%v is negative", ErrBadOption, key, v)
-	}
-	return time.Duration(f * float64(time.Second)), nil
-}
-
 // dialBroker opens the TCP (and TLS) connection and runs the AMQP handshake.
 // ctx and the connect timeout bound all of it.
 func dialBroker(ctx context.Context, s *settings) (*amqp091.Connection, net.Conn, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.connectTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.ConnectTimeout)
 	defer cancel()
-	addr := net.JoinHostPort(s.host, strconv.Itoa(s.port))
+	addr := net.JoinHostPort(s.Hostname, strconv.Itoa(s.Port))
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, nil, &transport.BrokerError{Kind: transport.KindConnection,
 			Reason: "dial " + addr, Err: err}
 	}
-	if s.useTLS {
+	if s.tls != nil {
 		tc, err := tlsClient(ctx, nc, s)
 		if err != nil {
 			nc.Close()
@@ -339,6 +217,8 @@ func dialBroker(ctx context.Context, s *settings) (*amqp091.Connection, net.Conn
 		}
 		nc = tc
 	}
+	tc := newTimeoutConn(nc, s.ReadTimeout, s.WriteTimeout)
+	nc = tc
 	// The handshake has no context: a deadline bounds it, and a cancelled
 	// ctx moves the deadline to the past. amqp091 clears the deadline once
 	// the connection is open.
@@ -351,20 +231,21 @@ func dialBroker(ctx context.Context, s *settings) (*amqp091.Connection, net.Conn
 		"platform":    "Go",
 		"information": "github.com/kombu-go/kombu",
 	}
-	for k, v := range s.clientProps {
-		if tv, err := toField(v); err == nil {
+	for k, v := range s.ClientProperties {
+		if tv, err := toField(v); err == nil { // checked by NewWithOptions
 			props[k] = tv
 		}
 	}
-	if s.connName != "" {
-		props["connection_name"] = s.connName
+	if s.ConnectionName != "" {
+		props["connection_name"] = s.ConnectionName
 	}
-	ac, err := amqp091.Open(newFixConn(nc), amqp091.Config{
-		SASL:       []amqp091.Authentication{&amqp091.PlainAuth{Username: s.user, Password: s.password}},
-		Vhost:      s.vhost,
-		Heartbeat:  s.heartbeat,
-		FrameSize:  s.frameMax,
-		Locale:     "en_US",
+	ac, err := amqp091.Open(newFixConn(nc, s.Heartbeat <= 0), amqp091.Config{
+		SASL:       s.auth,
+		Vhost:      s.VirtualHost,
+		Heartbeat:  s.Heartbeat,
+		ChannelMax: uint16(s.ChannelMax),
+		FrameSize:  s.FrameMax,
+		Locale:     s.Locale,
 		Properties: props,
 	})
 	if !stop() && err == nil {
@@ -386,7 +267,7 @@ func dialBroker(ctx context.Context, s *settings) (*amqp091.Connection, net.Conn
 				Reason: "AMQP handshake with " + addr,
 				Err:    fmt.Errorf("%w: %w", transport.ErrConnectionLost, ctxErr)}
 		}
-		return nil, nil, connError("AMQP handshake with "+addr, err)
+		return nil, nil, handshakeError(s, addr, err)
 	}
 	return ac, nc, nil
 }
@@ -407,6 +288,26 @@ func connError(what string, err error) error {
 		Err: fmt.Errorf("%w: %w", transport.ErrConnectionLost, err)}
 }
 
+// handshakeError is connError for a failed AMQP handshake; a refused
+// login names the login method.
+func handshakeError(s *settings, addr string, err error) error {
+	what := "AMQP handshake with " + addr
+	if s.tls != nil {
+		// TLS 1.3 servers check the client certificate after the client's
+		// handshake is done: a refusal arrives as an alert or a reset here.
+		what += " over TLS (a broker that refuses the client certificate closes the connection here)"
+	}
+	e := connError(what, err)
+	var be *transport.BrokerError
+	if errors.As(e, &be) && be.Code == 403 {
+		be.Reason = "login_method=" + s.LoginMethod + " refused: " + be.Reason
+		if errors.Is(err, amqp091.ErrSASL) {
+			be.Reason += " (the broker does not offer " + s.LoginMethod + ")"
+		}
+	}
+	return e
+}
+
 // randomID returns 8 random hex digits, used to make consumer tags unique
 // across processes.
 func randomID() string {
@@ -416,3 +317,5 @@ func randomID() string {
 	}
 	return hex.EncodeToString(b[:])
 }
+
+var _ transport.ExchangeBinder = (*channel)(nil)
