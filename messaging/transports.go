@@ -8,6 +8,7 @@ import (
 
 	"github.com/kombu-go/kombu/transport"
 	"github.com/kombu-go/kombu/transport/amqp"
+	"github.com/kombu-go/kombu/transport/filesystem"
 	"github.com/kombu-go/kombu/transport/memory"
 	"github.com/kombu-go/kombu/transport/redis"
 )
@@ -49,6 +50,8 @@ var builtinSchemes = map[string]Scheme{
 		DefaultUserID: "guest", DefaultPassword: "guest", DefaultLoginMethod: "PLAIN"},
 	"amqps": {New: newAMQP, DefaultHostname: "localhost", DefaultPort: 5671,
 		DefaultUserID: "guest", DefaultPassword: "guest", DefaultLoginMethod: "PLAIN", TLS: true},
+	// Kombu's filesystem transport: the folders are transport options.
+	"filesystem": {New: newFilesystem},
 }
 
 // The constructors of the built-in transports.
@@ -56,6 +59,14 @@ var (
 	newMemory TransportFactory = memory.New
 	newRedis  TransportFactory = redis.New
 	newAMQP   TransportFactory = amqp.New
+	// newFilesystem: filesystem.New returns its concrete type.
+	newFilesystem TransportFactory = func(cfg transport.Config) (transport.Transport, error) {
+		t, err := filesystem.New(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return t, nil
+	}
 )
 
 // DefaultTransport is the transport of a bare host name ("example.com"),
@@ -65,7 +76,7 @@ const DefaultTransport = "amqp"
 // kombuOnly are Kombu's transport aliases that have no Go transport, so
 // that the error can say so instead of "unknown".
 var kombuOnly = []string{"confluentkafka", "kafka", "sqs", "mongodb", "zookeeper",
-	"sqlalchemy", "sqla", "slmq", "filesystem", "qpid", "consul", "etcd",
+	"sqlalchemy", "sqla", "slmq", "qpid", "consul", "etcd",
 	"azurestoragequeues", "azureservicebus", "pyro", "gcpubsub"}
 
 // lookupScheme finds the transport name in extra, then in the built-in

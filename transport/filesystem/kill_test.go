@@ -1,0 +1,5 @@
+package filesystem
+
+const roleEnv = "KOMBU_FS_ROLE"
+
+func runConsumerProcess() int { return 2 }
