@@ -24,18 +24,10 @@ var features = transporttest.Features{
 	Timestamp:       true,
 }
 
-// openIn dials a transport over dir (in = out) on h.
+// openIn dials a transport over dir (in = out) on h; the suite closes it.
 func openIn(t *testing.T, h *hub.Hub, dir string, extra map[string]any) transport.Conn {
 	t.Helper()
-	opts := map[string]any{"data_folder_in": dir, "data_folder_out": dir}
-	for k, v := range extra {
-		opts[k] = v
-	}
-	tr, err := New(transport.Config{Scheme: "filesystem", Options: opts})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	c, err := tr.Dial(context.Background(), h)
+	c, err := newTransport(t, dir, dir, extra).Dial(context.Background(), h)
 	if err != nil {
 		t.Fatalf("Dial: %v", err)
 	}

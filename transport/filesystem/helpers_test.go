@@ -44,15 +44,7 @@ func runHub(t *testing.T) *hub.Hub {
 // test's cleanup.
 func dial(t *testing.T, h *hub.Hub, in, out string, extra map[string]any) *Conn {
 	t.Helper()
-	opts := map[string]any{"data_folder_in": in, "data_folder_out": out}
-	for k, v := range extra {
-		opts[k] = v
-	}
-	tr, err := New(transport.Config{Scheme: "filesystem", Options: opts})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	c, err := tr.Dial(context.Background(), h)
+	c, err := newTransport(t, in, out, extra).Dial(context.Background(), h)
 	if err != nil {
 		t.Fatalf("Dial: %v", err)
 	}
@@ -62,6 +54,20 @@ func dial(t *testing.T, h *hub.Hub, in, out string, extra map[string]any) *Conn 
 		}
 	})
 	return c.(*Conn)
+}
+
+// newTransport returns a transport over the folders, with extra options.
+func newTransport(t *testing.T, in, out string, extra map[string]any) *Transport {
+	t.Helper()
+	opts := map[string]any{"data_folder_in": in, "data_folder_out": out}
+	for k, v := range extra {
+		opts[k] = v
+	}
+	tr, err := New(transport.Config{Scheme: "filesystem", Options: opts})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return tr
 }
 
 func mustChannel(t *testing.T, c *Conn) transport.Channel {

@@ -62,7 +62,7 @@ def consume(din, dout, queue, n, timeout, mode):
             if mode == 'ack':
                 message.ack()
 
-        with conn.Consumer([q], callbacks=[on_message], accept=['json', 'application/octet-stream']):
+        with conn.Consumer([q], callbacks=[on_message], accept=['json', 'application/octet-stream', 'text/plain']):
             deadline = time.monotonic() + timeout
             while len(got) < n and time.monotonic() < deadline:
                 try:
