@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -152,37 +153,72 @@ type claimResult struct {
 	err  error
 }
 
+// listingTTL bounds how long one listing of the folder serves claiming
+// passes. A consumer with a small prefetch window (1: Celery's fair
+// scheduling) would otherwise list the whole folder for every message, as
+// Kombu's _get does (quadratic in the backlog). A message put back at the
+// front of its queue (restore, recovery) while a listing is in use waits
+// at most this long for the next listing.
+const listingTTL = 50 * time.Millisecond
+
+// listing is one scan of the in folder, consumed by successive claiming
+// passes of one consumer (its executor jobs only).
+type listing struct {
+	queues []string
+	lists  map[string][]entry
+	next   map[string]int
+	at     time.Time
+}
+
+func (l *listing) usable(queues []string, now time.Time) bool {
+	return l != nil && slices.Equal(l.queues, queues) && now.Sub(l.at) < listingTTL && l.remaining()
+}
+
+func (l *listing) remaining() bool {
+	for q, list := range l.lists {
+		if l.next[q] < len(list) {
+			return true
+		}
+	}
+	return false
+}
+
 // claim takes up to n messages of the queues, oldest first, round robin
 // over the queues in their order. A message is taken by renaming its file
 // into this connection's claim folder: of several consumers (processes,
 // Kombu's included, whose _get is a rename too) exactly one rename
-// succeeds; the others find the file gone and go on.
-func (f *folders) claim(queues []string, n int) claimResult {
+// succeeds; the others find the file gone and go on. prev is the listing
+// a previous pass left (nil: list the folder); the listing to keep for
+// the next pass is returned (nil when used up).
+func (f *folders) claim(queues []string, n int, prev *listing) (claimResult, *listing) {
 	var res claimResult
-	want := make(map[string]bool, len(queues))
-	for _, q := range queues {
-		want[q] = true
-	}
-	lists, err := scan(f.in, func(q string) bool { return want[q] })
-	if err != nil {
-		res.err = err
-		return res
-	}
 	now := time.Now()
-	next := make(map[string]int, len(queues))
+	l := prev
+	if !l.usable(queues, now) {
+		want := make(map[string]bool, len(queues))
+		for _, q := range queues {
+			want[q] = true
+		}
+		lists, err := scan(f.in, func(q string) bool { return want[q] })
+		if err != nil {
+			res.err = err
+			return res, nil
+		}
+		l = &listing{queues: slices.Clone(queues), lists: lists, next: make(map[string]int, len(queues)), at: now}
+	}
 	for progress := true; progress && len(res.got) < n; {
 		progress = false
 		for _, q := range queues {
-			list := lists[q]
-			i := next[q]
+			list := l.lists[q]
+			i := l.next[q]
 			for i < len(list) && len(res.got) < n {
 				e := list[i]
 				i++
 				c, status, err := f.claimOne(q, e, now)
 				if err != nil {
 					res.err = err
-					next[q] = i
-					return res
+					l.next[q] = i
+					return res, nil
 				}
 				if status == claimYoung {
 					res.young = true
@@ -195,15 +231,14 @@ func (f *folders) claim(queues []string, n int) claimResult {
 				progress = true
 				break
 			}
-			next[q] = i
+			l.next[q] = i
 		}
 	}
-	for _, q := range queues {
-		if next[q] < len(lists[q]) {
-			res.more = true
-		}
+	if !l.remaining() {
+		return res, nil
 	}
-	return res
+	res.more = true
+	return res, l
 }
 
 type claimStatus int

@@ -34,6 +34,9 @@ const (
 	dirEnv      = "KOMBU_FS_DIR"
 	outEnv      = "KOMBU_FS_OUT"
 	prefetchEnv = "KOMBU_FS_PREFETCH"
+	// workEnv is how long the consumer's callback works on each message
+	// (a duration), so that kills land while messages are in flight.
+	workEnv = "KOMBU_FS_WORK"
 	killQueue   = "killq"
 	readyLine   = "consuming"
 )
@@ -49,6 +52,7 @@ func runConsumerProcess() int {
 func consumerProcess() (err error) {
 	dir := os.Getenv(dirEnv)
 	prefetch, _ := strconv.Atoi(os.Getenv(prefetchEnv))
+	work, _ := time.ParseDuration(os.Getenv(workEnv))
 	out, err := os.OpenFile(os.Getenv(outEnv), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
 		return err
@@ -88,6 +92,7 @@ func consumerProcess() (err error) {
 	}
 	failed := make(chan error, 1)
 	_, err = ch.Consume(ctx, transport.ConsumeOptions{Queue: killQueue}, func(m *transport.Message) {
+		time.Sleep(work) // the application's work: a test consumer may block its own hub
 		if _, err := out.Write(append(m.Body, '\n')); err != nil {
 			select {
 			case failed <- err:
@@ -120,7 +125,7 @@ func startConsumer(t *testing.T, dir, out string, prefetch int) *consumerProc {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), roleEnv+"=consumer", dirEnv+"="+dir, outEnv+"="+out,
-		prefetchEnv+"="+strconv.Itoa(prefetch))
+		prefetchEnv+"="+strconv.Itoa(prefetch), workEnv+"=1ms")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

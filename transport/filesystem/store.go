@@ -38,6 +38,10 @@ type store struct {
 	claims  map[string]claimed // by delivery tag: the files this channel holds
 	errs    []error            // settlement failures, returned by WaitClose
 
+	// listing is the folder listing the claiming passes share (see
+	// listingTTL); only the executor's jobs touch it.
+	listing *listing
+
 	// Hub-owned.
 	queues   []string // consumed, in order
 	fetching bool     // a claiming pass is with the executor
@@ -143,7 +147,7 @@ func (s *store) Get(ctx context.Context, queue string, noAck bool) (*transport.M
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	res := s.folders().claim([]string{queue}, 1)
+	res, _ := s.folders().claim([]string{queue}, 1, nil)
 	if res.err != nil {
 		return nil, res.err
 	}
@@ -211,7 +215,8 @@ func (s *store) kick() {
 	s.fetching, s.dirty = true, false
 	f, h := s.folders(), s.c.h
 	ok := s.submit(func() {
-		res := f.claim(qs, n)
+		var res claimResult
+		res, s.listing = f.claim(qs, n, s.listing)
 		msgs := make([]*transport.Message, len(res.got))
 		for i, c := range res.got {
 			msgs[i] = decode(c.data)
