@@ -36,9 +36,9 @@ const (
 	prefetchEnv = "KOMBU_FS_PREFETCH"
 	// workEnv is how long the consumer's callback works on each message
 	// (a duration), so that kills land while messages are in flight.
-	workEnv = "KOMBU_FS_WORK"
-	killQueue   = "killq"
-	readyLine   = "consuming"
+	workEnv   = "KOMBU_FS_WORK"
+	killQueue = "killq"
+	readyLine = "consuming"
 )
 
 func runConsumerProcess() int {
