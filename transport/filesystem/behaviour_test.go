@@ -14,7 +14,7 @@ import (
 // A file that is not a Kombu envelope is delivered with Err set and its
 // bytes as the body, never dropped; rejecting it deletes it.
 func TestMalformedFileDelivered(t *testing.T) {
-	dir := t.TempDir()
+	dir := testDir(t)
 	name := makeName(monotonicMillis(), "q")
 	if err := os.WriteFile(filepath.Join(dir, name), []byte("not json"), 0o644); err != nil {
 		t.Fatal(err)
@@ -33,7 +33,7 @@ func TestMalformedFileDelivered(t *testing.T) {
 // An empty file (Kombu's _put has created it and not flushed it yet) is
 // left to its writer and taken once it is filled.
 func TestEmptyFileWaitsForItsWriter(t *testing.T) {
-	dir := t.TempDir()
+	dir := testDir(t)
 	h := runHub(t)
 	c := dial(t, h, dir, dir, nil)
 	ch := mustChannel(t, c)
@@ -62,7 +62,7 @@ func TestEmptyFileWaitsForItsWriter(t *testing.T) {
 // store_processed: an acknowledged message's file is moved to
 // processed_folder under its own name.
 func TestStoreProcessed(t *testing.T) {
-	dir, processed := t.TempDir(), t.TempDir()
+	dir, processed := testDir(t), testDir(t)
 	h := runHub(t)
 	c := dial(t, h, dir, dir, map[string]any{"store_processed": true, "processed_folder": processed})
 	ch := mustChannel(t, c)
@@ -82,7 +82,7 @@ func TestStoreProcessed(t *testing.T) {
 // them).
 func TestDialMissingFolder(t *testing.T) {
 	h := runHub(t)
-	tr := newTransport(t, filepath.Join(t.TempDir(), "nope"), t.TempDir(), nil)
+	tr := newTransport(t, filepath.Join(testDir(t), "nope"), testDir(t), nil)
 	_, err := tr.Dial(context.Background(), h)
 	if err == nil || !transport.IsConnectionError(err) {
 		t.Fatalf("dial: %v", err)
@@ -94,7 +94,7 @@ func TestDialMissingFolder(t *testing.T) {
 // settling (restore_on_close off), the next connection's Dial gives them
 // back, marked redelivered, at the front of their queue.
 func TestRecoverClaimsOfClosedConnection(t *testing.T) {
-	dir := t.TempDir()
+	dir := testDir(t)
 	h := runHub(t)
 	tr := newTransport(t, dir, dir, map[string]any{"restore_on_close": false})
 	conn, err := tr.Dial(context.Background(), h)

@@ -38,7 +38,7 @@ func openIn(t *testing.T, h *hub.Hub, dir string, extra map[string]any) transpor
 // Linux, kqueue on macOS and FreeBSD).
 func TestConformance(t *testing.T) {
 	transporttest.Run(t, features, func(t *testing.T, h *hub.Hub) transport.Conn {
-		return openIn(t, h, t.TempDir(), nil)
+		return openIn(t, h, testDir(t), nil)
 	})
 }
 
@@ -51,6 +51,6 @@ func TestConformancePolling(t *testing.T) {
 	f := features
 	f.Timeout = 20 * time.Second
 	transporttest.Run(t, f, func(t *testing.T, h *hub.Hub) transport.Conn {
-		return openIn(t, h, t.TempDir(), map[string]any{"watch": false, "polling_interval": 0.01})
+		return openIn(t, h, testDir(t), map[string]any{"watch": false, "polling_interval": 0.01})
 	})
 }

@@ -14,6 +14,23 @@ import (
 	"github.com/kombu-go/kombu/transport/transporttest"
 )
 
+// testDir returns a new empty folder, removed after the test: under
+// KOMBU_TEST_FILESYSTEM_DIR when set (scripts/test.sh sets it; point it
+// at another file system to test there), else t.TempDir().
+func testDir(t testing.TB) string {
+	t.Helper()
+	base := os.Getenv("KOMBU_TEST_FILESYSTEM_DIR")
+	if base == "" {
+		return t.TempDir()
+	}
+	d, err := os.MkdirTemp(base, "fs-test-")
+	if err != nil {
+		t.Fatalf("KOMBU_TEST_FILESYSTEM_DIR: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
 // runHub returns a hub driven by a goroutine that the test's cleanup
 // stops and joins (after the connections registered later are closed:
 // cleanups run last first).
@@ -127,7 +144,7 @@ func python(t testing.TB) string {
 // peer runs testdata/kombu_fs_peer.py with args and returns its stdout.
 func peer(t *testing.T, args ...string) []byte {
 	t.Helper()
-	cmd := exec.Command(python(t), append([]string{"testdata/kombu_fs_peer.py"}, args...)...)
+	cmd := pyCommand(t, args...)
 	var stderr lockedBuffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -135,6 +152,18 @@ func peer(t *testing.T, args ...string) []byte {
 		t.Fatalf("python %v: %v\n%s", args, err, stderr.String())
 	}
 	return out
+}
+
+// pyCommand is the Python peer with args. Kombu's _get moves a file to
+// tempfile.gettempdir() before reading it: TMPDIR puts that on the test
+// folders' file system, so that the move is a rename there too.
+func pyCommand(t testing.TB, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(python(t), append([]string{"testdata/kombu_fs_peer.py"}, args...)...)
+	if base := os.Getenv("KOMBU_TEST_FILESYSTEM_DIR"); base != "" {
+		cmd.Env = append(os.Environ(), "TMPDIR="+base)
+	}
+	return cmd
 }
 
 // lockedBuffer is a bytes buffer safe for the writes of a child's pipe

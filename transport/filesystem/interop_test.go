@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -68,7 +67,7 @@ func msgFiles(t *testing.T, dir string) []string {
 // which is our data_folder_in; we consume every message in order with its
 // body, headers and properties, and leave no file behind.
 func TestInteropPythonToGo(t *testing.T) {
-	py2go, go2py := t.TempDir(), t.TempDir()
+	py2go, go2py := testDir(t), testDir(t)
 	python(t)
 	peer(t, "publish", go2py, py2go, "q", "20")
 	peer(t, "publish", go2py, py2go, "q", "5", "raw")
@@ -201,7 +200,7 @@ func waitNoFiles(t *testing.T, dir string) {
 // TestInteropGoToPython: we publish into our data_folder_out, Kombu
 // consumes from it as its data_folder_in.
 func TestInteropGoToPython(t *testing.T) {
-	go2py, py2go := t.TempDir(), t.TempDir()
+	go2py, py2go := testDir(t), testDir(t)
 	python(t)
 	h := runHub(t)
 	c := dial(t, h, py2go, go2py, nil)
@@ -250,7 +249,7 @@ func TestInteropGoToPython(t *testing.T) {
 // its data_folder_out, here the same folder); we then consume all of them,
 // the restored ones marked redelivered.
 func TestInteropKombuRestore(t *testing.T) {
-	dir := t.TempDir()
+	dir := testDir(t)
 	python(t)
 	peer(t, "publish", dir, dir, "q", "5")
 	lines := parseLines(t, peer(t, "consume", dir, dir, "q", "3", "20", "noack-close"))
@@ -294,7 +293,7 @@ func TestInteropKombuRestore(t *testing.T) {
 // the queue) and Kombu consumes them, marked redelivered. The messages are
 // ours (ordered within a millisecond), so the order is checked too.
 func TestInteropGoRestore(t *testing.T) {
-	dir := t.TempDir()
+	dir := testDir(t)
 	python(t)
 	h := runHub(t)
 	tr, err := New(transport.Config{Options: map[string]any{"data_folder_in": dir, "data_folder_out": dir}})
@@ -335,8 +334,8 @@ func TestInteropGoRestore(t *testing.T) {
 // queue at once; every message is delivered exactly once (both claim by
 // rename, which one of them wins).
 func TestInteropCompetingConsumers(t *testing.T) {
-	dir := t.TempDir()
-	py := python(t)
+	dir := testDir(t)
+	python(t)
 	const n = 600
 	h := runHub(t)
 	c := dial(t, h, dir, dir, nil)
@@ -364,7 +363,7 @@ func TestInteropCompetingConsumers(t *testing.T) {
 	}
 	// Kombu consumes whatever it can get within its timeout; it exits 3
 	// when it got fewer than asked, which is expected here.
-	cmd := exec.Command(py, "testdata/kombu_fs_peer.py", "consume", dir, dir, "q", strconv.Itoa(n), "3", "ack")
+	cmd := pyCommand(t, "consume", dir, dir, "q", strconv.Itoa(n), "3", "ack")
 	out, _ := cmd.Output()
 	lines := parseLines(t, out)
 	all := map[int]int{}

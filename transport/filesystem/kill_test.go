@@ -218,8 +218,8 @@ func TestKillConsumer(t *testing.T) {
 }
 
 func killCase(t *testing.T, kills, prefetch int) {
-	dir := t.TempDir()
-	out := filepath.Join(t.TempDir(), "ids")
+	dir := testDir(t)
+	out := filepath.Join(testDir(t), "ids")
 	h := runHub(t)
 	pubConn := dial(t, h, dir, dir, nil)
 	pub := mustChannel(t, pubConn)
@@ -280,14 +280,14 @@ func killCase(t *testing.T, kills, prefetch int) {
 // their files when it took them). Everything else is still consumed here.
 // The expected loss is exactly what the Kombu consumer had taken.
 func TestKillKombuConsumer(t *testing.T) {
-	dir := t.TempDir()
-	py := python(t)
+	dir := testDir(t)
+	python(t)
 	const n, taken = 20, 5
 	h := runHub(t)
 	c := dial(t, h, dir, dir, nil)
 	ch := mustChannel(t, c)
 	publishIDs(t, ch, 0, n)
-	cmd := exec.Command(py, "testdata/kombu_fs_peer.py", "consume", dir, dir, killQueue, strconv.Itoa(taken), "20", "hang")
+	cmd := pyCommand(t, "consume", dir, dir, killQueue, strconv.Itoa(taken), "20", "hang")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -17,7 +17,7 @@ import (
 // once the folder is back, and consumes what was published before and
 // after. Nothing is lost.
 func TestFolderGoneAndBack(t *testing.T) {
-	dir := t.TempDir()
+	dir := testDir(t)
 	away := dir + ".away"
 	h := runHub(t)
 	c := dial(t, h, dir, dir, map[string]any{"polling_interval": 0.05})
