@@ -123,3 +123,49 @@ func TestRecoverClaimsOfClosedConnection(t *testing.T) {
 		}
 	}
 }
+
+// A consumer's passes share one listing (listingTTL); a file that arrives
+// meanwhile is not in it, and the passes must not stop before a fresh
+// listing has seen it: they report more until one has.
+func TestListingReuseSeesNewFiles(t *testing.T) {
+	dir := testDir(t)
+	o := DefaultOptions()
+	o.DataFolderIn, o.DataFolderOut = dir, dir
+	if err := o.check(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := openFolders(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.release()
+	for range 3 {
+		if err := f.put("q", []byte("old")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	var l *listing
+	for pass := 0; pass < 20; pass++ {
+		var res claimResult
+		res, l = f.claim([]string{"q"}, 1, l)
+		if res.err != nil {
+			t.Fatal(res.err)
+		}
+		for _, c := range res.got {
+			got = append(got, string(c.data))
+			f.finish(c.name)
+		}
+		if pass == 0 {
+			if err := f.put("q", []byte("new")); err != nil { // after the listing
+				t.Fatal(err)
+			}
+		}
+		if !res.more {
+			break
+		}
+	}
+	if len(got) != 4 || got[3] != "new" {
+		t.Errorf("passes took %q; want the 3 old files then the new one", got)
+	}
+}

@@ -194,7 +194,8 @@ func (f *folders) claim(queues []string, n int, prev *listing) (claimResult, *li
 	var res claimResult
 	now := time.Now()
 	l := prev
-	if !l.usable(queues, now) {
+	reused := l.usable(queues, now)
+	if !reused {
 		want := make(map[string]bool, len(queues))
 		for _, q := range queues {
 			want[q] = true
@@ -235,6 +236,10 @@ func (f *folders) claim(queues []string, n int, prev *listing) (claimResult, *li
 		}
 	}
 	if !l.remaining() {
+		// A listing reused from an earlier pass does not show the files
+		// that arrived since (their wake-up may have been spent on a pass
+		// that used it): list again before stopping.
+		res.more = reused
 		return res, nil
 	}
 	res.more = true
