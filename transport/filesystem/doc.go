@@ -56,6 +56,11 @@
 //     the name (the same order except where the number of digits grows).
 //     Our uuids start with a per-process counter, so one process's messages
 //     of the same millisecond keep their publish order.
+//   - Listing: Kombu lists and sorts the folder for every message it
+//     takes, quadratic in the backlog. Here one listing serves a
+//     consumer's claiming passes for 50ms (files gone meanwhile are
+//     skipped; one more listing is made before the passes stop, so a file
+//     that arrived meanwhile is not missed).
 //   - Waking: Kombu polls every polling_interval. We watch data_folder_in:
 //     an inotify descriptor (IN_CLOSE_WRITE, IN_MOVED_TO) on Linux, a
 //     kqueue with EVFILT_VNODE NOTE_WRITE on the folder on macOS and
