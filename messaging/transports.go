@@ -8,6 +8,7 @@ import (
 
 	"github.com/kombu-go/kombu/transport"
 	"github.com/kombu-go/kombu/transport/amqp"
+	"github.com/kombu-go/kombu/transport/filesystem"
 	"github.com/kombu-go/kombu/transport/memory"
 	"github.com/kombu-go/kombu/transport/redis"
 )
@@ -49,20 +50,29 @@ var builtinSchemes = map[string]Scheme{
 		DefaultUserID: "guest", DefaultPassword: "guest", DefaultLoginMethod: "PLAIN"},
 	"amqps": {New: newAMQP, DefaultHostname: "localhost", DefaultPort: 5671,
 		DefaultUserID: "guest", DefaultPassword: "guest", DefaultLoginMethod: "PLAIN", TLS: true},
+	// Kombu's filesystem transport: the folders are transport options.
+	"filesystem": {New: newFilesystem},
 }
 
 // The constructors of the built-in transports.
 var (
-	newMemory TransportFactory = memory.New
-	newRedis  TransportFactory = redis.New
-	newAMQP   TransportFactory = func(cfg transport.Config) (transport.Transport, error) {
-		t, err := amqp.New(cfg)
+	newMemory     TransportFactory = memory.New
+	newRedis      TransportFactory = redis.New
+	newAMQP                        = factory(amqp.New)
+	newFilesystem                  = factory(filesystem.New)
+)
+
+// factory adapts a constructor that returns its concrete type, never
+// letting a nil *T become a non-nil transport.Transport.
+func factory[T transport.Transport](f func(transport.Config) (T, error)) TransportFactory {
+	return func(cfg transport.Config) (transport.Transport, error) {
+		t, err := f(cfg)
 		if err != nil {
-			return nil, err // not a typed nil
+			return nil, err
 		}
 		return t, nil
 	}
-)
+}
 
 // DefaultTransport is the transport of a bare host name ("example.com"),
 // Kombu's default.
@@ -71,7 +81,7 @@ const DefaultTransport = "amqp"
 // kombuOnly are Kombu's transport aliases that have no Go transport, so
 // that the error can say so instead of "unknown".
 var kombuOnly = []string{"confluentkafka", "kafka", "sqs", "mongodb", "zookeeper",
-	"sqlalchemy", "sqla", "slmq", "filesystem", "qpid", "consul", "etcd",
+	"sqlalchemy", "sqla", "slmq", "qpid", "consul", "etcd",
 	"azurestoragequeues", "azureservicebus", "pyro", "gcpubsub"}
 
 // lookupScheme finds the transport name in extra, then in the built-in

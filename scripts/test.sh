@@ -40,6 +40,8 @@
 #             rabbitmq_management` (left enabled: it is how `kombu queues` and `kombu top` list queues
 #             on RabbitMQ). Without it the CLI's listing test skips and says why.
 #   tmux      for the CLI's terminal tests (kombu top, progress bars), run in a real terminal.
+#   Folder    (filesystem transport) KOMBU_TEST_FILESYSTEM_DIR if set, else a folder in this run's
+#             state dir, checked for rename and flock; its interop tests also need Python's kombu.
 #
 # Variables the tests see (all exported to go test):
 #   KOMBU_TEST_REDIS_URL          redis://127.0.0.1:PORT/0 (unset if no Redis could be had)
@@ -70,6 +72,8 @@
 #                                 answers (unset otherwise)
 #   KOMBU_TEST_PYTHON             /usr/bin/python3 when it imports kombu, redis and amqp (the
 #                                 other modules missing are reported, and their tests say so)
+#   KOMBU_TEST_FILESYSTEM_DIR     a writable folder (rename, flock) under which the filesystem
+#                                 transport's tests make their data folders
 #   KOMBU_TEST_STATE_DIR          this run's temp dir (removed on exit)
 #   KOMBU_REQUIRE_BROKERS         passed through: 1 makes the tests fail instead of skip
 #   KOMBU_HEAVY                   passed through: 1 runs the heavy sizes (transport/redis's
@@ -367,10 +371,27 @@ fi
 command -v tmux >/dev/null 2>&1 ||
 	missing+=("tmux: not installed (apt-get install tmux): the CLI's terminal tests (kombu top, progress bars) need it")
 
+# ---- filesystem transport (transport/filesystem): a folder with rename and flock -----------------------
+# No server: the tests need a writable folder whose file system renames atomically and supports
+# flock (the transport's claims and its liveness locks). Python's kombu comes from the Python step.
+fs_dir=${KOMBU_TEST_FILESYSTEM_DIR:-$state/filesystem}
+fs_desc=""
+if mkdir -p "$fs_dir" && : >"$fs_dir/.probe" && mv "$fs_dir/.probe" "$fs_dir/.probe2" &&
+	flock -n "$fs_dir/.probe2" true 2>/dev/null; then
+	rm -f "$fs_dir/.probe2"
+	export KOMBU_TEST_FILESYSTEM_DIR=$fs_dir
+	fs_desc="$fs_dir ($(stat -f -c %T "$fs_dir" 2>/dev/null || echo '?'))"
+else
+	unset KOMBU_TEST_FILESYSTEM_DIR
+	missing+=("filesystem: $fs_dir is not a writable folder with rename and flock")
+fi
+# ---- end of the filesystem transport's block ------------------------------------------------------------
+
 # ---- report, and stop here if a required broker is missing ------------------------------------------
 kb_say "Redis:    ${redis_desc:-MISSING}"
 kb_say "RabbitMQ: ${amqp_desc:-MISSING}${KOMBU_TEST_RABBITMQCTL:+ (rabbitmqctl: $KOMBU_TEST_RABBITMQCTL)}"
 kb_say "Python:   ${python_desc:-MISSING}"
+kb_say "Folder:   ${fs_desc:-MISSING} (filesystem transport)"
 kb_say "RabbitMQ management API: ${mgmt_desc:-none (the listing test of the CLI skips)}"
 if ((${#missing[@]})); then
 	{

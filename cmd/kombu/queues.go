@@ -97,6 +97,8 @@ func listQueues(ctx context.Context, url, mgmtURL string, names []string) (queue
 		return redisQueues(ctx, url, names)
 	case driver == "amqp" && len(names) == 0:
 		return amqpQueues(ctx, url, mgmtURL)
+	case driver == "filesystem" && len(names) == 0:
+		return filesystemQueues(url)
 	case len(names) == 0:
 		return queuesJSON{}, fmt.Errorf("the %s transport cannot list its queues: name them (kombu queues NAME...)", driver)
 	}
@@ -208,6 +210,11 @@ func printQueues(w io.Writer, out queuesJSON) {
 				exchanges = "-"
 			}
 			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\n", q.Name, q.Messages, strings.Join(by, "/"), *q.Unacked, oldest, exchanges)
+		}
+	case out.Transport == "filesystem" && out.Source != "named":
+		fmt.Fprintln(tw, "queue\tmessages\tunacked")
+		for _, q := range out.Queues {
+			fmt.Fprintf(tw, "%s\t%d\t%d\n", q.Name, q.Messages, *q.Unacked)
 		}
 	case strings.HasPrefix(out.Source, "management"):
 		fmt.Fprintln(tw, "queue\tmessages\tunacked\tconsumers\tpublish/s\tconsume/s\tstate")

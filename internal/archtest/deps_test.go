@@ -68,6 +68,13 @@ var policy = map[string]rule{
 		// BRPOP/SUBSCRIBE sockets itself (unix.Socket, dup of the fd) to put them in the hub.
 		external: []string{"github.com/redis/go-redis/v9", "golang.org/x/sys"},
 	},
+	"transport/filesystem": {
+		ours: []string{"transport", "channel", "channel/envelope", "hub", "internal/optmap"},
+		// x/sys: the folder watch is an inotify (Linux) or kqueue (darwin, freebsd) descriptor
+		// registered in the hub, the connection's liveness lock is a flock, and file names carry
+		// CLOCK_MONOTONIC milliseconds as Python's time.monotonic() does.
+		external: []string{"golang.org/x/sys"},
+	},
 	"transport/amqp": { // AMQP routes natively: no channel.
 		ours:     []string{"transport", "hub", "internal/optmap"},
 		external: []string{"github.com/rabbitmq/amqp091-go"},
@@ -81,7 +88,7 @@ var policy = map[string]rule{
 	// only through hub (never poller or timer) and never the virtual channel.
 	"messaging": {ours: []string{
 		"transport", "hub",
-		"transport/memory", "transport/redis", "transport/amqp",
+		"transport/memory", "transport/redis", "transport/amqp", "transport/filesystem",
 		"messaging/serializer", "messaging/compression",
 	}},
 
@@ -98,11 +105,12 @@ var policy = map[string]rule{
 
 // testExtras is what _test.go files may import on top of their package's rule.
 var testExtras = map[string]rule{
-	"...":              {external: []string{"go.uber.org/goleak"}},
-	"transport/memory": {ours: []string{"transport/transporttest"}},
-	"transport/redis":  {ours: []string{"transport/transporttest"}},
-	"transport/amqp":   {ours: []string{"transport/transporttest"}},
-	"messaging":        {ours: []string{"transport/transporttest"}},
+	"...":                  {external: []string{"go.uber.org/goleak"}},
+	"transport/memory":     {ours: []string{"transport/transporttest"}},
+	"transport/redis":      {ours: []string{"transport/transporttest"}},
+	"transport/amqp":       {ours: []string{"transport/transporttest"}},
+	"transport/filesystem": {ours: []string{"transport/transporttest"}},
+	"messaging":            {ours: []string{"transport/transporttest"}},
 }
 
 // forbidden lists negative assertions, checked against the actual imports (test files included,
@@ -122,12 +130,12 @@ var forbidden = []negative{
 	{
 		from: []string{"transport"},
 		to: []string{"channel/...", "messaging/...", "transport/memory", "transport/redis",
-			"transport/amqp", "transport/transporttest"},
+			"transport/amqp", "transport/filesystem", "transport/transporttest"},
 		why: "the contract package knows no implementation",
 	},
 	{
 		from: []string{"channel/..."},
-		to:   []string{"messaging/...", "transport/memory", "transport/redis", "transport/amqp", "poller"},
+		to:   []string{"messaging/...", "transport/memory", "transport/redis", "transport/amqp", "transport/filesystem", "poller"},
 		why:  "the virtual channel sits under the transports and reaches the OS only through hub",
 	},
 	{
@@ -141,13 +149,15 @@ var forbidden = []negative{
 		why:  "AMQP routes natively",
 	},
 	{
-		from: []string{"transport/memory", "transport/redis", "transport/amqp"},
+		from: []string{"transport/memory", "transport/redis", "transport/amqp", "transport/filesystem"},
 		to:   []string{"messaging/..."},
 		why:  "transports never import messaging",
 	},
 	{from: []string{"transport/memory"}, to: []string{"transport/redis", "transport/amqp"}, why: "transports never import each other"},
 	{from: []string{"transport/redis"}, to: []string{"transport/memory", "transport/amqp"}, why: "transports never import each other"},
 	{from: []string{"transport/amqp"}, to: []string{"transport/memory", "transport/redis"}, why: "transports never import each other"},
+	{from: []string{"transport/filesystem"}, to: []string{"transport/memory", "transport/redis", "transport/amqp"}, why: "transports never import each other"},
+	{from: []string{"transport/memory", "transport/redis", "transport/amqp"}, to: []string{"transport/filesystem"}, why: "transports never import each other"},
 	{
 		from: []string{"messaging"},
 		to:   []string{"channel/...", "poller", "timer"},
