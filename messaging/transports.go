@@ -10,6 +10,7 @@ import (
 	"github.com/kombu-go/kombu/transport/amqp"
 	"github.com/kombu-go/kombu/transport/memory"
 	"github.com/kombu-go/kombu/transport/redis"
+	"github.com/kombu-go/kombu/transport/sqla"
 )
 
 // TransportFactory creates a transport from its configuration, like the
@@ -49,6 +50,10 @@ var builtinSchemes = map[string]Scheme{
 		DefaultUserID: "guest", DefaultPassword: "guest", DefaultLoginMethod: "PLAIN"},
 	"amqps": {New: newAMQP, DefaultHostname: "localhost", DefaultPort: 5671,
 		DefaultUserID: "guest", DefaultPassword: "guest", DefaultLoginMethod: "PLAIN", TLS: true},
+	// Kombu's SQLAlchemy transport: sqla+postgresql://, sqla+mysql:// (the
+	// database URL follows the prefix).
+	"sqla":       {New: newSQLA, DefaultHostname: "127.0.0.1"},
+	"sqlalchemy": {New: newSQLA, DefaultHostname: "127.0.0.1"},
 }
 
 // The constructors of the built-in transports.
@@ -56,6 +61,7 @@ var (
 	newMemory TransportFactory = memory.New
 	newRedis  TransportFactory = redis.New
 	newAMQP   TransportFactory = amqp.New
+	newSQLA   TransportFactory = sqla.New
 )
 
 // DefaultTransport is the transport of a bare host name ("example.com"),
@@ -65,7 +71,7 @@ const DefaultTransport = "amqp"
 // kombuOnly are Kombu's transport aliases that have no Go transport, so
 // that the error can say so instead of "unknown".
 var kombuOnly = []string{"confluentkafka", "kafka", "sqs", "mongodb", "zookeeper",
-	"sqlalchemy", "sqla", "slmq", "filesystem", "qpid", "consul", "etcd",
+	"slmq", "filesystem", "qpid", "consul", "etcd",
 	"azurestoragequeues", "azureservicebus", "pyro", "gcpubsub"}
 
 // lookupScheme finds the transport name in extra, then in the built-in

@@ -68,6 +68,11 @@ var policy = map[string]rule{
 		// BRPOP/SUBSCRIBE sockets itself (unix.Socket, dup of the fd) to put them in the hub.
 		external: []string{"github.com/redis/go-redis/v9", "golang.org/x/sys"},
 	},
+	// Kombu's SQLAlchemy transport layout over PostgreSQL (pgx) and MySQL/MariaDB.
+	"transport/sqla": {
+		ours:     []string{"transport", "channel", "channel/envelope", "hub", "internal/optmap"},
+		external: []string{"github.com/jackc/pgx/v5", "github.com/go-sql-driver/mysql"},
+	},
 	"transport/amqp": { // AMQP routes natively: no channel.
 		ours:     []string{"transport", "hub", "internal/optmap"},
 		external: []string{"github.com/rabbitmq/amqp091-go"},
@@ -81,7 +86,7 @@ var policy = map[string]rule{
 	// only through hub (never poller or timer) and never the virtual channel.
 	"messaging": {ours: []string{
 		"transport", "hub",
-		"transport/memory", "transport/redis", "transport/amqp",
+		"transport/memory", "transport/redis", "transport/amqp", "transport/sqla",
 		"messaging/serializer", "messaging/compression",
 	}},
 
@@ -102,6 +107,7 @@ var testExtras = map[string]rule{
 	"transport/memory": {ours: []string{"transport/transporttest"}},
 	"transport/redis":  {ours: []string{"transport/transporttest"}},
 	"transport/amqp":   {ours: []string{"transport/transporttest"}},
+	"transport/sqla":   {ours: []string{"transport/transporttest"}},
 	"messaging":        {ours: []string{"transport/transporttest"}},
 }
 
@@ -122,12 +128,12 @@ var forbidden = []negative{
 	{
 		from: []string{"transport"},
 		to: []string{"channel/...", "messaging/...", "transport/memory", "transport/redis",
-			"transport/amqp", "transport/transporttest"},
+			"transport/amqp", "transport/sqla", "transport/transporttest"},
 		why: "the contract package knows no implementation",
 	},
 	{
 		from: []string{"channel/..."},
-		to:   []string{"messaging/...", "transport/memory", "transport/redis", "transport/amqp", "poller"},
+		to:   []string{"messaging/...", "transport/memory", "transport/redis", "transport/amqp", "transport/sqla", "poller"},
 		why:  "the virtual channel sits under the transports and reaches the OS only through hub",
 	},
 	{
@@ -141,13 +147,14 @@ var forbidden = []negative{
 		why:  "AMQP routes natively",
 	},
 	{
-		from: []string{"transport/memory", "transport/redis", "transport/amqp"},
+		from: []string{"transport/memory", "transport/redis", "transport/amqp", "transport/sqla"},
 		to:   []string{"messaging/..."},
 		why:  "transports never import messaging",
 	},
-	{from: []string{"transport/memory"}, to: []string{"transport/redis", "transport/amqp"}, why: "transports never import each other"},
-	{from: []string{"transport/redis"}, to: []string{"transport/memory", "transport/amqp"}, why: "transports never import each other"},
-	{from: []string{"transport/amqp"}, to: []string{"transport/memory", "transport/redis"}, why: "transports never import each other"},
+	{from: []string{"transport/memory"}, to: []string{"transport/redis", "transport/amqp", "transport/sqla"}, why: "transports never import each other"},
+	{from: []string{"transport/redis"}, to: []string{"transport/memory", "transport/amqp", "transport/sqla"}, why: "transports never import each other"},
+	{from: []string{"transport/amqp"}, to: []string{"transport/memory", "transport/redis", "transport/sqla"}, why: "transports never import each other"},
+	{from: []string{"transport/sqla"}, to: []string{"transport/memory", "transport/redis", "transport/amqp"}, why: "transports never import each other"},
 	{
 		from: []string{"messaging"},
 		to:   []string{"channel/...", "poller", "timer"},
