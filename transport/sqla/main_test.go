@@ -16,6 +16,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv("KOMBU_SQLA_ROLE") == "consumer" {
+		// A helper process of TestFaultKilledConsumer (failure_test.go).
+		os.Exit(runConsumer())
+	}
 	// Every hub these tests create checks that its hub-only methods are
 	// called by its owner (hub.Options.CheckOwner).
 	os.Setenv("KOMBU_HUB_CHECKOWNER", "1")

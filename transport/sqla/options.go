@@ -26,6 +26,7 @@ const (
 	defaultPoolSize     = 5 // SQLAlchemy's QueuePool pool_size
 	defaultMaxOverflow  = 10
 	defaultConnTimeout  = 10 * time.Second
+	defaultVisibility   = time.Hour // Kombu's Redis and SQS default
 )
 
 // Options configure a [Transport]. [New] fills them from a
@@ -69,6 +70,17 @@ type Options struct {
 	// message that raised no notification (its trigger dropped by hand,
 	// say) waits at most this long. Ours; default 10s.
 	ListenPollInterval time.Duration
+
+	// VisibilityTimeout: a row one of our consumers claimed and has not
+	// settled within this time is made visible again (option
+	// visibility_timeout, seconds; 0 turns it off). Kombu's SQLAlchemy
+	// transport has no such restore: a consumer that dies holding a message
+	// leaves its row invisible for ever. Ours marks its own claims in a
+	// column it adds to the message table (kombu_go_claimed, NULL in
+	// Python's rows), so that only rows claimed by our consumers are
+	// restored, never the rows Python Kombu acknowledged (it never deletes
+	// them). Default 1h, Kombu's Redis and SQS default; negative: off.
+	VisibilityTimeout time.Duration
 
 	// PoolSize and MaxOverflow bound the connections of the database/sql
 	// pool to PoolSize+MaxOverflow, as SQLAlchemy's create_engine pool_size
@@ -133,6 +145,9 @@ func parseConfig(cfg transport.Config) (Options, error) {
 	r.Bool("listen", &listen)
 	o.NoListen = !listen
 	r.Seconds("listen_polling_interval", &o.ListenPollInterval)
+	if r.Seconds("visibility_timeout", &o.VisibilityTimeout) && o.VisibilityTimeout == 0 {
+		o.VisibilityTimeout = -1
+	}
 	r.Int("pool_size", &o.PoolSize)
 	r.Int("max_overflow", &o.MaxOverflow)
 	r.Seconds("pool_recycle", &o.PoolRecycle)
@@ -198,6 +213,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.ListenPollInterval <= 0 {
 		o.ListenPollInterval = defaultListenPoll
+	}
+	if o.VisibilityTimeout == 0 {
+		o.VisibilityTimeout = defaultVisibility
 	}
 	if o.PoolSize <= 0 {
 		o.PoolSize = defaultPoolSize

@@ -19,7 +19,8 @@ type db struct {
 	info dbInfo
 
 	// statements, with ? placeholders rewritten to $n on PostgreSQL.
-	selQueue, insQueue, insMsg, claimPG, claimSel, size, purge, del1, restore, list string
+	selQueue, insQueue, insMsg, claimPG, claimSel, claimSet, size, purge, del1, restore, list string
+	expired, reclaim                                                                          string
 
 	mu  sync.Mutex
 	ids map[string]int64 // queue name -> id
@@ -60,12 +61,25 @@ func newDB(pool *sql.DB, o *Options, info dbInfo) *db {
 	// a NULL timestamp (set only by updates, and reset by our restores).
 	where := " FROM " + mt + " WHERE queue_id = ? AND visible = TRUE ORDER BY id LIMIT ?" + lock
 	d.claimSel = d.bind("SELECT id, payload" + where)
-	d.claimPG = d.bind("UPDATE " + mt + " SET visible = FALSE, " + ts + " = " + now + ", version = version + 1 WHERE id IN (SELECT id" +
-		where + ") RETURNING id, payload")
+	d.claimSet = "visible = FALSE, " + ts + " = " + now + ", version = version + 1"
+	unlease := ""
+	if info.lease {
+		d.claimSet += ", " + leaseColumn + " = " + now
+		unlease = ", " + leaseColumn + " = NULL"
+	}
+	d.claimPG = d.bind("UPDATE " + mt + " SET " + d.claimSet + " WHERE id IN (SELECT id" + where + ") RETURNING id, payload")
+	// The visibility sweep: rows our consumers claimed too long ago.
+	d.expired = "SELECT id, payload FROM " + mt + " WHERE visible = FALSE AND " + leaseColumn + " < " + now + " - "
+	if o.Dialect == PostgreSQL {
+		d.expired += "make_interval(secs => $1)"
+	} else {
+		d.expired += "INTERVAL ? SECOND"
+	}
+	d.expired += " ORDER BY id LIMIT 500" + lock
 	d.size = d.bind("SELECT COUNT(*) FROM " + mt + " WHERE queue_id = ? AND visible = TRUE")
 	d.purge = d.bind("DELETE FROM " + mt + " WHERE queue_id = ? AND visible = TRUE")
 	d.del1 = d.bind("DELETE FROM " + mt + " WHERE id = ?")
-	d.restore = d.bind("UPDATE " + mt + " SET visible = TRUE, " + ts + " = NULL, payload = ?, version = version + 1 WHERE id = ? AND visible = FALSE")
+	d.restore = d.bind("UPDATE " + mt + " SET visible = TRUE, " + ts + " = NULL" + unlease + ", payload = ?, version = version + 1 WHERE id = ? AND visible = FALSE")
 	d.list = "SELECT q.name, COALESCE(SUM(CASE WHEN m.visible = TRUE THEN 1 ELSE 0 END), 0), COALESCE(SUM(CASE WHEN m.visible = FALSE THEN 1 ELSE 0 END), 0) FROM " +
 		qt + " q LEFT JOIN " + mt + " m ON m.queue_id = q.id GROUP BY q.name ORDER BY q.name"
 	return d
@@ -196,7 +210,7 @@ func (d *db) claim(ctx context.Context, qid int64, n int) ([]row, error) {
 	for i, r := range out {
 		args[i] = r.id
 	}
-	upd := "UPDATE " + d.o.MessageTable + " SET visible = FALSE, `timestamp` = NOW(), version = version + 1 WHERE id IN " + d.inList(len(out), 1)
+	upd := "UPDATE " + d.o.MessageTable + " SET " + d.claimSet + " WHERE id IN " + d.inList(len(out), 1)
 	if _, err := tx.ExecContext(ctx, upd, args...); err != nil {
 		return nil, err
 	}
@@ -228,6 +242,34 @@ func sortRows(rs []row) {
 			rs[j], rs[j-1] = rs[j-1], rs[j]
 		}
 	}
+}
+
+// sweep makes visible again, marked redelivered, the rows our consumers
+// claimed longer than timeout ago (a consumer that died, or lost the
+// reply of its claim), and returns how many.
+func (d *db) sweep(ctx context.Context, timeout float64) (int, error) {
+	if !d.info.lease {
+		return 0, nil
+	}
+	tx, err := d.pool.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, d.expired, timeout)
+	if err != nil {
+		return 0, err
+	}
+	out, err := scanRows(rows, 0)
+	if err != nil || len(out) == 0 {
+		return 0, err
+	}
+	for _, r := range out {
+		if _, err := tx.ExecContext(ctx, d.restore, string(redelivered(r.payload)), r.id); err != nil {
+			return 0, err
+		}
+	}
+	return len(out), tx.Commit()
 }
 
 // deleteIDs deletes rows (ack, reject without requeue, no-ack delivery).

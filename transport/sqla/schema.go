@@ -48,6 +48,29 @@ type dbInfo struct {
 	queueID   string
 	messageID string
 	notify    bool // PostgreSQL: the trigger is in place
+	lease     bool // the kombu_go_claimed column is there
+}
+
+// leaseColumn is our column: when one of our consumers claimed the row.
+const leaseColumn = "kombu_go_claimed"
+
+// ensureLease adds the lease column when it is missing.
+func ensureLease(ctx context.Context, tx *sql.Tx, o *Options) error {
+	var n int
+	q := `SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? AND column_name = ?`
+	typ := "DATETIME"
+	if o.Dialect == PostgreSQL {
+		q = `SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1 AND column_name = $2`
+		typ = "TIMESTAMP WITHOUT TIME ZONE"
+	}
+	if err := tx.QueryRowContext(ctx, q, o.MessageTable, leaseColumn).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, "ALTER TABLE "+o.MessageTable+" ADD COLUMN "+leaseColumn+" "+typ+" NULL")
+	return err
 }
 
 func (o *Options) q(ident string) string {
@@ -177,6 +200,12 @@ END $d$`, mt))
 		return err
 	}
 	info.notify = !o.NoListen
+	if o.VisibilityTimeout > 0 {
+		if err := ensureLease(ctx, tx, o); err != nil {
+			return err
+		}
+		info.lease = true
+	}
 	var err2 error
 	if info.queueID, err2 = pgIDExpr(ctx, tx, qt, "queue_id_sequence"); err2 != nil {
 		return err2
@@ -245,6 +274,12 @@ func ensureMySQL(ctx context.Context, db *sql.DB, o *Options, info *dbInfo) erro
 				return err
 			}
 		}
+	}
+	if o.VisibilityTimeout > 0 {
+		if err := ensureLease(ctx, tx, o); err != nil {
+			return err
+		}
+		info.lease = true
 	}
 	var err2 error
 	if info.queueID, err2 = mysqlIDExpr(ctx, tx, qt, "queue_id_sequence"); err2 != nil {

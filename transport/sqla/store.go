@@ -286,6 +286,7 @@ func (s *store) claim(queues []string, start, n int) {
 	defer cancel()
 	var got []claimed
 	var err error
+	s.c.maybeSweep(ctx)
 	for i := range queues {
 		q := queues[(start+i)%len(queues)]
 		var qid int64
@@ -321,9 +322,28 @@ func (s *store) claim(queues []string, start, n int) {
 // Executor.
 func (s *store) giveBack(ctx context.Context, rows []claimed) {
 	for _, r := range rows {
-		if _, err := s.c.db.restoreRow(ctx, r.row); err != nil {
+		if err := retry(ctx, func() error { _, err := s.c.db.restoreRow(ctx, r.row); return err }); err != nil {
 			s.fail(fmt.Errorf("sqla: giving back message %d of %q: %w", r.id, r.queue, err))
 		}
+	}
+}
+
+// retry runs fn until it succeeds, fails with an error other than a lost
+// connection, or ctx ends: a settlement must survive a database restart or
+// a cut connection (the pool redials).
+func retry(ctx context.Context, fn func() error) error {
+	wait := 50 * time.Millisecond
+	for {
+		err := fn()
+		if err == nil || !isConnError(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Second)
 	}
 }
 
@@ -374,11 +394,17 @@ func (s *store) delivered(err error) {
 
 // idle is how long to wait before polling queues found empty: Kombu's
 // polling_interval, or the safety interval while notifications arrive.
+// The visibility sweep rides on claims, so a lease shortens the wait to
+// the sweep's period.
 func (s *store) idle() time.Duration {
+	d := s.c.o.PollingInterval
 	if s.c.listening.Load() {
-		return s.c.o.ListenPollInterval
+		d = s.c.o.ListenPollInterval
 	}
-	return s.c.o.PollingInterval
+	if every := s.c.sweepEvery(); every > 0 {
+		d = min(d, every)
+	}
+	return d
 }
 
 func (s *store) schedule(d time.Duration) {
@@ -442,19 +468,19 @@ func (s *store) settle(dels []int64, restores, requeues []held) {
 		ctx, cancel := context.WithTimeout(context.Background(), s.c.o.ConnectTimeout+30*time.Second)
 		defer cancel()
 		if len(dels) > 0 {
-			if err := s.c.db.deleteIDs(ctx, dels); err != nil {
+			if err := retry(ctx, func() error { return s.c.db.deleteIDs(ctx, dels) }); err != nil {
 				s.fail(fmt.Errorf("sqla: ack: %w", err))
 			}
 		}
 		for _, h := range restores {
-			if _, err := s.c.db.restoreRow(ctx, h.row); err != nil {
+			if err := retry(ctx, func() error { _, err := s.c.db.restoreRow(ctx, h.row); return err }); err != nil {
 				s.fail(fmt.Errorf("sqla: restoring message %d of %q: %w", h.id, h.queue, err))
 				continue
 			}
 			s.c.t.wakeQueue(h.queue)
 		}
 		for _, h := range requeues {
-			if err := s.c.db.requeueRow(ctx, h.row); err != nil {
+			if err := retry(ctx, func() error { return s.c.db.requeueRow(ctx, h.row) }); err != nil {
 				s.fail(fmt.Errorf("sqla: requeuing message %d of %q: %w", h.id, h.queue, err))
 				continue
 			}

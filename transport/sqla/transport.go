@@ -194,6 +194,8 @@ type Conn struct {
 	smu    sync.Mutex
 	stores map[*store]bool
 
+	lastSweep atomic.Int64 // unix nanoseconds of the last visibility sweep
+
 	listenOnce sync.Once
 	listening  atomic.Bool // the LISTEN connection is up
 	wg         sync.WaitGroup
@@ -269,6 +271,39 @@ func (c *Conn) Close() error {
 	errs = append(errs, c.db.pool.Close())
 	c.chans.Finish()
 	return errors.Join(errs...)
+}
+
+// maybeSweep runs the visibility sweep when it is due: at most every
+// quarter of the visibility timeout (between 1s and 1min), piggybacked on
+// the claims of the executor, so it needs no timer and no goroutine.
+func (c *Conn) maybeSweep(ctx context.Context) {
+	every := c.sweepEvery()
+	if every == 0 {
+		return
+	}
+	vt := c.o.VisibilityTimeout
+	now := time.Now().UnixNano()
+	last := c.lastSweep.Load()
+	if now-last < int64(every) || !c.lastSweep.CompareAndSwap(last, now) {
+		return
+	}
+	n, err := c.db.sweep(ctx, vt.Seconds())
+	if err != nil {
+		c.o.Logger.Warn("sqla: visibility sweep failed", "err", err)
+		return
+	}
+	if n > 0 {
+		c.o.Logger.Info("sqla: restored messages past the visibility timeout", "count", n)
+		c.eachStore((*store).wake)
+	}
+}
+
+// sweepEvery is the period of the visibility sweep, 0 without one.
+func (c *Conn) sweepEvery() time.Duration {
+	if c.o.VisibilityTimeout <= 0 || !c.db.info.lease {
+		return 0
+	}
+	return min(max(c.o.VisibilityTimeout/4, time.Second), time.Minute)
 }
 
 // Queues lists the queues of the queue table with their ready and
