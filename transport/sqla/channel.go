@@ -112,3 +112,7 @@ func (c *Channel) Close() error {
 	c.st.c.chans.Remove(c)
 	return err
 }
+
+// Queues lists every queue of the queue table with its ready and invisible
+// rows (what `kombu queues` shows). Any goroutine.
+func (c *Channel) Queues(ctx context.Context) ([]QueueStat, error) { return c.st.c.Queues(ctx) }
