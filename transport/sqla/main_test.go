@@ -37,11 +37,14 @@ var backends = []backend{
 	{MySQL, "KOMBU_TEST_MYSQL_URL"},
 }
 
-// eachBackend runs fn as a subtest per database.
+// eachBackend runs fn as a subtest per database, the databases in
+// parallel.
 func eachBackend(t *testing.T, fn func(t *testing.T, raw string)) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
-			fn(t, transporttest.BrokerURL(t, b.env))
+			raw := transporttest.BrokerURL(t, b.env)
+			t.Parallel()
+			fn(t, raw)
 		})
 	}
 }

@@ -23,7 +23,7 @@ def main():
     timeout = float(sys.argv[6]) if len(sys.argv) > 6 else 10.0
     n = int(n)
     opts = json.loads(opts)
-    with Connection(url, transport_options=opts) as conn:
+    with Connection(url, transport_options=opts, polling_interval=0.05) as conn:
         if mode == 'publish':
             q = Queue(qname, Exchange(''), routing_key=qname)
             with conn.channel() as ch:
