@@ -556,6 +556,7 @@ hr "summary"
 	echo "Redis:    ${redis_desc:-MISSING (tests skipped)}"
 	echo "RabbitMQ: ${amqp_desc:-MISSING (tests skipped)}"
 	echo "Python:   ${python_desc:-MISSING (interop tests skipped)}"
+	echo "PostgreSQL, MariaDB (sqla): ${sqla_pg_desc:-MISSING}, ${sqla_my_desc:-MISSING}"
 	((${#race[@]})) || echo "race detector: OFF (no cgo)"
 	for name in "${order[@]}"; do printf '%-16s %s\n' "$name" "${result[$name]}"; done
 	if ((json)); then
