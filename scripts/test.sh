@@ -421,13 +421,13 @@ fi
 if [[ -n $(py_missing sqlalchemy psycopg2 pymysql) ]]; then
 	missing+=("python modules for the sqla interop tests: apt-get install python3-sqlalchemy python3-psycopg2 python3-pymysql")
 fi
+kb_say "PostgreSQL (sqla): ${sqla_pg_desc:-MISSING}; MariaDB (sqla): ${sqla_my_desc:-MISSING}"
 # ---- end of transport/sqla ------------------------------------------------------------------------------
 
 # ---- report, and stop here if a required broker is missing ------------------------------------------
 kb_say "Redis:    ${redis_desc:-MISSING}"
 kb_say "RabbitMQ: ${amqp_desc:-MISSING}${KOMBU_TEST_RABBITMQCTL:+ (rabbitmqctl: $KOMBU_TEST_RABBITMQCTL)}"
 kb_say "Python:   ${python_desc:-MISSING}"
-kb_say "PostgreSQL (sqla): ${sqla_pg_desc:-MISSING}; MariaDB (sqla): ${sqla_my_desc:-MISSING}"
 kb_say "RabbitMQ management API: ${mgmt_desc:-none (the listing test of the CLI skips)}"
 if ((${#missing[@]})); then
 	{
@@ -556,7 +556,6 @@ hr "summary"
 	echo "Redis:    ${redis_desc:-MISSING (tests skipped)}"
 	echo "RabbitMQ: ${amqp_desc:-MISSING (tests skipped)}"
 	echo "Python:   ${python_desc:-MISSING (interop tests skipped)}"
-	echo "PostgreSQL, MariaDB (sqla): ${sqla_pg_desc:-MISSING}, ${sqla_my_desc:-MISSING}"
 	((${#race[@]})) || echo "race detector: OFF (no cgo)"
 	for name in "${order[@]}"; do printf '%-16s %s\n' "$name" "${result[$name]}"; done
 	if ((json)); then
