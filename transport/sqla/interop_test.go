@@ -337,3 +337,54 @@ func TestInteropPythonMadeTables(t *testing.T) {
 		}
 	})
 }
+
+// TestLongQueueName: a queue name longer than Kombu's VARCHAR(200) is an
+// error from the database, not a silently truncated queue.
+func TestLongQueueName(t *testing.T) {
+	eachBackend(t, func(t *testing.T, raw string) {
+		tr := newTransport(t, raw, nil)
+		h := runHub(t)
+		_, ch := dial(t, tr, h)
+		_, err := ch.DeclareQueue(context.Background(), transport.Queue{Name: strings.Repeat("q", 201)})
+		if err == nil {
+			t.Fatal("a 201-character queue name was accepted")
+		}
+		t.Logf("%v", err)
+	})
+}
+
+// TestLargeMessage: a 100 KiB body round-trips on PostgreSQL (TEXT has no
+// limit); on MySQL, where Kombu's payload column is TEXT (64 KiB), the
+// publish fails with the database's error instead of storing a truncated
+// envelope.
+func TestLargeMessage(t *testing.T) {
+	eachBackend(t, func(t *testing.T, raw string) {
+		tr := newTransport(t, raw, nil)
+		h := runHub(t)
+		_, ch := dial(t, tr, h)
+		ctx := context.Background()
+		q := uniq("large-")
+		if _, err := ch.DeclareQueue(ctx, transport.Queue{Name: q}); err != nil {
+			t.Fatal(err)
+		}
+		body := bytes.Repeat([]byte("0123456789abcdef"), 100<<10/16)
+		err := ch.Publish(ctx, &transport.Message{Body: body, ContentType: "application/octet-stream"}, "", q, transport.PublishOptions{})
+		if tr.o.Dialect == MySQL {
+			if err == nil {
+				t.Fatal("a 100 KiB message was accepted into a TEXT column")
+			}
+			t.Logf("%v", err)
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := ch.Get(ctx, q, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(m.Body, body) {
+			t.Fatalf("body of %d bytes came back as %d bytes", len(body), len(m.Body))
+		}
+	})
+}

@@ -45,7 +45,9 @@ func newDB(pool *sql.DB, o *Options, info dbInfo) *db {
 	if o.Dialect == PostgreSQL {
 		d.insQueue = d.bind("INSERT INTO " + qt + " (" + idCol(info.queueID) + "name) VALUES (" + idVal(info.queueID) + "?) ON CONFLICT (name) DO NOTHING")
 	} else {
-		d.insQueue = "INSERT IGNORE INTO " + qt + " (" + idCol(info.queueID) + "name) VALUES (" + idVal(info.queueID) + "?)"
+		// Not INSERT IGNORE, which would also hide a name too long for
+		// the column.
+		d.insQueue = "INSERT INTO " + qt + " (" + idCol(info.queueID) + "name) VALUES (" + idVal(info.queueID) + "?) ON DUPLICATE KEY UPDATE name = name"
 	}
 	// As SQLAlchemy inserts: visible true, version 1, no timestamp.
 	d.insMsg = d.bind("INSERT INTO " + mt + " (" + idCol(info.messageID) + "visible, payload, version, queue_id) VALUES (" +
