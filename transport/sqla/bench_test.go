@@ -26,14 +26,9 @@ func TestBenchVsPython(t *testing.T) {
 	}
 	const size = 64
 	eachBackend(t, func(t *testing.T, raw string) {
-		tr := newTransport(t, raw, nil)
-		h := runHub(t)
-		_, ch := dial(t, tr, h)
+		f := newFixture(t, raw, "bench-", nil)
+		tr, ch, q := f.tr, f.ch, f.q
 		ctx := context.Background()
-		q := uniq("bench-")
-		if _, err := ch.DeclareQueue(ctx, transport.Queue{Name: q}); err != nil {
-			t.Fatal(err)
-		}
 		body, _ := json.Marshal(strings.Repeat("x", size))
 		t0 := time.Now()
 		for range n {

@@ -218,14 +218,10 @@ func readLines(t *testing.T, path string) []string {
 // consumer's prefetch window.
 func TestFaultKilledConsumer(t *testing.T) {
 	eachBackend(t, func(t *testing.T, raw string) {
-		pub := newTransport(t, raw, nil)
+		f := newFixture(t, raw, "kill-", nil)
+		pub, pc, pch, q := f.tr, f.c, f.ch, f.q
 		h := runHub(t)
-		pc, pch := dial(t, pub, h)
 		ctx := context.Background()
-		q := uniq("kill-")
-		if _, err := pch.DeclareQueue(ctx, transport.Queue{Name: q}); err != nil {
-			t.Fatal(err)
-		}
 		const n = 200
 		for i := range n {
 			if err := pch.Publish(ctx, jsonMsg(i), "", q, transport.PublishOptions{}); err != nil {

@@ -122,6 +122,26 @@ func dial(t *testing.T, tr *Transport, h *hub.Hub) (*Conn, transport.Channel) {
 	return c.(*Conn), ch
 }
 
+// fixture is a test's transport (tables of its own), hub, connection,
+// channel and queue (declared).
+type fixture struct {
+	tr *Transport
+	c  *Conn
+	ch transport.Channel
+	q  string
+}
+
+func newFixture(t *testing.T, raw, prefix string, extra map[string]any) fixture {
+	t.Helper()
+	tr := newTransport(t, raw, extra)
+	c, ch := dial(t, tr, runHub(t))
+	q := uniq(prefix)
+	if _, err := ch.DeclareQueue(context.Background(), transport.Queue{Name: q}); err != nil {
+		t.Fatal(err)
+	}
+	return fixture{tr, c, ch, q}
+}
+
 // collect consumes queue on ch and returns a channel of its deliveries.
 func collect(t *testing.T, ch transport.Channel, queue string, noAck bool) <-chan *transport.Message {
 	t.Helper()
@@ -153,13 +173,8 @@ func jsonMsg(v any) *transport.Message {
 // a Go consumer, in order, with their headers; acked rows are deleted.
 func TestInteropPythonToGo(t *testing.T) {
 	eachBackend(t, func(t *testing.T, raw string) {
-		tr := newTransport(t, raw, nil)
-		h := runHub(t)
-		c, ch := dial(t, tr, h)
-		q := uniq("py2go-")
-		if _, err := ch.DeclareQueue(context.Background(), transport.Queue{Name: q}); err != nil {
-			t.Fatal(err)
-		}
+		f := newFixture(t, raw, "py2go-", nil)
+		tr, c, ch, q := f.tr, f.c, f.ch, f.q
 		got := collect(t, ch, q, false)
 		const n = 20
 		if out := peer(t, raw, tr, "publish", q, n, 0); len(out) != 1 || out[0] != "ok" {
@@ -216,14 +231,9 @@ func waitRows(t *testing.T, c *Conn, queue string, ready, invisible int) {
 // Python Kombu, in order, with their headers and content type.
 func TestInteropGoToPython(t *testing.T) {
 	eachBackend(t, func(t *testing.T, raw string) {
-		tr := newTransport(t, raw, nil)
-		h := runHub(t)
-		_, ch := dial(t, tr, h)
-		q := uniq("go2py-")
+		f := newFixture(t, raw, "go2py-", nil)
+		tr, ch, q := f.tr, f.ch, f.q
 		ctx := context.Background()
-		if _, err := ch.DeclareQueue(ctx, transport.Queue{Name: q}); err != nil {
-			t.Fatal(err)
-		}
 		const n = 20
 		for i := range n {
 			m := jsonMsg(map[string]any{"i": i, "from": "go"})
@@ -252,14 +262,9 @@ func TestInteropGoToPython(t *testing.T) {
 // its row invisible (Kombu never restores it), and Go does not take it.
 func TestInteropVisibility(t *testing.T) {
 	eachBackend(t, func(t *testing.T, raw string) {
-		tr := newTransport(t, raw, nil)
-		h := runHub(t)
-		c, ch := dial(t, tr, h)
+		f := newFixture(t, raw, "vis-", nil)
+		tr, c, ch, q := f.tr, f.c, f.ch, f.q
 		ctx := context.Background()
-		q := uniq("vis-")
-		if _, err := ch.DeclareQueue(ctx, transport.Queue{Name: q}); err != nil {
-			t.Fatal(err)
-		}
 		for i := range 2 {
 			if err := ch.Publish(ctx, jsonMsg(map[string]any{"i": i}), "", q, transport.PublishOptions{}); err != nil {
 				t.Fatal(err)
@@ -342,9 +347,7 @@ func TestInteropPythonMadeTables(t *testing.T) {
 // error from the database, not a silently truncated queue.
 func TestLongQueueName(t *testing.T) {
 	eachBackend(t, func(t *testing.T, raw string) {
-		tr := newTransport(t, raw, nil)
-		h := runHub(t)
-		_, ch := dial(t, tr, h)
+		_, ch := dial(t, newTransport(t, raw, nil), runHub(t))
 		_, err := ch.DeclareQueue(context.Background(), transport.Queue{Name: strings.Repeat("q", 201)})
 		if err == nil {
 			t.Fatal("a 201-character queue name was accepted")
@@ -359,14 +362,9 @@ func TestLongQueueName(t *testing.T) {
 // envelope.
 func TestLargeMessage(t *testing.T) {
 	eachBackend(t, func(t *testing.T, raw string) {
-		tr := newTransport(t, raw, nil)
-		h := runHub(t)
-		_, ch := dial(t, tr, h)
+		f := newFixture(t, raw, "large-", nil)
+		tr, ch, q := f.tr, f.ch, f.q
 		ctx := context.Background()
-		q := uniq("large-")
-		if _, err := ch.DeclareQueue(ctx, transport.Queue{Name: q}); err != nil {
-			t.Fatal(err)
-		}
 		body := bytes.Repeat([]byte("0123456789abcdef"), 100<<10/16)
 		err := ch.Publish(ctx, &transport.Message{Body: body, ContentType: "application/octet-stream"}, "", q, transport.PublishOptions{})
 		if tr.o.Dialect == MySQL {
