@@ -11,6 +11,7 @@ import (
 	"github.com/kombu-go/kombu/transport/filesystem"
 	"github.com/kombu-go/kombu/transport/memory"
 	"github.com/kombu-go/kombu/transport/redis"
+	"github.com/kombu-go/kombu/transport/sqla"
 )
 
 // TransportFactory creates a transport from its configuration, like the
@@ -52,6 +53,10 @@ var builtinSchemes = map[string]Scheme{
 		DefaultUserID: "guest", DefaultPassword: "guest", DefaultLoginMethod: "PLAIN", TLS: true},
 	// Kombu's filesystem transport: the folders are transport options.
 	"filesystem": {New: newFilesystem},
+	// Kombu's SQLAlchemy transport: sqla+postgresql://, sqla+mysql:// (the
+	// database URL follows the prefix).
+	"sqla":       {New: newSQLA, DefaultHostname: "127.0.0.1"},
+	"sqlalchemy": {New: newSQLA, DefaultHostname: "127.0.0.1"},
 }
 
 // The constructors of the built-in transports.
@@ -60,6 +65,7 @@ var (
 	newRedis      TransportFactory = redis.New
 	newAMQP                        = factory(amqp.New)
 	newFilesystem                  = factory(filesystem.New)
+	newSQLA                        = factory(sqla.New)
 )
 
 // factory adapts a constructor that returns its concrete type, never
@@ -81,7 +87,7 @@ const DefaultTransport = "amqp"
 // kombuOnly are Kombu's transport aliases that have no Go transport, so
 // that the error can say so instead of "unknown".
 var kombuOnly = []string{"confluentkafka", "kafka", "sqs", "mongodb", "zookeeper",
-	"sqlalchemy", "sqla", "slmq", "qpid", "consul", "etcd",
+	"slmq", "qpid", "consul", "etcd",
 	"azurestoragequeues", "azureservicebus", "pyro", "gcpubsub"}
 
 // lookupScheme finds the transport name in extra, then in the built-in

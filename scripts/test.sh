@@ -42,6 +42,8 @@
 #   tmux      for the CLI's terminal tests (kombu top, progress bars), run in a real terminal.
 #   Folder    (filesystem transport) KOMBU_TEST_FILESYSTEM_DIR if set, else a folder in this run's
 #             state dir, checked for rename and flock; its interop tests also need Python's kombu.
+#   SQL       (transport/sqla) PostgreSQL 127.0.0.1:5432 and MariaDB 127.0.0.1:3306, database test,
+#             found or installed and started; python3-sqlalchemy, -psycopg2, -pymysql for interop.
 #
 # Variables the tests see (all exported to go test):
 #   KOMBU_TEST_REDIS_URL          redis://127.0.0.1:PORT/0 (unset if no Redis could be had)
@@ -74,6 +76,8 @@
 #                                 other modules missing are reported, and their tests say so)
 #   KOMBU_TEST_FILESYSTEM_DIR     a writable folder (rename, flock) under which the filesystem
 #                                 transport's tests make their data folders
+#   KOMBU_TEST_POSTGRES_URL       sqla+postgresql://postgres@127.0.0.1:5432/test (unset if none)
+#   KOMBU_TEST_MYSQL_URL          sqla+mysql://root@127.0.0.1:3306/test (unset if none)
 #   KOMBU_TEST_STATE_DIR          this run's temp dir (removed on exit)
 #   KOMBU_REQUIRE_BROKERS         passed through: 1 makes the tests fail instead of skip
 #   KOMBU_HEAVY                   passed through: 1 runs the heavy sizes (transport/redis's
@@ -386,6 +390,58 @@ else
 	missing+=("filesystem: $fs_dir is not a writable folder with rename and flock")
 fi
 # ---- end of the filesystem transport's block ------------------------------------------------------------
+# ---- SQL databases: transport/sqla (Kombu's SQLAlchemy transport) -------------------------------------
+# PostgreSQL on 127.0.0.1:5432 (user postgres, trust, database test) and MariaDB on 127.0.0.1:3306
+# (root, no password, database test): used when they answer; else, when root, installed with apt-get,
+# opened to 127.0.0.1 without a password, and started with their service scripts (left running: they
+# are the machine's shared servers). Python Kombu's SQLAlchemy transport needs python3-sqlalchemy,
+# python3-psycopg2 and python3-pymysql for the interop tests.
+sqla_pg_desc="" sqla_my_desc=""
+sqla_pg_ok() { psql -h 127.0.0.1 -p 5432 -U postgres -d test -Atqc 'SELECT 1' >/dev/null 2>&1; }
+sqla_my_ok() { mysql -h 127.0.0.1 -P 3306 -uroot test -e 'SELECT 1' >/dev/null 2>&1; }
+if kb_is_root; then
+	sqla_py_missing=$(py_missing sqlalchemy psycopg2 pymysql)
+	[[ -n $sqla_py_missing ]] && kb_apt_install python3-sqlalchemy python3-psycopg2 python3-pymysql
+	command -v psql >/dev/null 2>&1 || kb_apt_install postgresql-client
+	command -v mysql >/dev/null 2>&1 || kb_apt_install mariadb-client
+	if ! sqla_pg_ok; then
+		command -v pg_ctlcluster >/dev/null 2>&1 || kb_apt_install postgresql postgresql-client
+		for hba in /etc/postgresql/*/main/pg_hba.conf; do
+			[[ -f $hba ]] || continue
+			grep -q '^host all all 127.0.0.1/32 trust' "$hba" ||
+				sed -i '1i host all all 127.0.0.1/32 trust' "$hba"
+		done
+		service postgresql start >/dev/null 2>&1 || service postgresql reload >/dev/null 2>&1
+		for _ in $(seq 50); do psql -h 127.0.0.1 -U postgres -Atqc 'SELECT 1' >/dev/null 2>&1 && break; sleep 0.2; done
+		su postgres -c "psql -Atqc \"SELECT 1 FROM pg_database WHERE datname='test'\" | grep -q 1 || createdb test" >/dev/null 2>&1
+	fi
+	if ! sqla_my_ok; then
+		command -v mysqld >/dev/null 2>&1 || command -v mariadbd >/dev/null 2>&1 || kb_apt_install mariadb-server mariadb-client
+		service mariadb start >/dev/null 2>&1
+		for _ in $(seq 50); do mysql -uroot -e 'SELECT 1' >/dev/null 2>&1 && break; sleep 0.2; done
+		mysql -uroot -e "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '';
+			GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION; CREATE DATABASE IF NOT EXISTS test;" >/dev/null 2>&1
+	fi
+fi
+if sqla_pg_ok; then
+	export KOMBU_TEST_POSTGRES_URL=${KOMBU_TEST_POSTGRES_URL:-sqla+postgresql://postgres@127.0.0.1:5432/test}
+	sqla_pg_desc=$KOMBU_TEST_POSTGRES_URL
+else
+	unset KOMBU_TEST_POSTGRES_URL
+	missing+=("PostgreSQL: nothing answers on 127.0.0.1:5432 with database test (apt-get install postgresql)")
+fi
+if sqla_my_ok; then
+	export KOMBU_TEST_MYSQL_URL=${KOMBU_TEST_MYSQL_URL:-sqla+mysql://root@127.0.0.1:3306/test}
+	sqla_my_desc=$KOMBU_TEST_MYSQL_URL
+else
+	unset KOMBU_TEST_MYSQL_URL
+	missing+=("MariaDB: nothing answers on 127.0.0.1:3306 as root with database test (apt-get install mariadb-server)")
+fi
+if [[ -n $(py_missing sqlalchemy psycopg2 pymysql) ]]; then
+	missing+=("python modules for the sqla interop tests: apt-get install python3-sqlalchemy python3-psycopg2 python3-pymysql")
+fi
+kb_say "PostgreSQL (sqla): ${sqla_pg_desc:-MISSING}; MariaDB (sqla): ${sqla_my_desc:-MISSING}"
+# ---- end of transport/sqla ------------------------------------------------------------------------------
 
 # ---- report, and stop here if a required broker is missing ------------------------------------------
 kb_say "Redis:    ${redis_desc:-MISSING}"

@@ -13,10 +13,11 @@ import (
 
 	"github.com/kombu-go/kombu/messaging"
 	"github.com/kombu-go/kombu/transport"
+	"github.com/kombu-go/kombu/transport/sqla"
 )
 
 func init() {
-	register(command{name: "queues", summary: "list the queues (Redis: Kombu's bindings; RabbitMQ: the management API), or show the named ones", run: runQueues})
+	register(command{name: "queues", summary: "list the queues (Redis: Kombu's bindings; RabbitMQ: the management API; SQL: the queue table), or show the named ones", run: runQueues})
 	register(command{name: "purge", summary: "remove every ready message from queues", run: runPurge})
 }
 
@@ -99,6 +100,8 @@ func listQueues(ctx context.Context, url, mgmtURL string, names []string) (queue
 		return amqpQueues(ctx, url, mgmtURL)
 	case driver == "filesystem" && len(names) == 0:
 		return filesystemQueues(url)
+	case driver == "sqlalchemy":
+		return sqlaQueues(ctx, conn, names)
 	case len(names) == 0:
 		return queuesJSON{}, fmt.Errorf("the %s transport cannot list its queues: name them (kombu queues NAME...)", driver)
 	}
@@ -163,6 +166,42 @@ func redisQueues(ctx context.Context, url string, names []string) (queuesJSON, e
 	return out, nil
 }
 
+// sqlaQueues reads the queue table: every queue, or the named ones.
+// Unacked counts the invisible rows: claimed by a consumer, or (rows of
+// Python Kombu, which never deletes them) already acknowledged.
+func sqlaQueues(ctx context.Context, conn *messaging.Connection, names []string) (queuesJSON, error) {
+	out := queuesJSON{Transport: "sqlalchemy", Source: "queue table", Queues: []queueJSON{}}
+	ch, err := conn.DefaultChannel(ctx)
+	if err != nil {
+		return out, err
+	}
+	sc, ok := ch.(*sqla.Channel)
+	if !ok {
+		return out, fmt.Errorf("the sqlalchemy transport's channel is a %T", ch)
+	}
+	stats, err := sc.Queues(ctx)
+	if err != nil {
+		return out, err
+	}
+	byName := make(map[string]sqla.QueueStat, len(stats))
+	for _, s := range stats {
+		byName[s.Name] = s
+	}
+	if len(names) == 0 {
+		for _, s := range stats {
+			names = append(names, s.Name)
+		}
+	} else {
+		out.Source = "named"
+	}
+	for _, name := range names {
+		s, exists := byName[name]
+		un := int64(s.Invisible)
+		out.Queues = append(out.Queues, queueJSON{Name: name, Exists: exists, Messages: int64(s.Ready), Unacked: &un})
+	}
+	return out, nil
+}
+
 func amqpQueues(ctx context.Context, url, mgmtURL string) (queuesJSON, error) {
 	c, err := newMgmtClient(url, mgmtURL)
 	if err != nil {
@@ -214,6 +253,17 @@ func printQueues(w io.Writer, out queuesJSON) {
 	case out.Transport == "filesystem" && out.Source != "named":
 		fmt.Fprintln(tw, "queue\tmessages\tunacked")
 		for _, q := range out.Queues {
+			fmt.Fprintf(tw, "%s\t%d\t%d\n", q.Name, q.Messages, *q.Unacked)
+		}
+	case out.Transport == "sqlalchemy":
+		// Invisible rows: claimed by a consumer, or acknowledged by Python
+		// Kombu (which never deletes a row).
+		fmt.Fprintln(tw, "queue\tmessages\tinvisible")
+		for _, q := range out.Queues {
+			if !q.Exists {
+				fmt.Fprintf(tw, "%s\t-\t-\n", q.Name)
+				continue
+			}
 			fmt.Fprintf(tw, "%s\t%d\t%d\n", q.Name, q.Messages, *q.Unacked)
 		}
 	case strings.HasPrefix(out.Source, "management"):

@@ -75,6 +75,11 @@ var policy = map[string]rule{
 		// CLOCK_MONOTONIC milliseconds as Python's time.monotonic() does.
 		external: []string{"golang.org/x/sys"},
 	},
+	// Kombu's SQLAlchemy transport layout over PostgreSQL (pgx) and MySQL/MariaDB.
+	"transport/sqla": {
+		ours:     []string{"transport", "channel", "channel/envelope", "hub", "internal/optmap"},
+		external: []string{"github.com/jackc/pgx/v5", "github.com/go-sql-driver/mysql"},
+	},
 	"transport/amqp": { // AMQP routes natively: no channel.
 		ours:     []string{"transport", "hub", "internal/optmap"},
 		external: []string{"github.com/rabbitmq/amqp091-go"},
@@ -88,7 +93,7 @@ var policy = map[string]rule{
 	// only through hub (never poller or timer) and never the virtual channel.
 	"messaging": {ours: []string{
 		"transport", "hub",
-		"transport/memory", "transport/redis", "transport/amqp", "transport/filesystem",
+		"transport/memory", "transport/redis", "transport/amqp", "transport/filesystem", "transport/sqla",
 		"messaging/serializer", "messaging/compression",
 	}},
 
@@ -111,6 +116,7 @@ var testExtras = map[string]rule{
 	"transport/amqp":       {ours: []string{"transport/transporttest"}},
 	"transport/filesystem": {ours: []string{"transport/transporttest"}},
 	"messaging":            {ours: []string{"transport/transporttest"}},
+	"transport/sqla":       {ours: []string{"transport/transporttest"}},
 }
 
 // forbidden lists negative assertions, checked against the actual imports (test files included,
@@ -130,12 +136,12 @@ var forbidden = []negative{
 	{
 		from: []string{"transport"},
 		to: []string{"channel/...", "messaging/...", "transport/memory", "transport/redis",
-			"transport/amqp", "transport/filesystem", "transport/transporttest"},
+			"transport/amqp", "transport/filesystem", "transport/sqla", "transport/transporttest"},
 		why: "the contract package knows no implementation",
 	},
 	{
 		from: []string{"channel/..."},
-		to:   []string{"messaging/...", "transport/memory", "transport/redis", "transport/amqp", "transport/filesystem", "poller"},
+		to:   []string{"messaging/...", "transport/memory", "transport/redis", "transport/amqp", "transport/filesystem", "transport/sqla", "poller"},
 		why:  "the virtual channel sits under the transports and reaches the OS only through hub",
 	},
 	{
@@ -149,7 +155,7 @@ var forbidden = []negative{
 		why:  "AMQP routes natively",
 	},
 	{
-		from: []string{"transport/memory", "transport/redis", "transport/amqp", "transport/filesystem"},
+		from: []string{"transport/memory", "transport/redis", "transport/amqp", "transport/filesystem", "transport/sqla"},
 		to:   []string{"messaging/..."},
 		why:  "transports never import messaging",
 	},
@@ -158,6 +164,8 @@ var forbidden = []negative{
 	{from: []string{"transport/amqp"}, to: []string{"transport/memory", "transport/redis"}, why: "transports never import each other"},
 	{from: []string{"transport/filesystem"}, to: []string{"transport/memory", "transport/redis", "transport/amqp"}, why: "transports never import each other"},
 	{from: []string{"transport/memory", "transport/redis", "transport/amqp"}, to: []string{"transport/filesystem"}, why: "transports never import each other"},
+	{from: []string{"transport/sqla"}, to: []string{"transport/memory", "transport/redis", "transport/amqp", "transport/filesystem"}, why: "transports never import each other"},
+	{from: []string{"transport/memory", "transport/redis", "transport/amqp", "transport/filesystem"}, to: []string{"transport/sqla"}, why: "transports never import each other"},
 	{
 		from: []string{"messaging"},
 		to:   []string{"channel/...", "poller", "timer"},
