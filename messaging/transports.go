@@ -10,6 +10,7 @@ import (
 	"github.com/kombu-go/kombu/transport/amqp"
 	"github.com/kombu-go/kombu/transport/memory"
 	"github.com/kombu-go/kombu/transport/redis"
+	"github.com/kombu-go/kombu/transport/sqs"
 )
 
 // TransportFactory creates a transport from its configuration, like the
@@ -49,6 +50,9 @@ var builtinSchemes = map[string]Scheme{
 		DefaultUserID: "guest", DefaultPassword: "guest", DefaultLoginMethod: "PLAIN"},
 	"amqps": {New: newAMQP, DefaultHostname: "localhost", DefaultPort: 5671,
 		DefaultUserID: "guest", DefaultPassword: "guest", DefaultLoginMethod: "PLAIN", TLS: true},
+	// SQS: no default host (the AWS endpoint of the region); a host and
+	// port name the endpoint ("sqs://KEY:SECRET@127.0.0.1:4100").
+	"sqs": {New: newSQS},
 }
 
 // The constructors of the built-in transports.
@@ -56,6 +60,7 @@ var (
 	newMemory TransportFactory = memory.New
 	newRedis  TransportFactory = redis.New
 	newAMQP   TransportFactory = amqp.New
+	newSQS    TransportFactory = sqs.New
 )
 
 // DefaultTransport is the transport of a bare host name ("example.com"),
@@ -64,7 +69,7 @@ const DefaultTransport = "amqp"
 
 // kombuOnly are Kombu's transport aliases that have no Go transport, so
 // that the error can say so instead of "unknown".
-var kombuOnly = []string{"confluentkafka", "kafka", "sqs", "mongodb", "zookeeper",
+var kombuOnly = []string{"confluentkafka", "kafka", "mongodb", "zookeeper",
 	"sqlalchemy", "sqla", "slmq", "filesystem", "qpid", "consul", "etcd",
 	"azurestoragequeues", "azureservicebus", "pyro", "gcpubsub"}
 

@@ -68,6 +68,10 @@ var policy = map[string]rule{
 		// BRPOP/SUBSCRIBE sockets itself (unix.Socket, dup of the fd) to put them in the hub.
 		external: []string{"github.com/redis/go-redis/v9", "golang.org/x/sys"},
 	},
+	"transport/sqs": {
+		ours:     []string{"transport", "channel", "channel/envelope", "hub", "internal/optmap"},
+		external: []string{"github.com/aws/aws-sdk-go-v2", "github.com/aws/smithy-go"},
+	},
 	"transport/amqp": { // AMQP routes natively: no channel.
 		ours:     []string{"transport", "hub", "internal/optmap"},
 		external: []string{"github.com/rabbitmq/amqp091-go"},
@@ -81,7 +85,7 @@ var policy = map[string]rule{
 	// only through hub (never poller or timer) and never the virtual channel.
 	"messaging": {ours: []string{
 		"transport", "hub",
-		"transport/memory", "transport/redis", "transport/amqp",
+		"transport/memory", "transport/redis", "transport/amqp", "transport/sqs",
 		"messaging/serializer", "messaging/compression",
 	}},
 
@@ -102,6 +106,7 @@ var testExtras = map[string]rule{
 	"transport/memory": {ours: []string{"transport/transporttest"}},
 	"transport/redis":  {ours: []string{"transport/transporttest"}},
 	"transport/amqp":   {ours: []string{"transport/transporttest"}},
+	"transport/sqs":    {ours: []string{"transport/transporttest"}},
 	"messaging":        {ours: []string{"transport/transporttest"}},
 }
 
@@ -122,12 +127,12 @@ var forbidden = []negative{
 	{
 		from: []string{"transport"},
 		to: []string{"channel/...", "messaging/...", "transport/memory", "transport/redis",
-			"transport/amqp", "transport/transporttest"},
+			"transport/amqp", "transport/sqs", "transport/transporttest"},
 		why: "the contract package knows no implementation",
 	},
 	{
 		from: []string{"channel/..."},
-		to:   []string{"messaging/...", "transport/memory", "transport/redis", "transport/amqp", "poller"},
+		to:   []string{"messaging/...", "transport/memory", "transport/redis", "transport/amqp", "transport/sqs", "poller"},
 		why:  "the virtual channel sits under the transports and reaches the OS only through hub",
 	},
 	{
@@ -141,13 +146,14 @@ var forbidden = []negative{
 		why:  "AMQP routes natively",
 	},
 	{
-		from: []string{"transport/memory", "transport/redis", "transport/amqp"},
+		from: []string{"transport/memory", "transport/redis", "transport/amqp", "transport/sqs"},
 		to:   []string{"messaging/..."},
 		why:  "transports never import messaging",
 	},
-	{from: []string{"transport/memory"}, to: []string{"transport/redis", "transport/amqp"}, why: "transports never import each other"},
-	{from: []string{"transport/redis"}, to: []string{"transport/memory", "transport/amqp"}, why: "transports never import each other"},
-	{from: []string{"transport/amqp"}, to: []string{"transport/memory", "transport/redis"}, why: "transports never import each other"},
+	{from: []string{"transport/memory"}, to: []string{"transport/redis", "transport/amqp", "transport/sqs"}, why: "transports never import each other"},
+	{from: []string{"transport/redis"}, to: []string{"transport/memory", "transport/amqp", "transport/sqs"}, why: "transports never import each other"},
+	{from: []string{"transport/amqp"}, to: []string{"transport/memory", "transport/redis", "transport/sqs"}, why: "transports never import each other"},
+	{from: []string{"transport/sqs"}, to: []string{"transport/memory", "transport/redis", "transport/amqp"}, why: "transports never import each other"},
 	{
 		from: []string{"messaging"},
 		to:   []string{"channel/...", "poller", "timer"},
