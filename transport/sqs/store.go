@@ -100,7 +100,7 @@ func (s *store) DeleteQueue(ctx context.Context, queue string, _ []channel.Bindi
 	if err != nil && !errors.Is(err, transport.ErrNotFound) {
 		return 0, err
 	}
-	_, err = s.cl().def.DeleteQueue(ctx, &awssqs.DeleteQueueInput{QueueUrl: aws.String(u)})
+	_, err = s.cl().def.DeleteQueue(ctx, deleteInput(u))
 	s.cl().forget(queue)
 	if err != nil && !isNoQueue(err) {
 		return 0, wrap("delete queue", err)
@@ -254,4 +254,8 @@ func (s *store) TakenNoAck(m *transport.Message) {
 // channel queued (its restores on close included).
 func (s *store) WaitClose() error {
 	return s.c.exec.barrier(context.Background())
+}
+
+func deleteInput(u string) *awssqs.DeleteQueueInput {
+	return &awssqs.DeleteQueueInput{QueueUrl: aws.String(u)}
 }
