@@ -61,9 +61,9 @@
 // (transport.IsConnectionError) and consumers retry every
 // max(polling_interval, 1 s); they resume by themselves. A receive is never
 // retried by the SDK (a retried receive would hide what the failed one
-// took). Close cancels a long poll in flight; on SQS a cancelled receive
-// may still have taken messages, which then come back after their
-// visibility timeout.
+// took). A long poll in flight is never cancelled, since SQS may already
+// have handed out messages to it: Conn.Close waits for it (at most
+// wait_time_seconds) and makes what it received visible again at once.
 //
 // # Errors
 //

@@ -15,6 +15,11 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// The fault tests run their consumer as a child process: this binary
+	// again, with KOMBU_SQS_FAULT_ROLE=consumer.
+	if os.Getenv(faultRoleEnv) == "consumer" {
+		os.Exit(runFaultConsumer())
+	}
 	// Every hub these tests create checks that its hub-only methods are
 	// called by its owner (hub.Options.CheckOwner).
 	os.Setenv("KOMBU_HUB_CHECKOWNER", "1")

@@ -31,8 +31,8 @@ type recvReq struct {
 	max    int
 	ctx    context.Context
 	cancel context.CancelFunc
-	// stopped: the request was cancelled (Close, or no queue left to
-	// consume) before it ended. Set on the receiver goroutine before the
+	// stopped: the request was cancelled (the connection stopped its
+	// receiver) before it ended. Set on the receiver goroutine before the
 	// result is posted.
 	stopped bool
 }
@@ -44,12 +44,15 @@ type handle struct {
 	receipt string
 }
 
-// Consuming records the consumed queues and starts polling them.
+// Consuming records the consumed queues and starts polling them. A
+// receive in flight is left to finish: cancelling it could leave what SQS
+// already handed out hidden for a visibility timeout; what it brings back
+// for a queue nobody consumes any more is requeued by the channel.
 func (s *store) Consuming(queues []string) {
 	s.rx.queues = append(s.rx.queues[:0], queues...)
 	s.rx.empty = 0
 	if len(queues) == 0 {
-		s.stopPoll()
+		s.stopSleep()
 		return
 	}
 	s.poll()
@@ -58,18 +61,17 @@ func (s *store) Consuming(queues []string) {
 // Resume polls again once the prefetch window has room.
 func (s *store) Resume() { s.poll() }
 
-// Close stops polling. A ReceiveMessage in flight is cancelled (messages
-// it still brings back are made visible again at once).
+// Close stops polling. A ReceiveMessage in flight finishes on the
+// receiver goroutine, which makes what it brings back visible again at
+// once (Conn.Close waits for it).
 func (s *store) Close() error {
 	s.rx.closed = true
-	s.stopPoll()
+	s.closed.Store(true)
+	s.stopSleep()
 	return nil
 }
 
-func (s *store) stopPoll() {
-	if r := s.rx.inflight; r != nil {
-		r.cancel()
-	}
+func (s *store) stopSleep() {
 	if s.rx.sleep != nil {
 		s.rx.sleep.Cancel()
 		s.rx.sleep = nil
@@ -129,6 +131,11 @@ func (s *store) receive(wctx context.Context, r *recvReq, wait int) {
 		}
 	}
 	r.stopped = ctx.Err() != nil
+	if s.closed.Load() {
+		// The channel closed meanwhile; the hub may no longer be driven.
+		s.release(r.queue, msgs)
+		return
+	}
 	s.c.h.Post(func() { s.received(r, msgs, err) })
 }
 

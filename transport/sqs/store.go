@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -23,6 +24,8 @@ type store struct {
 
 	// Hub-owned consumer state (recv.go).
 	rx receiver
+	// closed is set with rx.closed, for the receiver goroutine.
+	closed atomic.Bool
 }
 
 var (

@@ -121,9 +121,9 @@ func (c *Conn) Done() <-chan struct{} { return c.chans.Done() }
 func (c *Conn) Err() error { return c.chans.Err() }
 
 // Close closes every channel (their unacknowledged messages are made
-// visible again), lets the executor finish its queued settlements, stops
-// the receiver (a long poll in flight is cancelled) and joins both
-// goroutines. Idempotent. From a hub callback it returns an error matching
+// visible again), waits for a long poll in flight (at most
+// wait_time_seconds; what it received is made visible again), lets the
+// executor finish its queued settlements and joins both goroutines. Idempotent. From a hub callback it returns an error matching
 // hub.ErrInCallback and closes nothing.
 func (c *Conn) Close() error {
 	if hub.InCallback() {
@@ -137,7 +137,10 @@ func (c *Conn) Close() error {
 	for _, ch := range chans {
 		errs = append(errs, ch.ch.Close())
 	}
-	c.recv.stop(false)
+	// A long poll in flight ends by itself (within wait_time_seconds) and
+	// queues the release of what it received on the executor, which then
+	// finishes every queued settlement.
+	c.recv.stop(true)
 	c.exec.stop(true)
 	c.cl.close()
 	c.chans.Finish()
