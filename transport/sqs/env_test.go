@@ -2,6 +2,7 @@ package sqs
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"os/exec"
 	"sync"
@@ -35,7 +36,11 @@ func newEnv(t *testing.T, extra map[string]any) *env {
 	e := &env{t: t, url: raw, prefix: uniq("t") + "-", ctx: context.Background()}
 	e.opts = testOpts(extra)
 	e.opts["queue_name_prefix"] = e.prefix
-	tr, err := New(configFromURL(t, raw, e.opts))
+	cfg := configFromURL(t, raw, e.opts)
+	if os.Getenv("KOMBU_TEST_SQS_DEBUG") != "" {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	tr, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
