@@ -102,8 +102,9 @@ func (c *Channel) Recover(ctx context.Context) error { return c.ch.Recover(ctx) 
 func (c *Channel) OnReturn(fn func(*transport.Returned)) { c.ch.HandleReturns(fn) }
 
 // ListQueues returns the names of the SQS queues whose names start with
-// the transport's queue_name_prefix followed by prefix, or the predefined
-// queues. Safe for concurrent use; it calls SQS on the caller's goroutine.
+// the transport's queue_name_prefix followed by prefix (without
+// queue_name_prefix, and as SQS spells them: "a.b" was created as "a-b"),
+// or the predefined queues. Safe for concurrent use; it calls SQS on the caller's goroutine.
 func (c *Channel) ListQueues(ctx context.Context, prefix string) ([]string, error) {
 	cl := c.conn.cl
 	if pq := c.conn.t.o.PredefinedQueues; pq != nil {
@@ -116,7 +117,13 @@ func (c *Channel) ListQueues(ctx context.Context, prefix string) ([]string, erro
 		}
 		return names, nil
 	}
-	return cl.list(ctx, cl.canonical(prefix))
+	names, err := cl.list(ctx, cl.canonical(prefix))
+	if p := EntityName(c.conn.t.o.QueueNamePrefix); p != "" {
+		for i, n := range names {
+			names[i] = strings.TrimPrefix(n, p)
+		}
+	}
+	return names, err
 }
 
 // Close closes the channel: consumers cancelled, unacknowledged messages

@@ -29,12 +29,23 @@ func mustJSON(v any) string {
 func (e *env) peer(args ...string) string {
 	e.t.Helper()
 	full := append([]string{"testdata/kombu_sqs_peer.py", args[0], e.url, mustJSON(e.opts)}, args[1:]...)
-	cmd := exec.Command(python(e.t), full...)
+	return e.python(full...)
+}
+
+// peerScript runs a Python script with this env's URL and options first.
+func (e *env) peerScript(script string, args ...string) string {
+	e.t.Helper()
+	return e.python(append([]string{script, e.url, mustJSON(e.opts)}, args...)...)
+}
+
+func (e *env) python(args ...string) string {
+	e.t.Helper()
+	cmd := exec.Command(python(e.t), args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		e.t.Fatalf("python %s: %v\n%s", args[0], err, stderr.String())
+		e.t.Fatalf("python %s: %v\n%s", args[:2], err, stderr.String())
 	}
 	return string(out)
 }
