@@ -29,8 +29,8 @@ const (
 	maxWait = 20
 )
 
-// Options configure an SQS transport. The zero value is not usable: start
-// from [New] (which reads a transport.Config) or fill at least Region.
+// Options configure an SQS transport. Start from [DefaultOptions] (Kombu's
+// defaults); [New] reads them from a transport.Config.
 type Options struct {
 	// EndpointURL is the SQS endpoint ("http://127.0.0.1:4100"). Kombu
 	// builds it from the URL's host and port ("sqs://k:s@host:port", http
@@ -80,6 +80,19 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// DefaultOptions returns Kombu's defaults: visibility timeout 1800 s, long
+// polls of 10 s, polling interval 1 s, base64 bodies. Region and
+// credentials are left empty: NewWithOptions takes them from the
+// environment.
+func DefaultOptions() Options {
+	return Options{
+		VisibilityTimeout: DefaultVisibilityTimeout,
+		WaitTimeSeconds:   DefaultWaitTimeSeconds,
+		PollingInterval:   DefaultPollingInterval,
+		Base64:            true,
+	}
+}
+
 // PredefinedQueue is one entry of Kombu's predefined_queues.
 type PredefinedQueue struct {
 	// URL is the queue URL (url). Required. Its name ends with .fifo when,
@@ -96,15 +109,8 @@ type PredefinedQueue struct {
 // parseOptions reads a transport.Config the way Kombu's SQS channel reads
 // its connection and transport_options.
 func parseOptions(cfg transport.Config) (Options, error) {
-	o := Options{
-		AccessKeyID:       cfg.UserID,
-		SecretAccessKey:   cfg.Password,
-		VisibilityTimeout: DefaultVisibilityTimeout,
-		WaitTimeSeconds:   DefaultWaitTimeSeconds,
-		PollingInterval:   DefaultPollingInterval,
-		Base64:            true,
-		Logger:            cfg.Logger,
-	}
+	o := DefaultOptions()
+	o.AccessKeyID, o.SecretAccessKey, o.Logger = cfg.UserID, cfg.Password, cfg.Logger
 	r := optmap.New("sqs", cfg.Options)
 	r.String("region", &o.Region)
 	r.Seconds("visibility_timeout", &o.VisibilityTimeout)

@@ -1,10 +1,13 @@
 package sqs
 
 import (
+	"context"
 	"errors"
+	"net"
 	"testing"
 	"time"
 
+	"github.com/kombu-go/kombu/hub"
 	"github.com/kombu-go/kombu/transport"
 )
 
@@ -66,5 +69,53 @@ func TestOptionsErrors(t *testing.T) {
 		if !errors.As(err, &oe) {
 			t.Errorf("%s: %v, want a *transport.OptionError", name, err)
 		}
+	}
+}
+
+func TestNewWithOptions(t *testing.T) {
+	t.Setenv("AWS_DEFAULT_REGION", "ap-south-1")
+	o := DefaultOptions()
+	o.EndpointURL = "http://127.0.0.1:1"
+	tr, err := NewWithOptions(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tr.Options(); got.Region != "ap-south-1" || got.WaitTimeSeconds != 10 || !got.Base64 ||
+		got.Channel.State == nil || got.Logger == nil {
+		t.Errorf("options: %+v", got)
+	}
+	o.WaitTimeSeconds = 30
+	if _, err := NewWithOptions(o); err == nil {
+		t.Error("wait_time_seconds 30 accepted")
+	}
+}
+
+// TestDialUnreachable: Dial fails with a connection error when nothing
+// answers at the endpoint (Kombu's channel creation lists the queues).
+func TestDialUnreachable(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	tr, err := New(transport.Config{Scheme: "sqs", Hostname: "127.0.0.1", Port: port, UserID: "k", Password: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := hub.New(hub.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := tr.Dial(ctx, h)
+	if err == nil {
+		c.Close()
+		t.Fatal("Dial succeeded with nothing listening")
+	}
+	if !transport.IsConnectionError(err) {
+		t.Fatalf("Dial: %v, want a connection error", err)
 	}
 }

@@ -31,10 +31,10 @@ func New(cfg transport.Config) (transport.Transport, error) {
 	return NewWithOptions(o)
 }
 
-// NewWithOptions returns an SQS transport for typed options. Zero fields
-// take the defaults documented on [Options], except Base64, which is off
-// when false: start from a transport.Config with [New] for Kombu's
-// defaults throughout.
+// NewWithOptions returns an SQS transport for typed options, best made
+// from [DefaultOptions]. Fields are taken as given (0 is a valid wait and
+// polling interval); an empty Region and empty credentials come from the
+// environment, as documented on [Options].
 func NewWithOptions(o Options) (*Transport, error) {
 	if err := o.normalize(); err != nil {
 		return nil, err
