@@ -22,6 +22,7 @@ type env struct {
 	url    string
 	prefix string
 	opts   map[string]any
+	queues []string // deleted at the end, after the connections closed
 	tr     *Transport
 	h      *hub.Hub
 	conn   *Conn
@@ -62,6 +63,14 @@ func newEnv(t *testing.T, extra map[string]any) *env {
 	for h.Call(context.Background(), func() {}) != nil {
 		time.Sleep(time.Millisecond)
 	}
+	// Registered before any connection: runs after they are all closed
+	// (their receivers joined), since goaws deadlocks when a queue is
+	// deleted under a long poll (goaws_test.go).
+	t.Cleanup(func() {
+		for _, q := range e.queues {
+			e.deleteQueue(q)
+		}
+	})
 	e.conn = e.dial()
 	return e
 }
@@ -91,7 +100,7 @@ func (e *env) channel(conn *Conn, queues ...string) *Channel {
 		if _, err := ch.DeclareQueue(e.ctx, transport.Queue{Name: q}); err != nil {
 			e.t.Fatal(err)
 		}
-		e.t.Cleanup(func() { e.deleteQueue(q) })
+		e.queues = append(e.queues, q)
 	}
 	return ch.(*Channel)
 }

@@ -12,13 +12,19 @@ import (
 	"github.com/kombu-go/kombu/transport"
 )
 
-// goawsConn adapts the emulator's one divergence from SQS that the
-// conformance suite sees: goaws (v0.4.5) counts in-flight messages in
-// ApproximateNumberOfMessages, which on SQS counts only the messages
-// available for retrieval. Its channels answer a passive DeclareQueue
-// with ApproximateNumberOfMessages - ApproximateNumberOfMessagesNotVisible,
-// both read from the emulator; everything else goes to the transport
+// goawsConn adapts two divergences of the emulator from SQS that the
+// conformance suite runs into; everything else goes to the transport
 // unchanged.
+//
+//   - goaws (v0.4.5) counts in-flight messages in
+//     ApproximateNumberOfMessages, which on SQS counts only the messages
+//     available for retrieval. A passive DeclareQueue answers
+//     ApproximateNumberOfMessages - ApproximateNumberOfMessagesNotVisible,
+//     both read from the emulator.
+//   - goaws deadlocks (a nil dereference while it holds its queues' lock)
+//     when a queue is deleted during the last 100 ms of a long poll on it.
+//     DeleteQueue first waits for the receives this connection has in
+//     flight (the suite's channels are closed by then).
 type goawsConn struct {
 	*Conn
 }
@@ -55,6 +61,13 @@ func (ch goawsChannel) DeclareQueue(ctx context.Context, q transport.Queue) (tra
 	hidden, _ := strconv.Atoi(out.Attributes[string(types.QueueAttributeNameApproximateNumberOfMessagesNotVisible)])
 	info.Messages -= hidden
 	return info, nil
+}
+
+func (ch goawsChannel) DeleteQueue(ctx context.Context, name string, ifUnused, ifEmpty bool) (int, error) {
+	if err := ch.conn.recv.barrier(ctx); err != nil {
+		return 0, err
+	}
+	return ch.Channel.DeleteQueue(ctx, name, ifUnused, ifEmpty)
 }
 
 // dialGoaws dials tr for the conformance suite.
