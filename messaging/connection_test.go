@@ -62,9 +62,9 @@ func TestUnknownScheme(t *testing.T) {
 	if !strings.Contains(err.Error(), "memory") || !strings.Contains(err.Error(), `did you mean "redis"`) {
 		t.Errorf("error does not list the schemes or hint: %v", err)
 	}
-	_, err = messaging.NewConnection("sqs://", messaging.Options{})
+	_, err = messaging.NewConnection("zookeeper://", messaging.Options{})
 	if !errors.Is(err, messaging.ErrUnknownTransport) || !strings.Contains(err.Error(), "no Go port") {
-		t.Errorf("sqs: %v", err)
+		t.Errorf("zookeeper: %v", err)
 	}
 	_, err = messaging.NewConnection("memory://", messaging.Options{FailoverStrategy: "random"})
 	if err == nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/kombu-go/kombu/transport/memory"
 	"github.com/kombu-go/kombu/transport/redis"
 	"github.com/kombu-go/kombu/transport/sqla"
+	"github.com/kombu-go/kombu/transport/sqs"
 )
 
 // TransportFactory creates a transport from its configuration, like the
@@ -57,6 +58,9 @@ var builtinSchemes = map[string]Scheme{
 	// database URL follows the prefix).
 	"sqla":       {New: newSQLA, DefaultHostname: "127.0.0.1"},
 	"sqlalchemy": {New: newSQLA, DefaultHostname: "127.0.0.1"},
+	// SQS: no default host (the AWS endpoint of the region); a host and
+	// port name the endpoint ("sqs://KEY:SECRET@127.0.0.1:4100").
+	"sqs": {New: newSQS},
 }
 
 // The constructors of the built-in transports.
@@ -66,6 +70,7 @@ var (
 	newAMQP                        = factory(amqp.New)
 	newFilesystem                  = factory(filesystem.New)
 	newSQLA                        = factory(sqla.New)
+	newSQS                         = factory(sqs.New)
 )
 
 // factory adapts a constructor that returns its concrete type, never
@@ -86,7 +91,7 @@ const DefaultTransport = "amqp"
 
 // kombuOnly are Kombu's transport aliases that have no Go transport, so
 // that the error can say so instead of "unknown".
-var kombuOnly = []string{"confluentkafka", "kafka", "sqs", "mongodb", "zookeeper",
+var kombuOnly = []string{"confluentkafka", "kafka", "mongodb", "zookeeper",
 	"slmq", "qpid", "consul", "etcd",
 	"azurestoragequeues", "azureservicebus", "pyro", "gcpubsub"}
 

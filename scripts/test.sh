@@ -44,6 +44,8 @@
 #             state dir, checked for rename and flock; its interop tests also need Python's kombu.
 #   SQL       (transport/sqla) PostgreSQL 127.0.0.1:5432 and MariaDB 127.0.0.1:3306, database test,
 #             found or installed and started; python3-sqlalchemy, -psycopg2, -pymysql for interop.
+#   SQS       KOMBU_TEST_SQS_URL if set; else a private goaws v0.4.5 (built once from the Go module proxy)
+#             on a free 127.0.0.1 port, stopped on exit; python3-boto3 and python3-pycurl for the interop.
 #
 # Variables the tests see (all exported to go test):
 #   KOMBU_TEST_REDIS_URL          redis://127.0.0.1:PORT/0 (unset if no Redis could be had)
@@ -78,6 +80,8 @@
 #                                 transport's tests make their data folders
 #   KOMBU_TEST_POSTGRES_URL       sqla+postgresql://postgres@127.0.0.1:5432/test (unset if none)
 #   KOMBU_TEST_MYSQL_URL          sqla+mysql://root@127.0.0.1:3306/test (unset if none)
+#   KOMBU_TEST_SQS_URL            sqs://x:x@127.0.0.1:PORT, the SQS emulator (unset if none)
+#   KOMBU_TEST_SQS_GOAWS          path of the goaws binary, for tests that start and kill their own
 #   KOMBU_TEST_STATE_DIR          this run's temp dir (removed on exit)
 #   KOMBU_REQUIRE_BROKERS         passed through: 1 makes the tests fail instead of skip
 #   KOMBU_HEAVY                   passed through: 1 runs the heavy sizes (transport/redis's
@@ -442,6 +446,56 @@ if [[ -n $(py_missing sqlalchemy psycopg2 pymysql) ]]; then
 fi
 kb_say "PostgreSQL (sqla): ${sqla_pg_desc:-MISSING}; MariaDB (sqla): ${sqla_my_desc:-MISSING}"
 # ---- end of transport/sqla ------------------------------------------------------------------------------
+# ---- SQS (transport/sqs): a private goaws emulator, and Python Kombu's SQS dependencies ------------
+# goaws v0.4.5 is built once from the Go module proxy into the user cache (it speaks SQS's query
+# protocol, as aws-sdk-go-v2/service/sqs v1.24 and Python Kombu 5.2.4 do). It is started on a free
+# 127.0.0.1 port with an empty in-memory state and SIGKILLed on exit. The fault test starts another
+# private instance itself from KOMBU_TEST_SQS_GOAWS.
+sqs_desc="" sqs_pid=""
+sqs_goaws=${KOMBU_TEST_SQS_GOAWS:-${XDG_CACHE_HOME:-$HOME/.cache}/kombu-go/goaws-v0.4.5/cmd}
+if [[ ! -x $sqs_goaws ]]; then
+	kb_say "building goaws v0.4.5 (SQS emulator) into ${sqs_goaws%/*}"
+	GOBIN=${sqs_goaws%/*} go install github.com/Admiral-Piett/goaws/app/cmd@v0.4.5 \
+		>"$state/goaws-build.log" 2>&1 || kb_say "goaws build failed: $(tail -n 3 "$state/goaws-build.log")"
+fi
+if [[ -x $sqs_goaws ]]; then
+	export KOMBU_TEST_SQS_GOAWS=$sqs_goaws
+else
+	unset KOMBU_TEST_SQS_GOAWS
+fi
+if [[ -n ${KOMBU_TEST_SQS_URL:-} ]]; then
+	sqs_desc="$(kb_mask_url "$KOMBU_TEST_SQS_URL") (given in KOMBU_TEST_SQS_URL)"
+elif [[ -n ${KOMBU_TEST_SQS_GOAWS:-} ]] && sqs_port=$(kb_free_port); then
+	mkdir -p "$state/goaws"
+	printf 'Local:\n  Host: 127.0.0.1\n  Port: %s\n  AccountId: "100010001000"\n  QueueAttributeDefaults:\n    VisibilityTimeout: 30\n    ReceiveMessageWaitTimeSeconds: 0\n    MaximumMessageSize: 262144\n  Queues: []\n  Topics: []\n' \
+		"$sqs_port" >"$state/goaws/goaws.yaml"
+	"$KOMBU_TEST_SQS_GOAWS" -config "$state/goaws/goaws.yaml" Local >"$state/goaws/goaws.log" 2>&1 &
+	sqs_pid=$!
+	for ((i = 0; i < 100; i++)); do
+		kb_port_open 127.0.0.1 "$sqs_port" && break
+		sleep 0.1
+	done
+	if kb_port_open 127.0.0.1 "$sqs_port"; then
+		export KOMBU_TEST_SQS_URL=sqs://x:x@127.0.0.1:$sqs_port
+		sqs_desc="$KOMBU_TEST_SQS_URL (private goaws, pid $sqs_pid)"
+		# Stop it on exit, before the common cleanup (which keeps the exit status).
+		trap 'sqs_rc=$?; kill -KILL "$sqs_pid" 2>/dev/null; wait "$sqs_pid" 2>/dev/null; (exit $sqs_rc); cleanup' EXIT
+	else
+		kill -KILL "$sqs_pid" 2>/dev/null
+		missing+=("SQS: goaws did not start: $(tail -n 3 "$state/goaws/goaws.log")")
+	fi
+else
+	missing+=("SQS: no KOMBU_TEST_SQS_URL and no goaws binary (go install github.com/Admiral-Piett/goaws/app/cmd@v0.4.5)")
+fi
+# Python Kombu's SQS transport needs boto3 and pycurl (the interop tests).
+if [[ -x $py ]] && [[ -n $(py_missing boto3 pycurl) ]] && kb_is_root; then
+	kb_apt_install python3-boto3 python3-pycurl
+fi
+if [[ -x $py ]] && [[ -n $(py_missing boto3 pycurl) ]]; then
+	missing+=("python modules: $py cannot import $(py_missing boto3 pycurl)(apt-get install python3-boto3 python3-pycurl): the SQS interop tests need them")
+fi
+kb_say "SQS:      ${sqs_desc:-MISSING}"
+# ---- end of the SQS block ---------------------------------------------------------------------------
 
 # ---- report, and stop here if a required broker is missing ------------------------------------------
 kb_say "Redis:    ${redis_desc:-MISSING}"

@@ -103,9 +103,26 @@ func listQueues(ctx context.Context, url, mgmtURL string, names []string) (queue
 	case driver == "sqlalchemy":
 		return sqlaQueues(ctx, conn, names)
 	case len(names) == 0:
+		// A transport that can list its queues (SQS: ListQueues).
+		if ch, err := conn.DefaultChannel(ctx); err == nil {
+			if l, ok := ch.(queueLister); ok {
+				if names, err = l.ListQueues(ctx, ""); err != nil {
+					return queuesJSON{}, err
+				}
+				out, err := namedQueues(ctx, conn, driver, names)
+				out.Source = "listed"
+				return out, err
+			}
+		}
 		return queuesJSON{}, fmt.Errorf("the %s transport cannot list its queues: name them (kombu queues NAME...)", driver)
 	}
 	return namedQueues(ctx, conn, driver, names)
+}
+
+// queueLister is implemented by channels that can list their broker's
+// queues (transport/sqs).
+type queueLister interface {
+	ListQueues(ctx context.Context, prefix string) ([]string, error)
 }
 
 // namedQueues asks the broker about each queue with a passive declare.

@@ -80,6 +80,10 @@ var policy = map[string]rule{
 		ours:     []string{"transport", "channel", "channel/envelope", "hub", "internal/optmap"},
 		external: []string{"github.com/jackc/pgx/v5", "github.com/go-sql-driver/mysql"},
 	},
+	"transport/sqs": {
+		ours:     []string{"transport", "channel", "channel/envelope", "hub", "internal/optmap"},
+		external: []string{"github.com/aws/aws-sdk-go-v2", "github.com/aws/smithy-go"},
+	},
 	"transport/amqp": { // AMQP routes natively: no channel.
 		ours:     []string{"transport", "hub", "internal/optmap"},
 		external: []string{"github.com/rabbitmq/amqp091-go"},
@@ -93,7 +97,7 @@ var policy = map[string]rule{
 	// only through hub (never poller or timer) and never the virtual channel.
 	"messaging": {ours: []string{
 		"transport", "hub",
-		"transport/memory", "transport/redis", "transport/amqp", "transport/filesystem", "transport/sqla",
+		"transport/memory", "transport/redis", "transport/amqp", "transport/filesystem", "transport/sqla", "transport/sqs",
 		"messaging/serializer", "messaging/compression",
 	}},
 
@@ -117,6 +121,7 @@ var testExtras = map[string]rule{
 	"transport/filesystem": {ours: []string{"transport/transporttest"}},
 	"messaging":            {ours: []string{"transport/transporttest"}},
 	"transport/sqla":       {ours: []string{"transport/transporttest"}},
+	"transport/sqs":        {ours: []string{"transport/transporttest"}},
 }
 
 // forbidden lists negative assertions, checked against the actual imports (test files included,
@@ -136,12 +141,12 @@ var forbidden = []negative{
 	{
 		from: []string{"transport"},
 		to: []string{"channel/...", "messaging/...", "transport/memory", "transport/redis",
-			"transport/amqp", "transport/filesystem", "transport/sqla", "transport/transporttest"},
+			"transport/amqp", "transport/filesystem", "transport/sqla", "transport/sqs", "transport/transporttest"},
 		why: "the contract package knows no implementation",
 	},
 	{
 		from: []string{"channel/..."},
-		to:   []string{"messaging/...", "transport/memory", "transport/redis", "transport/amqp", "transport/filesystem", "transport/sqla", "poller"},
+		to:   []string{"messaging/...", "transport/memory", "transport/redis", "transport/amqp", "transport/filesystem", "transport/sqla", "transport/sqs", "poller"},
 		why:  "the virtual channel sits under the transports and reaches the OS only through hub",
 	},
 	{
@@ -155,17 +160,10 @@ var forbidden = []negative{
 		why:  "AMQP routes natively",
 	},
 	{
-		from: []string{"transport/memory", "transport/redis", "transport/amqp", "transport/filesystem", "transport/sqla"},
+		from: transportPkgs,
 		to:   []string{"messaging/..."},
 		why:  "transports never import messaging",
 	},
-	{from: []string{"transport/memory"}, to: []string{"transport/redis", "transport/amqp"}, why: "transports never import each other"},
-	{from: []string{"transport/redis"}, to: []string{"transport/memory", "transport/amqp"}, why: "transports never import each other"},
-	{from: []string{"transport/amqp"}, to: []string{"transport/memory", "transport/redis"}, why: "transports never import each other"},
-	{from: []string{"transport/filesystem"}, to: []string{"transport/memory", "transport/redis", "transport/amqp"}, why: "transports never import each other"},
-	{from: []string{"transport/memory", "transport/redis", "transport/amqp"}, to: []string{"transport/filesystem"}, why: "transports never import each other"},
-	{from: []string{"transport/sqla"}, to: []string{"transport/memory", "transport/redis", "transport/amqp", "transport/filesystem"}, why: "transports never import each other"},
-	{from: []string{"transport/memory", "transport/redis", "transport/amqp", "transport/filesystem"}, to: []string{"transport/sqla"}, why: "transports never import each other"},
 	{
 		from: []string{"messaging"},
 		to:   []string{"channel/...", "poller", "timer"},
@@ -187,6 +185,23 @@ var forbidden = []negative{
 		to:   []string{"cmd/...", "bench/...", "internal/archtest", "internal/faulttest"},
 		why:  "nothing in the library imports programs, benchmarks or the test harnesses",
 	},
+}
+
+// transportPkgs are the built-in transports: none imports another.
+var transportPkgs = []string{"transport/memory", "transport/redis", "transport/amqp",
+	"transport/filesystem", "transport/sqla", "transport/sqs"}
+
+func init() {
+	for _, from := range transportPkgs {
+		var others []string
+		for _, to := range transportPkgs {
+			if to != from {
+				others = append(others, to)
+			}
+		}
+		forbidden = append(forbidden, negative{from: []string{from}, to: others,
+			why: "transports never import each other"})
+	}
 }
 
 // libraryPackages is every package of ours except programs and benchmarks.
