@@ -50,7 +50,7 @@ var policy = map[string]rule{
 	},
 
 	// Kombu's virtual channel: exchange types, bindings, QoS, over a store interface.
-	"channel": {ours: []string{"transport", "hub", "timer", "internal/optmap"}},
+	"channel": {ours: []string{"transport", "channel/envelope", "hub", "timer", "internal/optmap"}},
 
 	// Kombu's JSON envelope (kombu.transport.virtual's message format), for the virtual transports
 	// that store it. It knows no transport: stdlib only.

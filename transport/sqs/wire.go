@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/kombu-go/kombu/channel"
-	"github.com/kombu-go/kombu/channel/envelope"
 	"github.com/kombu-go/kombu/transport"
 )
 
@@ -52,20 +51,7 @@ func isFIFO(queue string) bool { return strings.HasSuffix(queue, fifoSuffix) }
 // encodeBody is the MessageBody Kombu's _put sends: the JSON envelope,
 // base64-encoded when sqs_base64_encoding is on (the default).
 func encodeBody(m *transport.Message, b64 bool) (string, error) {
-	e := envelope.Message{
-		Body:            m.Body,
-		ContentType:     m.ContentType,
-		ContentEncoding: m.ContentEncoding,
-		Headers:         m.Headers,
-		Properties:      envelope.Properties(m.Properties),
-		DeliveryInfo: envelope.DeliveryInfo{
-			Exchange:    m.DeliveryInfo.Exchange,
-			RoutingKey:  m.DeliveryInfo.RoutingKey,
-			Redelivered: m.DeliveryInfo.Redelivered,
-			DeliveryTag: m.DeliveryInfo.DeliveryTag,
-		},
-	}
-	data, err := envelope.Encode(&e, "base64")
+	data, err := channel.EncodeEnvelope(m, "base64")
 	if err != nil {
 		return "", fmt.Errorf("sqs: encode: %w", err)
 	}
@@ -91,23 +77,11 @@ func optionalB64Decode(body string) []byte {
 // raw bytes as Body, never an error that drops them.
 func decodeBody(body string) *transport.Message {
 	data := optionalB64Decode(body)
-	e, err := envelope.Decode(data)
+	m, err := channel.DecodeEnvelope(data)
 	if err != nil {
-		return &transport.Message{Body: data, Err: fmt.Errorf("%w: %w", transport.ErrBadEnvelope, err)}
+		return &transport.Message{Body: data, Err: err}
 	}
-	return &transport.Message{
-		Body:            e.Body,
-		ContentType:     e.ContentType,
-		ContentEncoding: e.ContentEncoding,
-		Headers:         e.Headers,
-		Properties:      transport.Properties(e.Properties),
-		DeliveryInfo: transport.DeliveryInfo{
-			Exchange:    e.DeliveryInfo.Exchange,
-			RoutingKey:  e.DeliveryInfo.RoutingKey,
-			Redelivered: e.DeliveryInfo.Redelivered,
-			DeliveryTag: e.DeliveryInfo.DeliveryTag,
-		},
-	}
+	return m
 }
 
 // fifoIDs returns the MessageGroupId and MessageDeduplicationId Kombu's
