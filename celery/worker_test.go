@@ -96,11 +96,37 @@ func testTasks(w *celery.Worker, retried *atomic.Int32) {
 	w.Register("tasks.fail", func(context.Context, []any, map[string]any) (any, error) {
 		return nil, &celery.TaskError{Type: "ValueError", Module: "builtins", Message: "boom"}
 	}, celery.TaskOptions{})
-	w.Register("tasks.retry_once", func(ctx context.Context, _ []any, _ map[string]any) (any, error) {
+	w.Register("tasks.sleep", func(ctx context.Context, args []any, _ map[string]any) (any, error) {
+		var s float64
+		if len(args) > 0 {
+			switch n := args[0].(type) {
+			case int64:
+				s = float64(n)
+			case float64:
+				s = n
+			}
+		}
+		select {
+		case <-time.After(time.Duration(s * float64(time.Second))):
+			return args[0], nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}, celery.TaskOptions{})
+	w.Register("tasks.echo", func(_ context.Context, args []any, kwargs map[string]any) (any, error) {
+		return map[string]any{"args": args, "kwargs": kwargs}, nil
+	}, celery.TaskOptions{})
+	// tasks.retry_once(countdown=1): retried once after countdown seconds,
+	// as the Python app's task of the same name.
+	w.Register("tasks.retry_once", func(ctx context.Context, _ []any, kwargs map[string]any) (any, error) {
 		t, _ := celery.TaskFromContext(ctx)
 		if t.Retries == 0 {
 			retried.Add(1)
-			return nil, celery.RetryAfter(200*time.Millisecond, errors.New("first attempt"))
+			countdown := time.Second
+			if f, ok := kwargs["countdown"].(float64); ok {
+				countdown = time.Duration(f * float64(time.Second))
+			}
+			return nil, celery.RetryAfter(countdown, errors.New("first attempt"))
 		}
 		return fmt.Sprintf("retried %d", t.Retries), nil
 	}, celery.TaskOptions{})
@@ -168,7 +194,7 @@ func TestWorkerMemory(t *testing.T) {
 		t.Fatalf("tasks.fail: %#v", err)
 	}
 
-	r, _ = client.SendTask(ctx, "tasks.retry_once", nil, nil)
+	r, _ = client.SendTask(ctx, "tasks.retry_once", nil, map[string]any{"countdown": 0.2})
 	if v, err := r.Get(ctx); err != nil || v != "retried 1" {
 		t.Fatalf("tasks.retry_once = %v, %v", v, err)
 	}
