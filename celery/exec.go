@@ -52,7 +52,7 @@ func (w *Worker) execute(poolCtx context.Context, body any, m *messaging.Message
 		if !ignore {
 			w.store(ctx, t, Meta{TaskID: t.ID, Status: Success, Result: result, DateDone: time.Now()})
 		}
-		w.ev.task(t, "task-succeeded", map[string]any{"result": fmt.Sprint(result), "runtime": runtime.Seconds()})
+		w.ev.task(t, "task-succeeded", map[string]any{"result": repr(result), "runtime": runtime.Seconds()})
 	case errors.As(err, &rej):
 		if !acksLate {
 			w.log.Warn("celery: Reject from a task acknowledged before it ran (acks_late off)", "id", t.ID)

@@ -3,7 +3,6 @@ package celery
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"runtime"
@@ -382,8 +381,15 @@ func (w *Worker) receive(body any, m *messaging.Message) {
 		m.RejectLogError(w.log)
 		return
 	}
-	w.ev.task(t, "task-received", map[string]any{"name": t.Name, "args": fmt.Sprint(t.Args),
-		"kwargs": fmt.Sprint(t.Kwargs), "retries": t.Retries, "eta": timeOrNil(t.ETA),
+	argsrepr, kwargsrepr := reprArgs(t.Args, t.Kwargs)
+	if s, ok := t.Headers["argsrepr"].(string); ok {
+		argsrepr = s
+	}
+	if s, ok := t.Headers["kwargsrepr"].(string); ok {
+		kwargsrepr = s
+	}
+	w.ev.task(t, "task-received", map[string]any{"name": t.Name, "args": argsrepr,
+		"kwargs": kwargsrepr, "retries": t.Retries, "eta": timeOrNil(t.ETA),
 		"expires": timeOrNil(t.Expires), "root_id": t.RootID, "parent_id": nilIfEmpty(t.ParentID)})
 	if !t.ETA.IsZero() && time.Until(t.ETA) > 0 && h != nil {
 		if w.held.Load() >= int64(w.opts.MaxHeldETA) {
