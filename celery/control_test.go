@@ -127,6 +127,19 @@ func TestInteropRemoteControlAndEvents(t *testing.T) {
 		}
 		defer w.Close()
 		testTasks(w, new(atomic.Int32))
+		// tasks.wait runs until the test releases it: it is the task
+		// inspect active sees, and the one shutdown lets finish.
+		release := make(chan struct{})
+		var releaseOnce sync.Once
+		defer releaseOnce.Do(func() { close(release) })
+		w.Register("tasks.wait", func(ctx context.Context, _ []any, _ map[string]any) (any, error) {
+			select {
+			case <-release:
+				return "released", nil
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}, celery.TaskOptions{})
 		runDone := make(chan error, 1)
 		go func() { runDone <- w.Run(ctx) }()
 		defer func() {
@@ -154,15 +167,20 @@ func TestInteropRemoteControlAndEvents(t *testing.T) {
 		defer client.Close()
 		add, _ := client.SendTask(ctx, "tasks.add", []any{20, 22}, nil)
 		fail, _ := client.SendTask(ctx, "tasks.fail", nil, nil)
-		sleep, _ := client.SendTask(ctx, "tasks.sleep", []any{2}, nil)
+		wait, _ := client.SendTask(ctx, "tasks.wait", nil, nil)
 		if v, err := add.Get(ctx); err != nil || v != int64(42) {
 			t.Fatalf("tasks.add: %v, %v", v, err)
 		}
 		fail.Get(ctx)
 
-		// inspect active (tasks.sleep is running), stats, registered;
+		// inspect active (tasks.wait is running), stats, registered;
 		// then control shutdown.
+		if !waitFor(10*time.Second, func() bool { return evlog.has(host, "task started", "tasks.wait") }) {
+			t.Errorf("tasks.wait did not start")
+		}
 		out = runPy(t, ctx, py, dir, pyEnv(b, queue), "-c", pyControl, host)
+		time.Sleep(200 * time.Millisecond) // the worker is draining: tasks.wait still runs
+		releaseOnce.Do(func() { close(release) })
 		var got struct {
 			Active     map[string][]map[string]any `json:"active"`
 			Stats      map[string]map[string]any   `json:"stats"`
@@ -171,8 +189,8 @@ func TestInteropRemoteControlAndEvents(t *testing.T) {
 		if err := json.Unmarshal(out, &got); err != nil {
 			t.Fatalf("control script printed %s: %v", out, err)
 		}
-		if a := got.Active[host]; len(a) != 1 || a[0]["name"] != "tasks.sleep" || a[0]["id"] != sleep.ID {
-			t.Errorf("inspect active: %v, want tasks.sleep %s", got.Active, sleep.ID)
+		if a := got.Active[host]; len(a) != 1 || a[0]["name"] != "tasks.wait" || a[0]["id"] != wait.ID {
+			t.Errorf("inspect active: %v, want tasks.wait %s", got.Active, wait.ID)
 		}
 		if s := got.Stats[host]; s == nil || s["total"] == nil || s["pool"] == nil {
 			t.Errorf("inspect stats: %v", got.Stats)
@@ -180,7 +198,7 @@ func TestInteropRemoteControlAndEvents(t *testing.T) {
 		if r := got.Registered[host]; len(r) == 0 || !strings.Contains(strings.Join(r, " "), "tasks.add") {
 			t.Errorf("inspect registered: %v", got.Registered)
 		}
-		// Shutdown is graceful: the running tasks.sleep finishes first.
+		// Shutdown is graceful: the running tasks.wait finishes first.
 		select {
 		case err := <-runDone:
 			runDone <- err
@@ -190,8 +208,8 @@ func TestInteropRemoteControlAndEvents(t *testing.T) {
 		case <-time.After(15 * time.Second):
 			t.Fatal("the worker did not stop on control shutdown")
 		}
-		if v, err := sleep.Get(ctx); err != nil || v != int64(2) {
-			t.Errorf("tasks.sleep, running at shutdown: %v, %v", v, err)
+		if v, err := wait.Get(ctx); err != nil || v != "released" {
+			t.Errorf("tasks.wait, running at shutdown: %v, %v", v, err)
 		}
 		for _, ev := range [][]string{
 			{host, "task received", "tasks.add", "args=(20, 22)"}, {host, "task started"}, {host, "task succeeded", "result=42"},

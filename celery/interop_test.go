@@ -112,6 +112,7 @@ func eachInterop(t *testing.T, fn func(t *testing.T, py, dir string, b interop))
 		{"amqp", "KOMBU_TEST_AMQP_URL", "rpc://"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			url := transporttest.BrokerURL(t, c.env)
 			backend := c.backend
 			if backend == "" {

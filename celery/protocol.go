@@ -204,33 +204,21 @@ func str(d map[string]any, key string, required bool) (string, error) {
 }
 
 func integer(d map[string]any, key string) (int, error) {
-	switch v := d[key].(type) {
-	case nil:
+	v := d[key]
+	if v == nil {
 		return 0, nil
-	case int64:
-		return int(v), nil
-	case float64:
-		return int(v), nil
-	case int:
-		return v, nil
-	case uint64:
-		return int(v), nil
-	default:
+	}
+	n, ok := Number(v)
+	if !ok {
 		return 0, fmt.Errorf("%w: %s is %T, not an integer", ErrMalformed, key, v)
 	}
+	return int(n), nil
 }
 
 // seconds reads a number of seconds (int or float), or 0.
 func seconds(v any) time.Duration {
-	switch n := v.(type) {
-	case int64:
-		return time.Duration(n) * time.Second
-	case float64:
-		return time.Duration(n * float64(time.Second))
-	case int:
-		return time.Duration(n) * time.Second
-	}
-	return 0
+	d, _ := Seconds(v)
+	return d
 }
 
 // secondsValue is d as Celery writes seconds: nil for 0, else a float.
