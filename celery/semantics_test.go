@@ -45,12 +45,7 @@ func TestWorkerProtocol1(t *testing.T) {
 	url := "memory://celery-" + messaging.NewUUID()[:8]
 	be := newMemBackend()
 	startWorker(t, celery.WorkerOptions{Broker: url, ResultBackend: be}, new(atomic.Int32))
-	conn, err := messaging.NewConnection(url, messaging.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	p, _ := messaging.NewProducer(conn, messaging.ProducerOptions{})
+	p := rawProducer(t, url)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	id := messaging.NewUUID()

@@ -244,12 +244,7 @@ func TestWorkerMalformed(t *testing.T) {
 	bad := make(chan error, 4)
 	w := startWorker(t, celery.WorkerOptions{Broker: url, ResultBackend: newMemBackend(),
 		OnDecodeError: func(m *messaging.Message, err error) { bad <- err; m.Reject() }}, new(atomic.Int32))
-	conn, err := messaging.NewConnection(url, messaging.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	p, _ := messaging.NewProducer(conn, messaging.ProducerOptions{})
+	p := rawProducer(t, url)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	q := messaging.NewQueue("celery", messaging.NewExchange("celery", messaging.Direct), "celery")
@@ -280,4 +275,20 @@ func TestWorkerMalformed(t *testing.T) {
 	if n := w.DecodeErrors(); n != 3 {
 		t.Errorf("DecodeErrors = %d, want 3", n)
 	}
+}
+
+// rawProducer returns a plain messaging producer on url, closed when the
+// test ends, for hand-made task messages.
+func rawProducer(t *testing.T, url string) *messaging.Producer {
+	t.Helper()
+	conn, err := messaging.NewConnection(url, messaging.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	p, err := messaging.NewProducer(conn, messaging.ProducerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
