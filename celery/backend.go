@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -171,10 +172,32 @@ func metaFrom(v any) (Meta, error) {
 // meta at celery-task-meta-<id>, written with SETEX (result_expires) and
 // PUBLISHed on a channel of the same name, which waiting clients
 // SUBSCRIBE to.
+//
+// Waits share one pub/sub connection (as Celery's ResultConsumer), read by
+// one goroutine of the backend's from the first Wait until Close, which
+// joins it.
 type RedisBackend struct {
 	rdb  *redis.Client
 	opts BackendOptions
+
+	mu      sync.Mutex
+	closed  bool
+	ps      *redis.PubSub
+	done    chan struct{} // closed when the reader returns
+	waiters map[string]map[*redisWaiter]struct{}
+	// subscribed holds the channels whose subscription Redis confirmed.
+	subscribed map[string]bool
 }
+
+// redisWaiter is one Wait: told when its channel's subscription is
+// confirmed and when a result is published on it.
+type redisWaiter struct {
+	subscribed chan struct{}
+	once       sync.Once
+	payload    chan string // the latest publication; capacity 1
+}
+
+func (w *redisWaiter) confirm() { w.once.Do(func() { close(w.subscribed) }) }
 
 // KeyPrefix is the Redis key prefix of task results.
 const KeyPrefix = "celery-task-meta-"
@@ -186,7 +209,8 @@ func NewRedisBackend(url string, opts BackendOptions) (*RedisBackend, error) {
 		return nil, fmt.Errorf("celery: redis backend: %w", err)
 	}
 	opts.defaults()
-	return &RedisBackend{rdb: redis.NewClient(ro), opts: opts}, nil
+	return &RedisBackend{rdb: redis.NewClient(ro), opts: opts, waiters: map[string]map[*redisWaiter]struct{}{},
+		subscribed: map[string]bool{}}, nil
 }
 
 // Store writes the meta and publishes it. As Celery, it leaves a SUCCESS
@@ -227,37 +251,135 @@ func (b *RedisBackend) Get(ctx context.Context, id string) (Meta, error) {
 	return decodeMeta(val)
 }
 
-// pollEvery bounds a Wait's sleep on the channel between two reads of the
-// key (a safety net: a PUBLISH is missed only across a reconnection).
+// pollEvery bounds a Wait's sleep between two reads of the key: a safety
+// net for a publication missed across a reconnection of the pub/sub
+// connection.
 const pollEvery = time.Second
 
-// Wait subscribes to the result's channel, reads the key, and waits for a
-// ready state.
+// Wait subscribes to the result's channel, reads the key once the
+// subscription is confirmed, and waits for a ready state.
 func (b *RedisBackend) Wait(ctx context.Context, id string) (Meta, error) {
-	ps := b.rdb.Subscribe(ctx, KeyPrefix+id)
-	defer ps.Close()
-	if _, err := ps.Receive(ctx); err != nil { // the subscription's confirmation
-		return Meta{}, fmt.Errorf("celery: subscribe: %w", err)
+	key := KeyPrefix + id
+	w, err := b.join(ctx, key)
+	if err != nil {
+		return Meta{}, err
 	}
+	defer b.leave(key, w)
+	select {
+	case <-w.subscribed:
+	case <-time.After(pollEvery):
+	case <-ctx.Done():
+		return Meta{}, ctx.Err()
+	}
+	tick := time.NewTicker(pollEvery)
+	defer tick.Stop()
 	for {
 		m, err := b.Get(ctx, id)
 		if err != nil || m.Status.Ready() {
 			return m, err
 		}
-		for {
-			msg, err := ps.ReceiveTimeout(ctx, pollEvery)
-			if ctx.Err() != nil {
-				return Meta{}, ctx.Err()
+		select {
+		case p := <-w.payload:
+			if m, err := decodeMeta([]byte(p)); err == nil && m.Status.Ready() {
+				return m, nil
 			}
-			if err != nil {
-				break // timeout or a broken connection: read the key again
+		case <-tick.C:
+		case <-ctx.Done():
+			return Meta{}, ctx.Err()
+		}
+	}
+}
+
+// join registers a waiter on key, subscribing (and starting the reader) as
+// needed.
+func (b *RedisBackend) join(ctx context.Context, key string) (*redisWaiter, error) {
+	w := &redisWaiter{subscribed: make(chan struct{}), payload: make(chan string, 1)}
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if b.ps == nil {
+		b.ps = b.rdb.Subscribe(ctx)
+		b.done = make(chan struct{})
+		go b.read(b.ps, b.done) // joined by Close
+	}
+	ws := b.waiters[key]
+	first := ws == nil
+	if first {
+		ws = map[*redisWaiter]struct{}{}
+		b.waiters[key] = ws
+	}
+	ws[w] = struct{}{}
+	if b.subscribed[key] {
+		w.confirm()
+	}
+	ps := b.ps
+	b.mu.Unlock()
+	if first {
+		if err := ps.Subscribe(ctx, key); err != nil {
+			b.leave(key, w)
+			return nil, fmt.Errorf("celery: subscribe: %w", err)
+		}
+	}
+	return w, nil
+}
+
+// leave unregisters a waiter, unsubscribing when it was the last of its
+// key.
+func (b *RedisBackend) leave(key string, w *redisWaiter) {
+	b.mu.Lock()
+	ws := b.waiters[key]
+	delete(ws, w)
+	last := len(ws) == 0
+	if last {
+		delete(b.waiters, key)
+	}
+	ps, closed := b.ps, b.closed
+	b.mu.Unlock()
+	if last && !closed {
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		ps.Unsubscribe(ctx, key)
+		cancel()
+	}
+}
+
+// read dispatches the pub/sub connection's messages until it is closed.
+// go-redis reconnects and resubscribes by itself after an error.
+func (b *RedisBackend) read(ps *redis.PubSub, done chan struct{}) {
+	defer close(done)
+	for {
+		msg, err := ps.Receive(context.Background())
+		if err != nil {
+			b.mu.Lock()
+			closed := b.closed
+			clear(b.subscribed)
+			b.mu.Unlock()
+			if closed {
+				return
 			}
-			if pm, ok := msg.(*redis.Message); ok {
-				if m, err := decodeMeta([]byte(pm.Payload)); err == nil && m.Status.Ready() {
-					return m, nil
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		b.mu.Lock()
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			b.subscribed[m.Channel] = m.Kind == "subscribe"
+			if m.Kind == "subscribe" {
+				for w := range b.waiters[m.Channel] {
+					w.confirm()
 				}
 			}
+		case *redis.Message:
+			for w := range b.waiters[m.Channel] {
+				select { // keep the latest
+				case <-w.payload:
+				default:
+				}
+				w.payload <- m.Payload
+			}
 		}
+		b.mu.Unlock()
 	}
 }
 
@@ -266,5 +388,20 @@ func (b *RedisBackend) Forget(ctx context.Context, id string) error {
 	return b.rdb.Del(ctx, KeyPrefix+id).Err()
 }
 
-// Close closes the Redis client.
-func (b *RedisBackend) Close() error { return b.rdb.Close() }
+// Close closes the pub/sub connection, joins its reader, and closes the
+// Redis client.
+func (b *RedisBackend) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	ps, done := b.ps, b.done
+	b.mu.Unlock()
+	if ps != nil {
+		ps.Close()
+		<-done
+	}
+	return b.rdb.Close()
+}
