@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"syscall"
 	"time"
@@ -61,8 +62,8 @@ func run(redisURL, amqpURL, py string, n, warmup int) error {
 	if err := os.WriteFile(filepath.Join(dir, "benchapp.py"), []byte(pyApp), 0o644); err != nil {
 		return err
 	}
-	fmt.Printf("celerybench: n=%d, warm-up %d, %s, GOMAXPROCS=2 workers, %s\n\n", n, warmup,
-		time.Now().UTC().Format(time.RFC3339), runtimeInfo(py))
+	fmt.Printf("celerybench: n=%d, warm-up %d, %s, worker concurrency 2, GOMAXPROCS %d, %s\n\n", n, warmup,
+		time.Now().UTC().Format(time.RFC3339), runtime.GOMAXPROCS(0), runtimeInfo(py))
 	fmt.Println("| broker | client → worker | p50 round trip | p90 | sequential tasks/s | tasks/s, n in flight |")
 	fmt.Println("|---|---|---|---|---|---|")
 	for _, b := range []struct{ name, url, backend string }{
