@@ -90,8 +90,10 @@ func (e *events) workerFields() map[string]any {
 		"sw_ident": "kombu-go", "sw_ver": "1.0", "sw_sys": runtime.GOOS}
 }
 
-// heartbeats sends worker-heartbeat every HeartbeatInterval until ctx ends.
+// heartbeats sends worker-online, then worker-heartbeat every
+// HeartbeatInterval until ctx ends.
 func (e *events) heartbeats(ctx context.Context) {
+	e.send(ctx, "worker-online", e.workerFields())
 	t := time.NewTicker(e.w.opts.HeartbeatInterval)
 	defer t.Stop()
 	for {

@@ -348,9 +348,6 @@ func (w *Worker) ready(conn *messaging.Connection, cs []*messaging.Consumer) {
 	w.mu.Lock()
 	w.consumer, w.h = cs[0], h
 	w.mu.Unlock()
-	if w.eventsOn() {
-		go w.ev.send(context.Background(), "worker-online", w.ev.workerFields()) // short: bounded by send's timeout
-	}
 }
 
 func (w *Worker) decodeError(m *messaging.Message, err error) {

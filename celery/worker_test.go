@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -242,7 +243,9 @@ func TestWorkerMemory(t *testing.T) {
 func TestWorkerMalformed(t *testing.T) {
 	url := "memory://celery-" + messaging.NewUUID()[:8]
 	bad := make(chan error, 4)
+	logs := &syncBuffer{}
 	w := startWorker(t, celery.WorkerOptions{Broker: url, ResultBackend: newMemBackend(),
+		Logger:        slog.New(slog.NewTextHandler(logs, nil)),
 		OnDecodeError: func(m *messaging.Message, err error) { bad <- err; m.Reject() }}, new(atomic.Int32))
 	p := rawProducer(t, url)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -275,6 +278,36 @@ func TestWorkerMalformed(t *testing.T) {
 	if n := w.DecodeErrors(); n != 3 {
 		t.Errorf("DecodeErrors = %d, want 3", n)
 	}
+	// A well-formed task of an unknown name is logged and rejected, not run.
+	if err := p.Publish(ctx, []any{[]any{}, map[string]any{}, nil}, messaging.PublishOptions{RoutingKey: "celery",
+		Headers: map[string]any{"task": "tasks.nope", "id": messaging.NewUUID()}}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logs.String(), "unregistered task") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if out := logs.String(); !strings.Contains(out, "unregistered task, rejecting") || !strings.Contains(out, "tasks.nope") {
+		t.Errorf("worker log has no rejection of tasks.nope:\n%s", out)
+	}
+}
+
+// syncBuffer is a log sink safe for concurrent use.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // rawProducer returns a plain messaging producer on url, closed when the
