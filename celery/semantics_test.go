@@ -109,3 +109,47 @@ func TestWorkerAcksLateRejectRoutes(t *testing.T) {
 		t.Errorf("always_retry states %v, want RETRY RETRY FAILURE", got)
 	}
 }
+
+// Stopping a worker that holds an ETA task not yet due gives the task back
+// to the broker at once (the drain does not wait for it), and the next
+// worker runs it.
+func TestWorkerShutdownReleasesETA(t *testing.T) {
+	url := "memory://celery-" + messaging.NewUUID()[:8]
+	be := newMemBackend()
+	w, err := celery.NewWorker(celery.WorkerOptions{Broker: url, ResultBackend: be, DrainTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	testTasks(w, new(atomic.Int32))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	client, err := celery.NewClient(celery.ClientOptions{Broker: url, ResultBackend: be})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	tctx, tcancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer tcancel()
+	eta, _ := client.ApplyAsync(tctx, "tasks.add", celery.CallOptions{Args: []any{3, 4}, Countdown: 1500 * time.Millisecond})
+	probe, _ := client.SendTask(tctx, "tasks.add", []any{0}, nil)
+	if _, err := probe.Get(tctx); err != nil { // the ETA task, sent first, is held by now
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if d := time.Since(stopped); d > 1200*time.Millisecond {
+		t.Errorf("Run took %v to stop while holding an ETA task (drain timeout 5 s)", d)
+	}
+	if s, _ := eta.State(tctx); s != celery.Pending {
+		t.Errorf("ETA task %s before its ETA", s)
+	}
+	startWorker(t, celery.WorkerOptions{Broker: url, ResultBackend: be}, new(atomic.Int32))
+	if v, err := eta.Get(tctx); err != nil || v != int64(7) {
+		t.Fatalf("ETA task after the restart: %v, %v", v, err)
+	}
+}

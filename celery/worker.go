@@ -325,6 +325,15 @@ func (w *Worker) eventsOn() bool { return w.opts.SendEvents || w.opts.RemoteCont
 // consumers returns the task consumer (and the pidbox consumer) for a new
 // connection.
 func (w *Worker) consumers(conn *messaging.Connection) ([]messaging.ConsumerOptions, error) {
+	// The hub the deliveries will run on, for ETA timers, known before the
+	// first delivery.
+	h, err := conn.Hub()
+	if err != nil {
+		return nil, err
+	}
+	w.mu.Lock()
+	w.h = h
+	w.mu.Unlock()
 	qs := make([]messaging.Queue, len(w.opts.Queues))
 	for i, name := range w.opts.Queues {
 		qs[i] = messaging.NewQueue(name, messaging.NewExchange(name, messaging.Direct), name)
@@ -338,15 +347,11 @@ func (w *Worker) consumers(conn *messaging.Connection) ([]messaging.ConsumerOpti
 	return cs, nil
 }
 
-// ready records the consumer and hub of a new connection.
-func (w *Worker) ready(conn *messaging.Connection, cs []*messaging.Consumer) {
-	h, err := conn.Hub()
-	if err != nil {
-		w.log.Error("celery: no hub", "err", err)
-		return
-	}
+// ready records the task consumer of a new connection (for prefetch
+// changes).
+func (w *Worker) ready(_ *messaging.Connection, cs []*messaging.Consumer) {
 	w.mu.Lock()
-	w.consumer, w.h = cs[0], h
+	w.consumer = cs[0]
 	w.mu.Unlock()
 }
 
@@ -388,7 +393,7 @@ func (w *Worker) receive(body any, m *messaging.Message) {
 	w.ev.task(t, "task-received", map[string]any{"name": t.Name, "args": argsrepr,
 		"kwargs": kwargsrepr, "retries": t.Retries, "eta": timeOrNil(t.ETA),
 		"expires": timeOrNil(t.Expires), "root_id": t.RootID, "parent_id": nilIfEmpty(t.ParentID)})
-	if !t.ETA.IsZero() && time.Until(t.ETA) > 0 && h != nil {
+	if !t.ETA.IsZero() && time.Until(t.ETA) > 0 {
 		if w.held.Load() >= int64(w.opts.MaxHeldETA) {
 			w.log.Warn("celery: too many ETA tasks held, requeueing", "id", t.ID)
 			if err := m.Requeue(); err != nil {
