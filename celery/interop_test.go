@@ -81,6 +81,11 @@ t0 = time.time()
 out['retry'] = [app.send_task('tasks.retry_once', queue=q).get(timeout=20), time.time() - t0]
 t0 = time.time()
 out['eta'] = [app.send_task('tasks.add', args=[1, 1], countdown=1, queue=q).get(timeout=20), time.time() - t0]
+r = app.send_task('tasks.add', args=[1, 1], countdown=1, expires=0.5, queue=q)
+try:
+    out['expired'] = ['no exception', r.get(timeout=20)]
+except Exception as e:
+    out['expired'] = [type(e).__name__, r.state]
 print(json.dumps(out))
 `
 
@@ -188,6 +193,7 @@ func TestInteropPythonClientGoWorker(t *testing.T) {
 			Fail       []any          `json:"fail"`
 			Retry      []any          `json:"retry"`
 			ETA        []any          `json:"eta"`
+			Expired    []any          `json:"expired"`
 		}
 		if err := json.Unmarshal(out, &got); err != nil {
 			t.Fatalf("python printed %s: %v", out, err)
@@ -208,6 +214,9 @@ func TestInteropPythonClientGoWorker(t *testing.T) {
 		}
 		if len(got.ETA) != 2 || got.ETA[0] != float64(2) || got.ETA[1].(float64) < 0.9 {
 			t.Errorf("eta: %v, want [2, >= 1 s]", got.ETA)
+		}
+		if len(got.Expired) != 2 || got.Expired[0] != "TaskRevokedError" || got.Expired[1] != "REVOKED" {
+			t.Errorf("expired (countdown 1 s, expires 0.5 s): %v, want [TaskRevokedError REVOKED]", got.Expired)
 		}
 	})
 }
@@ -265,6 +274,12 @@ func TestInteropGoClientPythonWorker(t *testing.T) {
 		}
 		if s, err := eta.State(ctx); err != nil || s != celery.Success {
 			t.Errorf("state %s, %v", s, err)
+		}
+		// Due after it expires: the Python worker revokes it.
+		exp, _ := client.ApplyAsync(ctx, "tasks.add", celery.CallOptions{Args: []any{1, 1}, Countdown: time.Second,
+			ExpiresIn: 500 * time.Millisecond})
+		if _, err := exp.Get(ctx); !errors.As(err, &te) || te.State != celery.Revoked || te.Type != "TaskRevokedError" {
+			t.Errorf("expired task on Python: %#v, want REVOKED TaskRevokedError", err)
 		}
 	})
 }
