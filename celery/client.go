@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/kombu-go/kombu/messaging"
@@ -115,19 +116,16 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	}
 	c.producer = p
 	if c.backend == nil && opts.Backend != "" {
-		b, err := OpenBackend(opts.Backend, opts.Broker, opts.BackendOptions)
+		var b Backend
+		if strings.HasPrefix(opts.Backend, "rpc://") {
+			// Replies come over the client's own connection.
+			b, err = NewRPCBackend(c.conn, opts.BackendOptions)
+		} else {
+			b, err = OpenBackend(opts.Backend, opts.Broker, opts.BackendOptions)
+		}
 		if err != nil {
 			c.Close()
 			return nil, err
-		}
-		if rb, ok := b.(*RPCBackend); ok && opts.Connection != nil {
-			// rpc:// on a caller's connection: replies come over it.
-			rb.Close()
-			if rb, err = NewRPCBackend(opts.Connection, opts.BackendOptions); err != nil {
-				c.Close()
-				return nil, err
-			}
-			b = rb
 		}
 		c.backend, c.ownBack = b, true
 	}

@@ -16,7 +16,9 @@ import (
 // result_expires) and keeps the latest state per task.
 //
 // On the client side it runs the connection's hub on a goroutine of its
-// own from the first task sent until Close, which joins it.
+// own from the first task sent until Close, which joins it. It keeps the
+// latest state received for each task until Forget (as Celery's pending
+// results): forget the results you have read in a long-lived client.
 type RPCBackend struct {
 	conn    *messaging.Connection
 	ownConn bool

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -202,7 +203,7 @@ func NewWorker(opts WorkerOptions) (*Worker, error) {
 		return nil, err
 	}
 	if w.backend == nil && opts.Backend != "" {
-		if len(opts.Backend) >= 6 && opts.Backend[:6] == "rpc://" {
+		if strings.HasPrefix(opts.Backend, "rpc://") {
 			w.backend, err = NewRPCBackend(w.pubConn, opts.BackendOptions)
 		} else {
 			w.backend, err = OpenBackend(opts.Backend, "", opts.BackendOptions)
@@ -479,7 +480,8 @@ func (w *Worker) releaseETAs() {
 	})
 }
 
-// Close releases what NewWorker opened. Run closes the rest itself.
+// Close releases what NewWorker opened (connections, the backend it
+// opened). Call it after Run returned; Run closes what it started itself.
 func (w *Worker) Close() error {
 	var errs []error
 	if w.ownBack && w.backend != nil {
