@@ -17,16 +17,8 @@ import (
 func BenchmarkRoundTripMemory(b *testing.B) {
 	url := "memory://celery-bench-" + messaging.NewUUID()[:8]
 	be := newMemBackend()
-	w, err := celery.NewWorker(celery.WorkerOptions{Broker: url, ResultBackend: be, Concurrency: 2})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer w.Close()
-	testTasks(w, new(atomic.Int32))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	startWorker(b, celery.WorkerOptions{Broker: url, ResultBackend: be, Concurrency: 2}, new(atomic.Int32))
+	ctx := context.Background()
 	client, err := celery.NewClient(celery.ClientOptions{Broker: url, ResultBackend: be})
 	if err != nil {
 		b.Fatal(err)

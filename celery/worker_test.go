@@ -137,7 +137,7 @@ func testTasks(w *celery.Worker, retried *atomic.Int32) {
 }
 
 // startWorker runs a worker on url until the test ends.
-func startWorker(t *testing.T, opts celery.WorkerOptions, retried *atomic.Int32) *celery.Worker {
+func startWorker(t testing.TB, opts celery.WorkerOptions, retried *atomic.Int32) *celery.Worker {
 	t.Helper()
 	opts.DrainTimeout = 5 * time.Second
 	w, err := celery.NewWorker(opts)
