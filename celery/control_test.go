@@ -119,7 +119,7 @@ func TestInteropRemoteControlAndEvents(t *testing.T) {
 			}
 		}()
 
-		w, err := celery.NewWorker(celery.WorkerOptions{Broker: b.broker, Backend: b.backend,
+		w, err := celery.NewWorker(celery.WorkerOptions{Broker: b.broker, Backend: b.backend, BackendOptions: testExpiry,
 			Queues: []string{queue}, Concurrency: 2, Hostname: host, SendEvents: true, RemoteControl: true,
 			HeartbeatInterval: 300 * time.Millisecond, DrainTimeout: 5 * time.Second})
 		if err != nil {
@@ -159,7 +159,7 @@ func TestInteropRemoteControlAndEvents(t *testing.T) {
 			t.Errorf("celery inspect ping printed:\n%s", out)
 		}
 
-		client, err := celery.NewClient(celery.ClientOptions{Broker: b.broker, Backend: b.backend,
+		client, err := celery.NewClient(celery.ClientOptions{Broker: b.broker, Backend: b.backend, BackendOptions: testExpiry,
 			DefaultQueue: queue})
 		if err != nil {
 			t.Fatal(err)

@@ -152,7 +152,8 @@ func runPy(t *testing.T, ctx context.Context, py, dir string, env []string, args
 	return out
 }
 
-// cleanup deletes the test's queue and exchange from the broker.
+// cleanup deletes the test's queues and exchanges from the broker when the
+// test ends.
 func cleanup(t *testing.T, url string, queues ...string) {
 	t.Cleanup(func() {
 		conn, err := messaging.NewConnection(url, messaging.Options{})
@@ -166,9 +167,13 @@ func cleanup(t *testing.T, url string, queues ...string) {
 		if err != nil {
 			return
 		}
-		for _, q := range queues {
-			messaging.NewQueue(q, messaging.NewExchange(q, messaging.Direct), q).Delete(ctx, ch, messaging.DeleteOptions{})
-			messaging.NewExchange(q, messaging.Direct).Delete(ctx, ch, messaging.DeleteOptions{})
+		for _, name := range queues {
+			// Declared first: Kombu's Redis channel deletes only the
+			// queues whose bindings it knows.
+			q := messaging.NewQueue(name, messaging.NewExchange(name, messaging.Direct), name)
+			q.Declare(ctx, ch)
+			q.Delete(ctx, ch, messaging.DeleteOptions{})
+			q.Exchange.Delete(ctx, ch, messaging.DeleteOptions{})
 		}
 	})
 }
@@ -181,7 +186,7 @@ func TestInteropPythonClientGoWorker(t *testing.T) {
 		queue := "kgo-" + messaging.NewUUID()[:8]
 		cleanup(t, b.broker, queue)
 		var retried atomic.Int32
-		startWorker(t, celery.WorkerOptions{Broker: b.broker, Backend: b.backend, Queues: []string{queue},
+		startWorker(t, celery.WorkerOptions{Broker: b.broker, Backend: b.backend, BackendOptions: testExpiry, Queues: []string{queue},
 			Concurrency: 2, Hostname: queue + "@test"}, &retried)
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
@@ -228,7 +233,7 @@ func TestInteropGoClientPythonWorker(t *testing.T) {
 	eachInterop(t, func(t *testing.T, py, dir string, b interop) {
 		queue := "kgo-" + messaging.NewUUID()[:8]
 		cleanup(t, b.broker, queue)
-		client, err := celery.NewClient(celery.ClientOptions{Broker: b.broker, Backend: b.backend,
+		client, err := celery.NewClient(celery.ClientOptions{Broker: b.broker, Backend: b.backend, BackendOptions: testExpiry,
 			DefaultQueue: queue})
 		if err != nil {
 			t.Fatal(err)
@@ -321,3 +326,7 @@ func startPyWorker(t *testing.T, py, dir string, b interop, queue string, extra 
 		}
 	})
 }
+
+// testExpiry keeps the tests' results ten minutes (the Python app's
+// result_expires): the broker is shared.
+var testExpiry = celery.BackendOptions{Expires: 10 * time.Minute}

@@ -92,6 +92,10 @@ func runtimeInfo(py string) string {
 	return string(out[:len(out)-1])
 }
 
+// benchExpiry keeps results ten minutes, as the Python side's
+// result_expires: the broker is shared.
+var benchExpiry = celery.BackendOptions{Expires: 10 * time.Minute}
+
 type row struct {
 	name string
 	result
@@ -104,7 +108,7 @@ func benchBroker(dir, py, url, backend string, n, warmup int) ([]row, error) {
 	defer deleteQueue(url, queue)
 	ctx, cancel := context.WithCancel(context.Background())
 	w, err := celery.NewWorker(celery.WorkerOptions{Broker: url, Backend: backend, Queues: []string{queue},
-		Concurrency: 2, Hostname: queue + "@go"})
+		Concurrency: 2, Hostname: queue + "@go", BackendOptions: benchExpiry})
 	if err != nil {
 		cancel()
 		return nil, err
@@ -153,7 +157,8 @@ func benchBroker(dir, py, url, backend string, n, warmup int) ([]row, error) {
 
 // goClient measures with the Go client.
 func goClient(url, backend, queue string, n, warmup int) (result, error) {
-	c, err := celery.NewClient(celery.ClientOptions{Broker: url, Backend: backend, DefaultQueue: queue})
+	c, err := celery.NewClient(celery.ClientOptions{Broker: url, Backend: backend, DefaultQueue: queue,
+		BackendOptions: benchExpiry})
 	if err != nil {
 		return result{}, err
 	}
@@ -252,8 +257,10 @@ func deleteQueue(url, queue string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if ch, err := conn.DefaultChannel(ctx); err == nil {
-		messaging.NewQueue(queue, messaging.NewExchange(queue, messaging.Direct), queue).Delete(ctx, ch, messaging.DeleteOptions{})
-		messaging.NewExchange(queue, messaging.Direct).Delete(ctx, ch, messaging.DeleteOptions{})
+		q := messaging.NewQueue(queue, messaging.NewExchange(queue, messaging.Direct), queue)
+		q.Declare(ctx, ch) // Kombu's Redis channel deletes only queues whose bindings it knows
+		q.Delete(ctx, ch, messaging.DeleteOptions{})
+		q.Exchange.Delete(ctx, ch, messaging.DeleteOptions{})
 	}
 }
 

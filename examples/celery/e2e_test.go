@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kombu-go/kombu/messaging"
 	"github.com/kombu-go/kombu/transport/transporttest"
 )
 
@@ -26,6 +27,7 @@ func TestExamplesEndToEnd(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	queue := "kgo-example-" + strings.ReplaceAll(time.Now().Format("150405.000000"), ".", "")
+	defer deleteQueue(url, queue)
 	worker := exec.Command(filepath.Join(dir, "worker"), "--broker", url, "--backend", url, "--queue", queue,
 		"--hostname", queue+"@test", "--concurrency", "2")
 	logPath := filepath.Join(dir, "worker.log")
@@ -93,5 +95,21 @@ func TestExamplesEndToEnd(t *testing.T) {
 	}
 	if r := <-slept; r.err != nil || r.out != "2" {
 		t.Errorf("tasks.sleep running at SIGTERM: %q, %v", r.out, r.err)
+	}
+}
+
+// deleteQueue removes the test's queue and exchange from the shared broker.
+func deleteQueue(url, name string) {
+	conn, err := messaging.NewConnection(url, messaging.Options{})
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if ch, err := conn.DefaultChannel(ctx); err == nil {
+		q := messaging.NewQueue(name, messaging.NewExchange(name, messaging.Direct), name)
+		q.Declare(ctx, ch) // Kombu's Redis channel deletes only queues whose bindings it knows
+		q.Delete(ctx, ch, messaging.DeleteOptions{})
 	}
 }
