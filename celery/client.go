@@ -328,3 +328,22 @@ func buildMessage(name, id, orig, replyTo string, o CallOptions) (message, error
 	return message{body: body, opts: messaging.PublishOptions{Headers: h, CorrelationID: id, ReplyTo: replyTo,
 		Priority: o.Priority, Expiration: ttl, Serializer: o.Serializer, Compression: o.Compression}}, nil
 }
+
+// DeleteQueue deletes a task queue as Celery declares it (durable, bound to
+// the direct exchange of its name) and that exchange. It declares them
+// first: Kombu's Redis channel deletes only the queues whose bindings it
+// knows, so that the binding set goes too.
+func DeleteQueue(ctx context.Context, conn *messaging.Connection, name string) error {
+	ch, err := conn.DefaultChannel(ctx)
+	if err != nil {
+		return err
+	}
+	q := messaging.NewQueue(name, messaging.NewExchange(name, messaging.Direct), name)
+	if _, err := q.Declare(ctx, ch); err != nil {
+		return err
+	}
+	if _, err := q.Delete(ctx, ch, messaging.DeleteOptions{}); err != nil {
+		return err
+	}
+	return q.Exchange.Delete(ctx, ch, messaging.DeleteOptions{})
+}

@@ -163,17 +163,10 @@ func cleanup(t *testing.T, url string, queues ...string) {
 		defer conn.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		ch, err := conn.DefaultChannel(ctx)
-		if err != nil {
-			return
-		}
 		for _, name := range queues {
-			// Declared first: Kombu's Redis channel deletes only the
-			// queues whose bindings it knows.
-			q := messaging.NewQueue(name, messaging.NewExchange(name, messaging.Direct), name)
-			q.Declare(ctx, ch)
-			q.Delete(ctx, ch, messaging.DeleteOptions{})
-			q.Exchange.Delete(ctx, ch, messaging.DeleteOptions{})
+			if err := celery.DeleteQueue(ctx, conn, name); err != nil {
+				t.Logf("cleanup of %s: %v", name, err)
+			}
 		}
 	})
 }

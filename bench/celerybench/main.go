@@ -256,12 +256,7 @@ func deleteQueue(url, queue string) {
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if ch, err := conn.DefaultChannel(ctx); err == nil {
-		q := messaging.NewQueue(queue, messaging.NewExchange(queue, messaging.Direct), queue)
-		q.Declare(ctx, ch) // Kombu's Redis channel deletes only queues whose bindings it knows
-		q.Delete(ctx, ch, messaging.DeleteOptions{})
-		q.Exchange.Delete(ctx, ch, messaging.DeleteOptions{})
-	}
+	celery.DeleteQueue(ctx, conn, queue)
 }
 
 const pyApp = `

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kombu-go/kombu/celery"
 	"github.com/kombu-go/kombu/messaging"
 	"github.com/kombu-go/kombu/transport/transporttest"
 )
@@ -107,9 +108,5 @@ func deleteQueue(url, name string) {
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if ch, err := conn.DefaultChannel(ctx); err == nil {
-		q := messaging.NewQueue(name, messaging.NewExchange(name, messaging.Direct), name)
-		q.Declare(ctx, ch) // Kombu's Redis channel deletes only queues whose bindings it knows
-		q.Delete(ctx, ch, messaging.DeleteOptions{})
-	}
+	celery.DeleteQueue(ctx, conn, name)
 }
