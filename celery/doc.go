@@ -26,6 +26,7 @@
 //	self.request                               celery.TaskFromContext(ctx)
 //	celery worker -Q q -c N -E                 NewWorker(WorkerOptions{Queues, Concurrency, SendEvents,
 //	                                             RemoteControl}).Run(ctx)
+//	celery amqp queue.delete q                 DeleteQueue(ctx, conn, "q")
 //
 // # Wire format
 //
