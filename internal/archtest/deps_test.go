@@ -83,7 +83,7 @@ var policy = map[string]rule{
 	// SUBSCRIBE on celery-task-meta-<id>) is not a messaging operation; go-redis is already the
 	// module's Redis client.
 	"celery": {
-		ours:     []string{"messaging", "messaging/serializer", "messaging/compression", "transport", "hub"},
+		ours:     []string{"messaging", "messaging/serializer", "hub"},
 		external: []string{"github.com/redis/go-redis/v9"},
 	},
 
