@@ -101,8 +101,19 @@ var policy = map[string]rule{
 		"messaging/serializer", "messaging/compression",
 	}},
 
+	// Celery's task protocol, client, worker and result backends (DESIGN.md amendment 2026-12-02:
+	// above messaging; nothing below imports it). hub: the worker's ETA timers run on the
+	// consuming connection's hub. go-redis: Celery's Redis result backend (GET/SETEX/PUBLISH/
+	// SUBSCRIBE on celery-task-meta-<id>) is not a messaging operation; go-redis is already the
+	// module's Redis client.
+	"celery": {
+		ours:     []string{"messaging", "messaging/serializer", "hub"},
+		external: []string{"github.com/redis/go-redis/v9"},
+	},
+
 	// Programs and the benchmark harness.
 	"cmd/kombu/...": {anything: true},
+	"examples/...":  {anything: true},
 	"bench/...":     {anything: true},
 
 	// The fault-test harness (issue 9): test processes that drive the public API and Redis.
@@ -122,6 +133,7 @@ var testExtras = map[string]rule{
 	"messaging":            {ours: []string{"transport/transporttest"}},
 	"transport/sqla":       {ours: []string{"transport/transporttest"}},
 	"transport/sqs":        {ours: []string{"transport/transporttest"}},
+	"celery":               {ours: []string{"transport/transporttest"}},
 }
 
 // forbidden lists negative assertions, checked against the actual imports (test files included,
@@ -175,6 +187,11 @@ var forbidden = []negative{
 		why:  "codecs are leaves and never see a transport",
 	},
 	{
+		from: []string{"poller", "timer", "internal/resp", "hub", "transport/...", "channel/...", "messaging/..."},
+		to:   []string{"celery/..."},
+		why:  "celery sits above messaging: nothing below imports it",
+	},
+	{
 		from:        []string{"..."},
 		to:          []string{"transport/transporttest"},
 		nonTestOnly: true,
@@ -182,7 +199,7 @@ var forbidden = []negative{
 	},
 	{
 		from: libraryPackages,
-		to:   []string{"cmd/...", "bench/...", "internal/archtest", "internal/faulttest"},
+		to:   []string{"cmd/...", "bench/...", "examples/...", "internal/archtest", "internal/faulttest"},
 		why:  "nothing in the library imports programs, benchmarks or the test harnesses",
 	},
 }
@@ -206,7 +223,7 @@ func init() {
 
 // libraryPackages is every package of ours except programs and benchmarks.
 var libraryPackages = []string{
-	"poller", "timer", "internal/resp", "internal/optmap", "hub", "transport/...", "channel/...", "messaging/...",
+	"poller", "timer", "internal/resp", "internal/optmap", "hub", "transport/...", "channel/...", "messaging/...", "celery/...",
 }
 
 const anyModule = "*"
