@@ -76,9 +76,11 @@ func (c *Connection) transportLocked() (transport.Transport, transport.Config, e
 		return nil, cfg, err
 	}
 	if c.tr == nil || c.trFor != c.cur {
-		tr, err := sc.New(cfg)
-		if err != nil {
-			return nil, cfg, fmt.Errorf("messaging: %s transport: %w", c.transportName(ep), err)
+		tr := c.opts.Transport
+		if tr == nil {
+			if tr, err = sc.New(cfg); err != nil {
+				return nil, cfg, fmt.Errorf("messaging: %s transport: %w", c.transportName(ep), err)
+			}
 		}
 		c.tr, c.trFor = tr, c.cur
 	}
@@ -120,6 +122,11 @@ func (c *Connection) config(ep Endpoint, sc Scheme) (transport.Config, error) {
 	for k, v := range ep.Options {
 		opts[k] = v
 	}
+	// Kombu's Connection reads the retry keys itself
+	// (_extract_failover_opts); the transport never sees them.
+	for _, k := range connectionKeys {
+		delete(opts, k)
+	}
 	if len(ep.SSL) > 0 {
 		opts["ssl"] = maps.Clone(ep.SSL)
 	}
@@ -139,6 +146,10 @@ func (c *Connection) config(ep Endpoint, sc Scheme) (transport.Config, error) {
 	cfg.TLS = t
 	return cfg, nil
 }
+
+// connectionKeys are the transport options the connection itself reads
+// (connectPolicy): they are not passed to the transport.
+var connectionKeys = []string{"max_retries", "interval_start", "interval_step", "interval_max", "connect_retries_timeout"}
 
 // completesCycle is Kombu's completes_cycle: true when retries+1 attempts
 // went once around the alternates (always true without alternates).

@@ -51,12 +51,26 @@ var builtinSchemes = map[string]Scheme{
 		DefaultUserID: "guest", DefaultPassword: "guest", DefaultLoginMethod: "PLAIN", TLS: true},
 }
 
-// The constructors of the built-in transports.
+// The constructors of the built-in transports. memory.New and redis.New
+// return their concrete types, as is Go's habit; these adapt them (a nil
+// *Transport must not become a non-nil interface).
 var (
-	newMemory TransportFactory = memory.New
-	newRedis  TransportFactory = redis.New
-	newAMQP   TransportFactory = amqp.New
+	newMemory TransportFactory = func(cfg transport.Config) (transport.Transport, error) {
+		return asTransport(memory.New(cfg))
+	}
+	newRedis TransportFactory = func(cfg transport.Config) (transport.Transport, error) {
+		return asTransport(redis.New(cfg))
+	}
+	newAMQP TransportFactory = amqp.New
 )
+
+// asTransport returns t as a transport.Transport, or nil with err.
+func asTransport[T transport.Transport](t T, err error) (transport.Transport, error) {
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
 
 // DefaultTransport is the transport of a bare host name ("example.com"),
 // Kombu's default.

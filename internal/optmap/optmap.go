@@ -18,6 +18,8 @@ type Reader struct {
 	opts  map[string]any
 	known map[string]bool
 	err   error
+	// refused are keys given but refused (Refuse): known, but not valid.
+	refused []string
 }
 
 // New returns a Reader of opts for the named transport. opts is not
@@ -162,6 +164,37 @@ func (r *Reader) Ints(k string, dst *[]int) bool {
 	return true
 }
 
+// Always declares k, a bool option the transport supports with one value
+// only: want is accepted (it is what the transport always does), the other
+// value fails with reason why.
+func (r *Reader) Always(k string, want bool, why string) {
+	var b bool
+	if r.Bool(k, &b) && b != want {
+		r.Fail(k, b, why)
+	}
+}
+
+// Refuse declares keys that the transport refuses whatever their value
+// (Kombu options with no meaning here): each one given fails with its
+// reason. A refused key is not listed among the valid ones.
+func (r *Reader) Refuse(reasons map[string]string) {
+	keys := make([]string, 0, len(reasons))
+	for k := range reasons {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		v, ok := r.opts[k]
+		if !ok {
+			continue
+		}
+		r.refused = append(r.refused, k)
+		if v != nil {
+			r.Fail(k, v, "not supported: "+reasons[k])
+		}
+	}
+}
+
 // Map returns the map value of k: a map, or JSON object text from a URL.
 func (r *Reader) Map(k string) (map[string]any, bool) {
 	v, ok := r.Lookup(k)
@@ -202,7 +235,7 @@ func (r *Reader) Err() error {
 	}
 	var unknown []string
 	for k := range r.opts {
-		if !r.known[k] {
+		if !r.known[k] && !slices.Contains(r.refused, k) {
 			unknown = append(unknown, k)
 		}
 	}
