@@ -122,11 +122,6 @@ func (c *Connection) config(ep Endpoint, sc Scheme) (transport.Config, error) {
 	for k, v := range ep.Options {
 		opts[k] = v
 	}
-	// Kombu's Connection reads the retry keys itself
-	// (_extract_failover_opts); the transport never sees them.
-	for _, k := range connectionKeys {
-		delete(opts, k)
-	}
 	if len(ep.SSL) > 0 {
 		opts["ssl"] = maps.Clone(ep.SSL)
 	}
@@ -147,8 +142,10 @@ func (c *Connection) config(ep Endpoint, sc Scheme) (transport.Config, error) {
 	return cfg, nil
 }
 
-// connectionKeys are the transport options the connection itself reads
-// (connectPolicy): they are not passed to the transport.
+// connectionKeys are Kombu's connection retry keys (connectPolicy reads
+// them, as Kombu's _extract_failover_opts does). They are passed on to the
+// transport too: the AMQP transport's recovery follows them, the virtual
+// transports check and accept them.
 var connectionKeys = []string{"max_retries", "interval_start", "interval_step", "interval_max", "connect_retries_timeout"}
 
 // completesCycle is Kombu's completes_cycle: true when retries+1 attempts

@@ -43,7 +43,8 @@ type Options struct {
 	// transport. A URL's query parameters are added to them and win over
 	// them. The retry keys max_retries, interval_start, interval_step,
 	// interval_max and connect_retries_timeout (numbers, in seconds) shape
-	// lazy connects, as in Kombu, and are not passed to the transport.
+	// lazy connects, as in Kombu (the AMQP transport's recovery follows them
+	// too).
 	// Transports refuse keys they do not know (a misspelt key is an error
 	// naming it, unlike Kombu). The connection never modifies the map.
 	TransportOptions map[string]any

@@ -45,8 +45,9 @@ func TestMisspeltOptionInURL(t *testing.T) {
 }
 
 // Kombu's connection-level keys (max_retries, interval_*) are read by the
-// connection and never reach the transport, which would refuse them.
-func TestConnectionKeysNotPassedToTransport(t *testing.T) {
+// connection; the virtual transports check and accept them (the AMQP
+// transport's recovery follows them).
+func TestConnectionKeysAccepted(t *testing.T) {
 	url := "memory://connkeys-" + messaging.NewUUID()[:8] + "?max_retries=2&interval_start=0&interval_step=1&interval_max=1"
 	c, err := messaging.NewConnection(url, messaging.Options{
 		TransportOptions: map[string]any{"connect_retries_timeout": 3, "deadletter_queue": "dlq"}})
@@ -57,9 +58,16 @@ func TestConnectionKeysNotPassedToTransport(t *testing.T) {
 	if err := c.Connect(testCtx(t)); err != nil {
 		t.Fatalf("Connect: %v", err)
 	}
-	// Info still reports them, as Kombu's does.
-	if got := c.Info().TransportOptions; got["max_retries"] != "2" || got["connect_retries_timeout"] != 3 {
-		t.Errorf("Info().TransportOptions = %v", got)
+	// A value the connection could not read is an error, no longer a
+	// silently ignored policy.
+	bad, err := messaging.NewConnection("redis://127.0.0.1:1/0?interval_start=soon", messaging.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bad.Close()
+	var oe *transport.OptionError
+	if err := bad.Connect(testCtx(t)); !errors.As(err, &oe) || oe.Key != "interval_start" {
+		t.Errorf("interval_start=soon: %v", err)
 	}
 }
 

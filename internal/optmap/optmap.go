@@ -195,6 +195,27 @@ func (r *Reader) Refuse(reasons map[string]string) {
 	}
 }
 
+// ConnectionKeys declares Kombu's connection retry keys and checks their
+// values: max_retries (a number, or "none"), interval_start,
+// interval_step, interval_max and connect_retries_timeout (seconds).
+// Kombu's Connection reads them (_extract_failover_opts), and so does
+// messaging.Connection for its connects; a transport that has no
+// reconnect policy of its own accepts them for that reader.
+func (r *Reader) ConnectionKeys() {
+	for _, k := range []string{"max_retries", "interval_start", "interval_step", "interval_max", "connect_retries_timeout"} {
+		v, ok := r.Lookup(k)
+		if !ok {
+			continue
+		}
+		if s, isStr := v.(string); isStr && k == "max_retries" && strings.EqualFold(strings.TrimSpace(s), "none") {
+			continue
+		}
+		if _, err := AsFloat(v); err != nil {
+			r.Fail(k, v, "want a number")
+		}
+	}
+}
+
 // Map returns the map value of k: a map, or JSON object text from a URL.
 func (r *Reader) Map(k string) (map[string]any, bool) {
 	v, ok := r.Lookup(k)

@@ -77,3 +77,39 @@ func TestTLSConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestAlwaysRefuseConnectionKeys(t *testing.T) {
+	r := New("redis", map[string]any{"confirm_publish": "yes", "max_retries": "none", "interval_start": 0.5,
+		"socket_keepalive_options": nil})
+	r.Always("confirm_publish", true, "always")
+	r.ConnectionKeys()
+	r.Refuse(map[string]string{"socket_keepalive_options": "python", "min_other_sentinels": "quorum"})
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	var oe *transport.OptionError
+	for _, tc := range []struct {
+		opts map[string]any
+		key  string
+	}{
+		{map[string]any{"confirm_publish": false}, "confirm_publish"},
+		{map[string]any{"max_retries": "many"}, "max_retries"},
+		{map[string]any{"interval_max": "soon"}, "interval_max"},
+		{map[string]any{"min_other_sentinels": 1}, "min_other_sentinels"},
+	} {
+		r := New("redis", tc.opts)
+		r.Always("confirm_publish", true, "always")
+		r.ConnectionKeys()
+		r.Refuse(map[string]string{"min_other_sentinels": "quorum"})
+		if err := r.Err(); !errors.As(err, &oe) || oe.Key != tc.key || oe.Reason == "unknown option" {
+			t.Errorf("%v: %v", tc.opts, err)
+		}
+	}
+	// A refused key is not listed among the valid ones.
+	r = New("redis", map[string]any{"typo": 1, "min_other_sentinels": nil})
+	r.Refuse(map[string]string{"min_other_sentinels": "quorum"})
+	r.Known("visibility_timeout")
+	if err := r.Err(); !errors.As(err, &oe) || oe.Key != "typo" || len(oe.Valid) != 1 || len(oe.Unknown) != 1 {
+		t.Errorf("unknown beside a refused None: %v", err)
+	}
+}

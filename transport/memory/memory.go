@@ -51,7 +51,9 @@ var unsupported = map[string]string{
 // ParseConfig reads cfg into Options: cfg.Hostname names the broker, and
 // cfg.Options may hold deadletter_queue (a string) and restore_on_close (a
 // bool, default true), and confirm_publish (true only: publishes are
-// always confirmed). Any other key is an error (a
+// always confirmed); Kombu's connection retry keys (max_retries,
+// interval_*, connect_retries_timeout) are checked and accepted for
+// messaging.Connection, which reads them for its connects. Any other key is an error (a
 // *transport.OptionError naming it and listing the valid ones), on purpose
 // unlike Kombu, which ignores keys it does not know; polling_interval and
 // body_encoding are refused with the reason.
@@ -63,6 +65,7 @@ func ParseConfig(cfg transport.Config) (Options, error) {
 	r.Bool("restore_on_close", &restore)
 	o.NoRestoreOnClose = !restore
 	r.Always("confirm_publish", true, "Publish returns once the message is stored, so publishes are always confirmed: only true")
+	r.ConnectionKeys()
 	r.Refuse(unsupported)
 	return o, r.Err()
 }

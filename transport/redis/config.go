@@ -47,7 +47,10 @@ const alwaysConfirmed = "Publish returns once Redis stored the message, so publi
 // ignores such keys, we refuse them on purpose. So are
 // socket_keepalive_options, min_other_sentinels (Python-only),
 // login_method, and master_name, sentinel_kwargs outside a sentinel URL,
-// with the reason. confirm_publish=true is accepted (a publish returns
+// with the reason. Kombu's connection retry keys (max_retries,
+// interval_start, interval_step, interval_max, connect_retries_timeout)
+// are checked and accepted: messaging.Connection reads them for its
+// connects. confirm_publish=true is accepted (a publish returns
 // once Redis stored the message), false refused.
 func ParseConfig(cfg transport.Config) (Options, error) {
 	o := Options{
@@ -124,6 +127,7 @@ func ParseConfig(cfg transport.Config) (Options, error) {
 	if err := readTLS(r, cfg, scheme, host, &o); err != nil {
 		return o, err
 	}
+	r.ConnectionKeys()
 	r.Refuse(unsupported)
 	return o, r.Err()
 }
