@@ -44,18 +44,19 @@ type Options struct {
 	// them. The retry keys max_retries, interval_start, interval_step,
 	// interval_max and connect_retries_timeout (numbers, in seconds) shape
 	// lazy connects, as in Kombu (the AMQP transport's recovery follows them
-	// too).
-	// Transports refuse keys they do not know (a misspelt key is an error
-	// naming it, unlike Kombu). The connection never modifies the map.
+	// too). Transports refuse keys they do not know (a misspelt key is an
+	// error naming it, unlike Kombu). The connection never modifies the
+	// map.
 	TransportOptions map[string]any
 	// Transport, when set, is the connection's transport, built in code
 	// with typed options (redis.NewWithOptions, memory.NewWithOptions),
 	// instead of one made from the URL's scheme and TransportOptions. Pass
 	// the URL of the same broker: it still names the broker in Info, AsURI
 	// and logs. With Transport, transport options (in TransportOptions or
-	// the URL's query, other than the connection's retry keys) and
-	// alternates are errors: the transport's options were set when it was
-	// built. Default: nil, a transport from the URL.
+	// the URL's query, other than the connection's retry keys), TLS
+	// settings (Options.TLS, ssl parameters), a heartbeat and alternates
+	// are errors: the transport's options were set when it was built.
+	// Default: nil, a transport from the URL.
 	Transport transport.Transport
 	// Alternates are more URLs to fail over to, after those in the URL
 	// string (Kombu's alternates, or a list given as hostname).
@@ -236,6 +237,9 @@ func checkTransport(eps []Endpoint, opts Options) error {
 	if len(eps) > 1 {
 		return errors.New("messaging: Options.Transport serves one broker: no alternates")
 	}
+	if opts.TLS != nil || opts.Heartbeat > 0 {
+		return errors.New("messaging: Options.TLS and Options.Heartbeat with Options.Transport: set them on the transport's own options")
+	}
 	check := func(k string) error {
 		if slices.Contains(connectionKeys, k) {
 			return nil
@@ -248,6 +252,9 @@ func checkTransport(eps []Endpoint, opts Options) error {
 		}
 	}
 	for _, ep := range eps {
+		if ep.TLS || len(ep.SSL) > 0 || ep.Heartbeat > 0 {
+			return fmt.Errorf("messaging: TLS or heartbeat parameters in %s with Options.Transport: set them on the transport's own options", redactURL(ep.raw))
+		}
 		for k := range ep.Options {
 			if err := check(k); err != nil {
 				return err

@@ -111,6 +111,8 @@ func TestTypedTransport(t *testing.T) {
 		{"memory://" + broker + "?deadletter_queue=x", nil},
 		{"memory://" + broker, map[string]any{"deadletter_queue": "x"}},
 		{"memory://" + broker + ";memory://other", nil},
+		{"memory://" + broker + "?ssl=1", nil},
+		{"memory://" + broker + "?heartbeat=10", nil},
 	} {
 		if _, err := messaging.NewConnection(bad.url, messaging.Options{Transport: tr, TransportOptions: bad.opts}); err == nil {
 			t.Errorf("%s %v with Options.Transport accepted", bad.url, bad.opts)
