@@ -368,19 +368,6 @@ func TestSettleErrorReturnedByClose(t *testing.T) {
 	}
 }
 
-func TestParseOptions(t *testing.T) {
-	o, err := channel.ParseOptions(map[string]any{"deadletter_queue": "dlq", "restore_on_close": "false", "other": 1})
-	if err != nil || o.DeadLetterQueue != "dlq" || !o.NoRestoreOnClose {
-		t.Fatalf("%+v, %v", o, err)
-	}
-	if _, err := channel.ParseOptions(map[string]any{"deadletter_queue": 3}); err == nil {
-		t.Error("non-string deadletter_queue accepted")
-	}
-	if _, err := channel.ParseOptions(map[string]any{"restore_on_close": "maybe"}); err == nil {
-		t.Error("bad bool accepted")
-	}
-}
-
 // A callback that panics does not lose the messages pulled with it.
 func TestPullPanicKeepsMessages(t *testing.T) {
 	h, err := hub.New(hub.Options{OnError: func(error) error { return nil }})

@@ -1,12 +1,10 @@
 package channel
 
-import (
-	"fmt"
-	"log/slog"
-	"strconv"
-)
+import "log/slog"
 
-// Options configure a [Channel]. The zero value is ready to use.
+// Options configure a [Channel]. The zero value is ready to use. The
+// transports fill them from their own typed options (redis.Options,
+// memory.Options), which read Kombu's option maps.
 type Options struct {
 	// State holds the exchanges and bindings this channel routes with.
 	// Channels that should see each other's declarations share one (the
@@ -33,41 +31,6 @@ type Options struct {
 	// Logger receives diagnostics: undeliverable messages, failed
 	// settlements. Default: discard.
 	Logger *slog.Logger
-}
-
-// ParseOptions reads the options of the virtual channel from Kombu
-// transport options (transport.Config.Options): deadletter_queue (a
-// string) and restore_on_close (a bool, or a string strconv.ParseBool
-// accepts; default true). Other keys are ignored.
-func ParseOptions(opts map[string]any) (Options, error) {
-	var o Options
-	if v, ok := opts["deadletter_queue"]; ok && v != nil {
-		s, ok := v.(string)
-		if !ok {
-			return o, fmt.Errorf("channel: deadletter_queue: want a string, got %T", v)
-		}
-		o.DeadLetterQueue = s
-	}
-	if v, ok := opts["restore_on_close"]; ok && v != nil {
-		b, err := parseBool(v)
-		if err != nil {
-			return o, fmt.Errorf("channel: restore_on_close: %w", err)
-		}
-		o.NoRestoreOnClose = !b
-	}
-	return o, nil
-}
-
-func parseBool(v any) (bool, error) {
-	switch x := v.(type) {
-	case bool:
-		return x, nil
-	case string:
-		return strconv.ParseBool(x)
-	case int:
-		return x != 0, nil
-	}
-	return false, fmt.Errorf("want a bool, got %T", v)
 }
 
 func (o *Options) setDefaults() {

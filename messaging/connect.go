@@ -77,9 +77,11 @@ func (c *Connection) transportLocked() (transport.Transport, transport.Config, e
 		return nil, cfg, err
 	}
 	if c.tr == nil || c.trFor != c.cur {
-		tr, err := sc.New(cfg)
-		if err != nil {
-			return nil, cfg, fmt.Errorf("messaging: %s transport: %w", c.transportName(ep), err)
+		tr := c.opts.Transport
+		if tr == nil {
+			if tr, err = sc.New(cfg); err != nil {
+				return nil, cfg, fmt.Errorf("messaging: %s transport: %w", c.transportName(ep), err)
+			}
 		}
 		c.tr, c.trFor = tr, c.cur
 	}
@@ -140,6 +142,12 @@ func (c *Connection) config(ep Endpoint, sc Scheme) (transport.Config, error) {
 	cfg.TLS = t
 	return cfg, nil
 }
+
+// connectionKeys are Kombu's connection retry keys (connectPolicy reads
+// them, as Kombu's _extract_failover_opts does). They are passed on to the
+// transport too: the AMQP transport's recovery follows them, the virtual
+// transports check and accept them.
+var connectionKeys = []string{"max_retries", "interval_start", "interval_step", "interval_max", "connect_retries_timeout"}
 
 // completesCycle is Kombu's completes_cycle: true when retries+1 attempts
 // went once around the alternates (always true without alternates).

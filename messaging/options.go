@@ -2,12 +2,16 @@ package messaging
 
 import (
 	"crypto/tls"
+	"errors"
+	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/kombu-go/kombu/hub"
 	"github.com/kombu-go/kombu/messaging/compression"
 	"github.com/kombu-go/kombu/messaging/serializer"
+	"github.com/kombu-go/kombu/transport"
 )
 
 // Options configure a [Connection]. The zero value is ready to use; each
@@ -39,8 +43,21 @@ type Options struct {
 	// transport. A URL's query parameters are added to them and win over
 	// them. The retry keys max_retries, interval_start, interval_step,
 	// interval_max and connect_retries_timeout (numbers, in seconds) shape
-	// lazy connects, as in Kombu. The connection never modifies the map.
+	// lazy connects, as in Kombu (the AMQP transport's recovery follows them
+	// too). Transports refuse keys they do not know (a misspelt key is an
+	// error naming it, unlike Kombu). The connection never modifies the
+	// map.
 	TransportOptions map[string]any
+	// Transport, when set, is the connection's transport, built in code
+	// with typed options (redis.NewWithOptions, memory.NewWithOptions),
+	// instead of one made from the URL's scheme and TransportOptions. Pass
+	// the URL of the same broker: it still names the broker in Info, AsURI
+	// and logs. With Transport, transport options (in TransportOptions or
+	// the URL's query, other than the connection's retry keys), TLS
+	// settings (Options.TLS, ssl parameters), a heartbeat and alternates
+	// are errors: the transport's options were set when it was built.
+	// Default: nil, a transport from the URL.
+	Transport transport.Transport
 	// Alternates are more URLs to fail over to, after those in the URL
 	// string (Kombu's alternates, or a list given as hostname).
 	Alternates []string
@@ -141,6 +158,9 @@ func newConnection(eps []Endpoint, raws []string, opts Options) (*Connection, er
 			return nil, err
 		}
 	}
+	if err := checkTransport(eps, opts); err != nil {
+		return nil, err
+	}
 	if opts.Failover == nil {
 		if _, err := failoverByName(opts.FailoverStrategy); err != nil {
 			return nil, err
@@ -206,4 +226,40 @@ func buildConnection(eps []Endpoint, raws []string, opts Options) *Connection {
 		c.cycle() // skip the first entry, as Kombu's next(cycle)
 	}
 	return c
+}
+
+// checkTransport refuses what Options.Transport makes meaningless:
+// transport options and alternates.
+func checkTransport(eps []Endpoint, opts Options) error {
+	if opts.Transport == nil {
+		return nil
+	}
+	if len(eps) > 1 {
+		return errors.New("messaging: Options.Transport serves one broker: no alternates")
+	}
+	if opts.TLS != nil || opts.Heartbeat > 0 {
+		return errors.New("messaging: Options.TLS and Options.Heartbeat with Options.Transport: set them on the transport's own options")
+	}
+	check := func(k string) error {
+		if slices.Contains(connectionKeys, k) {
+			return nil
+		}
+		return fmt.Errorf("messaging: transport option %q with Options.Transport: set it on the transport's own options", k)
+	}
+	for k := range opts.TransportOptions {
+		if err := check(k); err != nil {
+			return err
+		}
+	}
+	for _, ep := range eps {
+		if ep.TLS || len(ep.SSL) > 0 || ep.Heartbeat > 0 {
+			return fmt.Errorf("messaging: TLS or heartbeat parameters in %s with Options.Transport: set them on the transport's own options", redactURL(ep.raw))
+		}
+		for k := range ep.Options {
+			if err := check(k); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

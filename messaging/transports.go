@@ -63,14 +63,16 @@ var builtinSchemes = map[string]Scheme{
 	"sqs": {New: newSQS},
 }
 
-// The constructors of the built-in transports.
+// The constructors of the built-in transports. memory.New and redis.New
+// return their concrete types, as is Go's habit; these adapt them (a nil
+// *Transport must not become a non-nil interface).
 var (
-	newMemory     TransportFactory = memory.New
-	newRedis      TransportFactory = redis.New
-	newAMQP                        = factory(amqp.New)
-	newFilesystem                  = factory(filesystem.New)
-	newSQLA                        = factory(sqla.New)
-	newSQS                         = factory(sqs.New)
+	newMemory     = factory(memory.New)
+	newRedis      = factory(redis.New)
+	newAMQP       = factory(amqp.New)
+	newFilesystem = factory(filesystem.New)
+	newSQLA       = factory(sqla.New)
+	newSQS        = factory(sqs.New)
 )
 
 // factory adapts a constructor that returns its concrete type, never

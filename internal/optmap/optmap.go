@@ -18,6 +18,8 @@ type Reader struct {
 	opts  map[string]any
 	known map[string]bool
 	err   error
+	// refused are keys given but refused (Refuse): known, but not valid.
+	refused []string
 }
 
 // New returns a Reader of opts for the named transport. opts is not
@@ -162,6 +164,58 @@ func (r *Reader) Ints(k string, dst *[]int) bool {
 	return true
 }
 
+// Always declares k, a bool option the transport supports with one value
+// only: want is accepted (it is what the transport always does), the other
+// value fails with reason why.
+func (r *Reader) Always(k string, want bool, why string) {
+	var b bool
+	if r.Bool(k, &b) && b != want {
+		r.Fail(k, b, why)
+	}
+}
+
+// Refuse declares keys that the transport refuses whatever their value
+// (Kombu options with no meaning here): each one given fails with its
+// reason. A refused key is not listed among the valid ones.
+func (r *Reader) Refuse(reasons map[string]string) {
+	keys := make([]string, 0, len(reasons))
+	for k := range reasons {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		v, ok := r.opts[k]
+		if !ok {
+			continue
+		}
+		r.refused = append(r.refused, k)
+		if v != nil {
+			r.Fail(k, v, "not supported: "+reasons[k])
+		}
+	}
+}
+
+// ConnectionKeys declares Kombu's connection retry keys and checks their
+// values: max_retries (a number, or "none"), interval_start,
+// interval_step, interval_max and connect_retries_timeout (seconds).
+// Kombu's Connection reads them (_extract_failover_opts), and so does
+// messaging.Connection for its connects; a transport that has no
+// reconnect policy of its own accepts them for that reader.
+func (r *Reader) ConnectionKeys() {
+	for _, k := range []string{"max_retries", "interval_start", "interval_step", "interval_max", "connect_retries_timeout"} {
+		v, ok := r.Lookup(k)
+		if !ok {
+			continue
+		}
+		if s, isStr := v.(string); isStr && k == "max_retries" && strings.EqualFold(strings.TrimSpace(s), "none") {
+			continue
+		}
+		if _, err := AsFloat(v); err != nil {
+			r.Fail(k, v, "want a number")
+		}
+	}
+}
+
 // Map returns the map value of k: a map, or JSON object text from a URL.
 func (r *Reader) Map(k string) (map[string]any, bool) {
 	v, ok := r.Lookup(k)
@@ -202,7 +256,7 @@ func (r *Reader) Err() error {
 	}
 	var unknown []string
 	for k := range r.opts {
-		if !r.known[k] {
+		if !r.known[k] && !slices.Contains(r.refused, k) {
 			unknown = append(unknown, k)
 		}
 	}

@@ -75,7 +75,7 @@ func TestCheckQueueName(t *testing.T) {
 }
 
 func TestParseOptions(t *testing.T) {
-	o, err := ParseOptions(transport.Config{Options: map[string]any{
+	o, err := ParseConfig(transport.Config{Options: map[string]any{
 		"data_folder_in": "a", "data_folder_out": "b", "store_processed": "true",
 		"processed_folder": "p", "polling_interval": "0.5", "watch": false, "recover_interval": 2,
 	}})
@@ -86,7 +86,7 @@ func TestParseOptions(t *testing.T) {
 		o.PollingInterval != 500*time.Millisecond || o.Watch || o.RecoverInterval != 2*time.Second {
 		t.Errorf("options %+v", o)
 	}
-	d, err := ParseOptions(transport.Config{})
+	d, err := ParseConfig(transport.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,10 +95,10 @@ func TestParseOptions(t *testing.T) {
 		t.Errorf("defaults %+v, want Kombu's", d)
 	}
 	var oe *transport.OptionError
-	if _, err := ParseOptions(transport.Config{Options: map[string]any{"data_folder": "x"}}); !errors.As(err, &oe) {
+	if _, err := ParseConfig(transport.Config{Options: map[string]any{"data_folder": "x"}}); !errors.As(err, &oe) {
 		t.Errorf("unknown key: %v", err)
 	}
-	if _, err := ParseOptions(transport.Config{Hostname: "example.com"}); err == nil {
+	if _, err := ParseConfig(transport.Config{Hostname: "example.com"}); err == nil {
 		t.Error("a host in the URL accepted")
 	}
 	if _, err := NewWithOptions(Options{DataFolderIn: "a", DataFolderOut: "b"}); err == nil {

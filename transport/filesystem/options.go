@@ -80,12 +80,12 @@ func DefaultOptions() Options {
 	}
 }
 
-// ParseOptions reads a transport.Config: the URL ("filesystem://", no
+// ParseConfig reads a transport.Config: the URL ("filesystem://", no
 // host) and the transport options data_folder_in, data_folder_out,
 // store_processed, processed_folder, polling_interval (Kombu's), watch and
 // recover_interval (ours), deadletter_queue and restore_on_close (the
 // virtual channel's). Unknown keys are errors.
-func ParseOptions(cfg transport.Config) (Options, error) {
+func ParseConfig(cfg transport.Config) (Options, error) {
 	o := DefaultOptions()
 	r := optmap.New("filesystem", cfg.Options)
 	r.String("data_folder_in", &o.DataFolderIn)
@@ -99,6 +99,8 @@ func ParseOptions(cfg transport.Config) (Options, error) {
 	restore := true
 	r.Bool("restore_on_close", &restore)
 	o.NoRestoreOnClose = !restore
+	r.Always("confirm_publish", true, "a publish returns once the file is in the folder: only true")
+	r.ConnectionKeys()
 	if err := r.Err(); err != nil {
 		return o, err
 	}

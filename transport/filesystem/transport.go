@@ -31,9 +31,9 @@ var (
 )
 
 // New returns a transport for a "filesystem://" URL and its transport
-// options (see ParseOptions).
+// options (see ParseConfig).
 func New(cfg transport.Config) (*Transport, error) {
-	o, err := ParseOptions(cfg)
+	o, err := ParseConfig(cfg)
 	if err != nil {
 		return nil, err
 	}

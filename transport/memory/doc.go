@@ -5,7 +5,7 @@
 //
 // # Design
 //
-// [New] returns a [Transport] over a process-wide broker, as Kombu's memory
+// [New] (or [NewWithOptions]) returns a [Transport] over a process-wide broker, as Kombu's memory
 // transport shares its state across all connections of a process; the URL
 // host names a separate broker ("memory://name"; "" and "localhost" are the
 // default one). Exchanges and bindings are Kombu's virtual ones (package
@@ -33,8 +33,15 @@
 //   - Unroutable mandatory messages are returned ([Channel.OnReturn]).
 //
 // Priorities are ignored (queues are FIFO), as in Kombu, so
-// transport.Info.Priorities is false. The transport options read are
-// deadletter_queue and restore_on_close (channel.ParseOptions).
+// transport.Info.Priorities is false.
+//
+// # Options
+//
+// [Options] holds the settings, typed; [ParseConfig] reads Kombu's option
+// map into it: deadletter_queue and restore_on_close. An unknown key is an
+// error naming it and listing the valid ones (Kombu ignores it), and
+// polling_interval and body_encoding, which mean nothing here, are refused
+// with the reason.
 //
 // # Concurrency
 //

@@ -8,6 +8,7 @@ import (
 
 	"github.com/kombu-go/kombu/channel"
 	"github.com/kombu-go/kombu/hub"
+	"github.com/kombu-go/kombu/internal/optmap"
 	"github.com/kombu-go/kombu/transport"
 )
 
@@ -19,25 +20,84 @@ type Transport struct {
 
 var _ transport.Transport = (*Transport)(nil)
 
-// New returns a memory transport. Every transport of the process with the
-// same broker name shares its exchanges, bindings and queues, as Kombu's
-// memory transport shares them across connections; the name is
-// cfg.Hostname ("memory://name"), where "" and "localhost" name the default
-// broker. cfg.Options are Kombu transport options: deadletter_queue and
-// restore_on_close (see channel.ParseOptions).
-func New(cfg transport.Config) (transport.Transport, error) {
-	opts, err := channel.ParseOptions(cfg.Options)
+// Options configure a memory [Transport]. The zero value uses the default
+// broker with Kombu's behaviour, except as noted.
+type Options struct {
+	// Broker names the in-process broker (memory://name): every transport
+	// of the process with the same name shares its exchanges, bindings and
+	// queues. Default: "" (also "localhost"), the default broker.
+	Broker string
+	// DeadLetterQueue receives messages no binding routes
+	// (deadletter_queue). Default: none, they are dropped (or returned to a
+	// mandatory publisher).
+	DeadLetterQueue string
+	// NoRestoreOnClose drops a closing channel's unacknowledged messages,
+	// as Kombu's memory transport does (restore_on_close=False). Default:
+	// false, Close gives them back to their queues.
+	NoRestoreOnClose bool
+	// Logger receives diagnostics (Config.Logger). Default: discard.
+	Logger *slog.Logger
+
+	vhost string // names the virtual host in error texts
+}
+
+// unsupported are Kombu options of the virtual transports that mean
+// nothing here, with the reason.
+var unsupported = map[string]string{
+	"polling_interval": "the memory transport wakes its consumers, it does not poll",
+	"body_encoding":    "the memory transport stores messages, not encoded bodies",
+}
+
+// ParseConfig reads cfg into Options: cfg.Hostname names the broker, and
+// cfg.Options may hold deadletter_queue (a string) and restore_on_close (a
+// bool, default true), and confirm_publish (true only: publishes are
+// always confirmed); Kombu's connection retry keys (max_retries,
+// interval_*, connect_retries_timeout) are checked and accepted for
+// messaging.Connection, which reads them for its connects. Any other key is an error (a
+// *transport.OptionError naming it and listing the valid ones), on purpose
+// unlike Kombu, which ignores keys it does not know; polling_interval and
+// body_encoding are refused with the reason.
+func ParseConfig(cfg transport.Config) (Options, error) {
+	o := Options{Broker: cfg.Hostname, Logger: cfg.Logger, vhost: cfg.VirtualHost}
+	r := optmap.New("memory", cfg.Options)
+	r.String("deadletter_queue", &o.DeadLetterQueue)
+	restore := true
+	r.Bool("restore_on_close", &restore)
+	o.NoRestoreOnClose = !restore
+	r.Always("confirm_publish", true, "Publish returns once the message is stored, so publishes are always confirmed: only true")
+	r.ConnectionKeys()
+	r.Refuse(unsupported)
+	return o, r.Err()
+}
+
+// New returns a memory transport for cfg: [ParseConfig], then
+// [NewWithOptions].
+func New(cfg transport.Config) (*Transport, error) {
+	o, err := ParseConfig(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("memory: %w", err)
+		return nil, err
 	}
-	name := cfg.Hostname
+	return NewWithOptions(o)
+}
+
+// NewWithOptions returns a memory transport over the broker o.Broker.
+// Every transport of the process with the same broker name shares its
+// exchanges, bindings and queues, as Kombu's memory transport shares them
+// across connections. It never fails today; the error is for options that
+// may be checked later.
+func NewWithOptions(o Options) (*Transport, error) {
+	name := o.Broker
 	if name == "localhost" {
 		name = ""
 	}
 	b := namedBroker(name)
-	opts.State = b.state
-	opts.VHost = cfg.VirtualHost
-	opts.Logger = cfg.Logger
+	opts := channel.Options{
+		State:            b.state,
+		DeadLetterQueue:  o.DeadLetterQueue,
+		NoRestoreOnClose: o.NoRestoreOnClose,
+		VHost:            o.vhost,
+		Logger:           o.Logger,
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -85,10 +145,11 @@ func (c *Conn) Channel(ctx context.Context) (transport.Channel, error) {
 		return nil, fmt.Errorf("memory: channel: %w", err)
 	}
 	st := &store{b: c.t.b, log: c.t.opts.Logger}
-	ch := &Channel{Channel: channel.New(c.h, st, c.t.opts), conn: c}
-	st.ch = ch.Channel
+	vc := channel.New(c.h, st, c.t.opts)
+	ch := &Channel{Handle: vc.Handle(), vc: vc, conn: c}
+	st.ch = ch.vc
 	if err := c.chans.Add(ch, nil); err != nil {
-		ch.Channel.Close()
+		ch.vc.Close()
 		return nil, fmt.Errorf("memory: %w", err)
 	}
 	return ch, nil
@@ -115,7 +176,7 @@ func (c *Conn) Close() error {
 	}
 	var err error
 	for _, ch := range chans {
-		if e := ch.Channel.Close(); e != nil && err == nil {
+		if e := ch.vc.Close(); e != nil && err == nil {
 			err = e
 		}
 	}
@@ -123,10 +184,15 @@ func (c *Conn) Close() error {
 	return err
 }
 
-// Channel is a memory channel: a channel.Channel that also returns
-// unroutable mandatory messages (transport.Returner).
+// Channel is a memory channel: Kombu's virtual channel over the
+// in-process broker. It implements transport.Channel (the methods of the
+// embedded channel.Handle, and Close) and transport.Returner
+// ([Channel.OnReturn]). Its methods are safe for concurrent use, as
+// transport.Channel documents; the virtual channel's hub-side hooks are
+// not part of its API.
 type Channel struct {
-	*channel.Channel
+	channel.Handle
+	vc   *channel.Channel
 	conn *Conn
 }
 
@@ -136,15 +202,17 @@ var (
 )
 
 // OnReturn sets the function that receives mandatory messages no queue
-// took (reply code 312, NO_ROUTE); it runs on the hub goroutine.
-func (ch *Channel) OnReturn(fn func(*transport.Returned)) { ch.HandleReturns(fn) }
+// took (reply code 312, NO_ROUTE); it runs on the hub goroutine; nil
+// removes it.
+func (ch *Channel) OnReturn(fn func(*transport.Returned)) { ch.vc.HandleReturns(fn) }
 
-// Close closes the channel (see channel.Channel.Close) and forgets it on
-// its connection. From a hub callback it returns an error matching
-// hub.ErrInCallback, and the channel stays open and known to the
-// connection.
+// Close closes the channel: its consumers are cancelled and its
+// unacknowledged messages go back to their queues (unless
+// Options.NoRestoreOnClose), and its connection forgets it. From a hub
+// callback it returns an error matching hub.ErrInCallback, and the
+// channel stays open and known to the connection.
 func (ch *Channel) Close() error {
-	err := ch.Channel.Close()
+	err := ch.vc.Close()
 	if errors.Is(err, hub.ErrInCallback) {
 		return err
 	}

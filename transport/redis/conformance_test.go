@@ -34,7 +34,7 @@ func TestConformance(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rdb := tr.(*Transport).o.newClient()
+		rdb := tr.o.newClient()
 		t.Cleanup(func() {
 			ctx := context.Background()
 			keys, _ := rdb.Keys(ctx, prefix+"*").Result()

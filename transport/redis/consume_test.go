@@ -561,7 +561,7 @@ func TestPanicInCallbackKeepsBatch(t *testing.T) {
 	go func() { defer close(done); h.Run(runCtx) }()
 	defer func() { cancel(); <-done; h.Close() }()
 	ctx := ctxT(t)
-	rdb := tr.(*Transport).o.newClient()
+	rdb := tr.o.newClient()
 	defer func() { // last: after the connection restored what it held
 		keys, _ := rdb.Keys(context.Background(), prefix+"*").Result()
 		if len(keys) > 0 {

@@ -4,11 +4,27 @@
 // Kombu or Celery service share one Redis and consume each other's
 // messages, and either side restores what the other left unacknowledged.
 //
-// Create a transport with [New] from a transport.Config (redis://,
-// rediss://, redis+socket:// and sentinel:// forms, Kombu's transport
-// options); [Transport.Dial] returns a connection whose channels are
-// channel.Channel (Kombu's virtual channel) over this package's store, plus
+// Create a transport with [NewWithOptions] from typed [Options], or with
+// [New] from a transport.Config (redis://, rediss://, redis+socket:// and
+// sentinel:// forms, Kombu's transport options), which [ParseConfig] reads
+// into Options; [Transport.Dial] returns a connection whose channels are
+// Kombu's virtual channel over this package's store, plus
 // [Channel.PublishBatch].
+//
+// # Options
+//
+// Every Kombu Redis transport option is a typed field of [Options], whose
+// documentation gives the Kombu key and the default. ParseConfig is the
+// one place that reads Kombu's untyped map, and it refuses what it does
+// not know: a misspelt key (visibilty_timeout) is a
+// *transport.OptionError that names it and lists the valid ones, where
+// Kombu would ignore it and run with its default. Python-only options
+// (socket_keepalive_options, min_other_sentinels), login_method, and the
+// sentinel options outside a sentinel URL are refused with the reason;
+// confirm_publish=true is accepted (a publish returns once Redis stored
+// the message) and false refused. retry_on_timeout defaults to true
+// (go-redis retries a command that timed out up to 3 times; redis-py's
+// default is false); false turns the retries off.
 //
 // # Design
 //

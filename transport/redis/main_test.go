@@ -117,7 +117,7 @@ func newEnvWith(t testing.TB, opts map[string]any, hopts hub.Options, tweak func
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.tr = tr.(*Transport)
+	e.tr = tr
 	if tweak != nil {
 		tweak(e.tr.o)
 	}

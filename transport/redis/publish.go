@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -39,14 +40,14 @@ func (ch *Channel) PublishBatch(ctx context.Context, reqs []PublishRequest) erro
 	if ch.st.c.chans.Closed() {
 		return fmt.Errorf("redis: %w", transport.ErrClosed)
 	}
-	state := ch.State()
+	state := ch.vc.State()
 	// Binding tables of the non-fanout named exchanges, read live once.
 	var names []string
 	for _, r := range reqs {
 		if r.Message == nil && r.Build == nil {
 			return fmt.Errorf("redis: publish of a nil message")
 		}
-		if r.Exchange != "" && state.Typeof(r.Exchange) != transport.Fanout && !contains(names, r.Exchange) {
+		if r.Exchange != "" && state.Typeof(r.Exchange) != transport.Fanout && !slices.Contains(names, r.Exchange) {
 			names = append(names, r.Exchange)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -89,7 +90,7 @@ func (o *options) stepKeys(queue string) []string {
 	keys := make([]string, 0, len(o.steps))
 	for _, s := range o.steps {
 		k := o.key(o.queueKey(queue, s))
-		if !contains(keys, k) {
+		if !slices.Contains(keys, k) {
 			keys = append(keys, k)
 		}
 	}

@@ -35,50 +35,33 @@ type fanoutBinding struct {
 
 var _ transport.Transport = (*Transport)(nil)
 
-// New returns a Redis transport for cfg (kombu-spec §1.2 and §1.15).
-//
-// cfg.Scheme selects the form: "redis" (TCP, the default), "rediss" (TLS),
-// "redis+socket" or "socket" (a unix socket whose path is in cfg.Hostname as
-// "socket:///path", as Kombu passes it, or in cfg.VirtualHost), and
-// "sentinel" (the master named by the master_name option, found through the
-// sentinels cfg.Hostname:cfg.Port and every "sentinel://" URL in
-// cfg.Alternates). cfg.VirtualHost selects the database ("", "/" or "/0":
-// 0; "/1": 1; anything else is an error); over a unix socket the
-// virtual_host option does.
-//
-// cfg.Options are Kombu's transport options, typed or as strings from a URL:
-// body_encoding, deadletter_queue, polling_interval (also the BRPOP
-// timeout), brpop_timeout, sep, ack_emulation, unacked_key,
-// unacked_index_key, unacked_mutex_key, unacked_mutex_expire,
-// visibility_timeout, unacked_restore_limit, unacked_restore_interval,
-// unacked_restore_throttle, fanout_prefix, fanout_patterns,
-// global_keyprefix, queue_order_strategy, priority_steps, max_connections,
-// health_check_interval, client_name, socket_timeout,
-// socket_connect_timeout, socket_keepalive, retry_on_timeout, master_name,
-// sentinel_kwargs (username, password), ssl (a bool or Kombu's dict),
-// ssl_cert_reqs, ssl_ca_certs, ssl_certfile, ssl_keyfile,
-// ssl_check_hostname and restore_on_close. Durations are in seconds, as in
-// Kombu. Options that only make sense in Python (socket_keepalive_options,
-// reauth_check_interval, min_other_sentinels) are accepted and ignored, and
-// so is retry_on_timeout (go-redis retries on its own).
-//
-// health_check_interval is the period of the PING on the PUB/SUB sockets
-// (Kombu's subclient health check); BRPOP sockets are watched by a reply
-// deadline instead (brpop_timeout plus socket_connect_timeout plus
-// socket_timeout).
-func New(cfg transport.Config) (transport.Transport, error) {
-	o, err := parseOptions(cfg)
+// New returns a Redis transport for cfg: [ParseConfig] then
+// [NewWithOptions]. An unknown or misspelt option in cfg.Options is an
+// error (a *transport.OptionError listing the valid ones).
+func New(cfg transport.Config) (*Transport, error) {
+	o, err := ParseConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
-	o.chanOpts.State = channel.NewState()
-	return &Transport{o: o, state: o.chanOpts.State, fanout: make(map[string]fanoutBinding)}, nil
+	return NewWithOptions(o)
+}
+
+// NewWithOptions returns a Redis transport for o (see [Options] for the
+// defaults of its zero fields). It does not connect: [Transport.Dial]
+// does.
+func NewWithOptions(o Options) (*Transport, error) {
+	r, err := o.resolve()
+	if err != nil {
+		return nil, err
+	}
+	r.chanOpts.State = channel.NewState()
+	return &Transport{o: r, state: r.chanOpts.State, fanout: make(map[string]fanoutBinding)}, nil
 }
 
 // Info describes the Redis transport.
 func (t *Transport) Info() transport.Info {
 	port := defaultPort
-	if t.o.scheme == "sentinel" {
+	if t.o.masterName != "" {
 		port = defaultSentinelPort
 	}
 	return transport.Info{
@@ -154,6 +137,7 @@ func (o *options) newClient() *goredis.Client {
 			ReadTimeout:           o.sockTimeout,
 			WriteTimeout:          o.sockTimeout,
 			PoolSize:              o.maxConns,
+			MaxRetries:            o.maxRetries,
 			Protocol:              2,
 			DisableIdentity:       true,
 			ContextTimeoutEnabled: true,
@@ -171,6 +155,7 @@ func (o *options) newClient() *goredis.Client {
 		ReadTimeout:           o.sockTimeout,
 		WriteTimeout:          o.sockTimeout,
 		PoolSize:              o.maxConns,
+		MaxRetries:            o.maxRetries,
 		Protocol:              2,
 		DisableIdentity:       true,
 		ContextTimeoutEnabled: true,
@@ -206,13 +191,14 @@ func (c *Conn) Channel(ctx context.Context) (transport.Channel, error) {
 		return nil, fmt.Errorf("redis: channel: %w", err)
 	}
 	st := newStore(c)
-	ch := &Channel{Channel: channel.New(c.h, st, c.o.chanOpts), st: st}
-	st.ch = ch.Channel
+	vc := channel.New(c.h, st, c.o.chanOpts)
+	ch := &Channel{Handle: vc.Handle(), vc: vc, st: st}
+	st.ch = ch.vc
 	// Registered with the poller on the hub, before any request the caller
 	// makes next (posts run in order) and before a concurrent Close's
 	// poller shutdown (the post is made under the set's lock).
 	if err := c.chans.Add(ch, func() { c.h.Post(func() { c.mp.add(st) }) }); err != nil {
-		ch.Channel.Close()
+		ch.vc.Close()
 		return nil, fmt.Errorf("redis: %w", err)
 	}
 	return ch, nil
@@ -243,7 +229,7 @@ func (c *Conn) Close() error {
 	}
 	var errs []error
 	for _, ch := range chans {
-		errs = append(errs, ch.Channel.Close())
+		errs = append(errs, ch.vc.Close())
 	}
 	c.cancel()
 	// The poller's sockets and timers live on the hub.
@@ -261,25 +247,6 @@ func (c *Conn) Close() error {
 	errs = append(errs, c.rdb.Close())
 	c.chans.Finish()
 	return errors.Join(errs...)
-}
-
-// Channel is a Redis channel: the virtual channel (channel.Channel) over
-// the Redis store, plus [Channel.PublishBatch].
-type Channel struct {
-	*channel.Channel
-	st *store
-}
-
-// Close closes the channel (see channel.Channel.Close) and forgets it.
-// From a hub callback it returns an error matching hub.ErrInCallback, and
-// the channel stays open and known to the connection.
-func (ch *Channel) Close() error {
-	err := ch.Channel.Close()
-	if errors.Is(err, hub.ErrInCallback) {
-		return err
-	}
-	ch.st.c.chans.Remove(ch)
-	return err
 }
 
 // connError wraps a failure to reach Redis as a connection error.

@@ -69,7 +69,7 @@ func TestFaultConnectionCut(t *testing.T) {
 		}
 		h := runHub(t)
 		pc, pch := dial(t, pub, h)
-		_, cch := dial(t, cons.(*Transport), h)
+		_, cch := dial(t, cons, h)
 		ctx := context.Background()
 		q := uniq("cut-")
 		if _, err := pch.DeclareQueue(ctx, transport.Queue{Name: q}); err != nil {
@@ -272,7 +272,7 @@ func TestFaultKilledConsumer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, cch := dial(t, cons.(*Transport), h)
+		_, cch := dial(t, cons, h)
 		got := collect(t, cch, q, false)
 		seen := map[string]int{}
 		for _, l := range first {

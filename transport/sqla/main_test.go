@@ -90,7 +90,7 @@ func tables(t testing.TB, raw string) map[string]any {
 }
 
 func dropTables(t testing.TB, raw, qt, mt string) {
-	o, err := parseConfig(configFromURL(t, raw, nil))
+	o, err := ParseConfig(configFromURL(t, raw, nil))
 	if err != nil {
 		t.Error(err)
 		return
@@ -126,5 +126,5 @@ func newTransport(t testing.TB, raw string, extra map[string]any) *Transport {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tr.(*Transport)
+	return tr
 }

@@ -123,8 +123,8 @@ func dialectOf(scheme string) (string, error) {
 	return "", fmt.Errorf("sqla: %q: unsupported database (want sqla+postgresql:// or sqla+mysql://)", scheme)
 }
 
-// parseConfig reads a transport.Config into Options.
-func parseConfig(cfg transport.Config) (Options, error) {
+// ParseConfig reads a transport.Config into Options.
+func ParseConfig(cfg transport.Config) (Options, error) {
 	var o Options
 	d, err := dialectOf(cfg.Scheme)
 	if err != nil {
@@ -158,6 +158,8 @@ func parseConfig(cfg transport.Config) (Options, error) {
 	o.NoRestoreOnClose = !restore
 	// create_engine arguments with no meaning here: accepted, no effect.
 	r.Known("echo", "pool_pre_ping", "pool_timeout")
+	r.Always("confirm_publish", true, "a publish returns once its row is committed: only true")
+	r.ConnectionKeys()
 	if err := r.Err(); err != nil {
 		return o, err
 	}

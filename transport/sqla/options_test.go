@@ -10,7 +10,7 @@ import (
 )
 
 func TestOptionsDefaults(t *testing.T) {
-	o, err := parseConfig(transport.Config{Scheme: "sqla+postgresql+psycopg2", Hostname: "db", VirtualHost: "/app"})
+	o, err := ParseConfig(transport.Config{Scheme: "sqla+postgresql+psycopg2", Hostname: "db", VirtualHost: "/app"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +29,7 @@ func TestOptionsDefaults(t *testing.T) {
 }
 
 func TestOptionsFromURLQuery(t *testing.T) {
-	o, err := parseConfig(transport.Config{Scheme: "sqlalchemy+mysql+pymysql", Options: map[string]any{
+	o, err := ParseConfig(transport.Config{Scheme: "sqlalchemy+mysql+pymysql", Options: map[string]any{
 		"queue_tablename": "q1", "message_tablename": "m1", "polling_interval": "0.5", "listen": "false",
 		"visibility_timeout": "0", "pool_size": "3", "echo": "true",
 	}})
@@ -60,7 +60,7 @@ func TestOptionsErrors(t *testing.T) {
 		{"sqla+postgresql", map[string]any{"message_tablename": "Upper"}, "lower-case"},
 		{"sqla+postgresql", map[string]any{"queue_tablename": "same", "message_tablename": "same"}, "must differ"},
 	} {
-		o, err := parseConfig(transport.Config{Scheme: tc.scheme, Options: tc.opts})
+		o, err := ParseConfig(transport.Config{Scheme: tc.scheme, Options: tc.opts})
 		if err == nil {
 			_, err = o.withDefaults()
 		}
@@ -81,7 +81,7 @@ func FuzzOptions(f *testing.F) {
 	f.Add("sqlalchemy+mysql+pymysql", "q", "m", "0.1")
 	f.Add("sqla+", "", "x;drop", "-1")
 	f.Fuzz(func(t *testing.T, scheme, qt, mt, poll string) {
-		o, err := parseConfig(transport.Config{Scheme: scheme, Options: map[string]any{
+		o, err := ParseConfig(transport.Config{Scheme: scheme, Options: map[string]any{
 			"queue_tablename": qt, "message_tablename": mt, "polling_interval": poll}})
 		if err != nil {
 			return

@@ -42,8 +42,8 @@ var _ transport.Transport = (*Transport)(nil)
 // ("sqla+postgresql", "sqlalchemy+mysql+pymysql", ...), the host, port,
 // user, password and virtual host (the database name) say where, and
 // cfg.Options holds the transport options listed on [Options].
-func New(cfg transport.Config) (transport.Transport, error) {
-	o, err := parseConfig(cfg)
+func New(cfg transport.Config) (*Transport, error) {
+	o, err := ParseConfig(cfg)
 	if err != nil {
 		return nil, err
 	}

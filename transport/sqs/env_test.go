@@ -45,7 +45,7 @@ func newEnv(t *testing.T, extra map[string]any) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.tr = tr.(*Transport)
+	e.tr = tr
 	h, err := hub.New(hub.Options{})
 	if err != nil {
 		t.Fatal(err)

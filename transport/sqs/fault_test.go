@@ -260,7 +260,7 @@ func TestFaultEmulatorRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.tr = tr.(*Transport)
+	e.tr = tr
 	e.h, err = hub.New(hub.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -106,9 +106,9 @@ type PredefinedQueue struct {
 	Region string
 }
 
-// parseOptions reads a transport.Config the way Kombu's SQS channel reads
+// ParseConfig reads a transport.Config the way Kombu's SQS channel reads
 // its connection and transport_options.
-func parseOptions(cfg transport.Config) (Options, error) {
+func ParseConfig(cfg transport.Config) (Options, error) {
 	o := DefaultOptions()
 	o.AccessKeyID, o.SecretAccessKey, o.Logger = cfg.UserID, cfg.Password, cfg.Logger
 	r := optmap.New("sqs", cfg.Options)
@@ -123,8 +123,13 @@ func parseOptions(cfg transport.Config) (Options, error) {
 	// Kombu reads "port" into a property it never uses (the endpoint takes
 	// the URL's port); accepted for compatibility, without effect.
 	r.Known("port")
-	// The virtual channel's own options, read by channel.ParseOptions.
-	r.Known("deadletter_queue", "restore_on_close")
+	// The virtual channel's own options.
+	r.String("deadletter_queue", &o.Channel.DeadLetterQueue)
+	restore := !o.Channel.NoRestoreOnClose
+	r.Bool("restore_on_close", &restore)
+	o.Channel.NoRestoreOnClose = !restore
+	r.Always("confirm_publish", true, "a publish returns once SQS has stored the message: only true")
+	r.ConnectionKeys()
 	if m, ok := r.Map("sqs-creation-attributes"); ok {
 		o.CreationAttributes = make(map[string]string, len(m))
 		for k, v := range m {
@@ -157,11 +162,6 @@ func parseOptions(cfg transport.Config) (Options, error) {
 			o.EndpointURL += ":" + strconv.Itoa(cfg.Port)
 		}
 	}
-	co, err := channel.ParseOptions(cfg.Options)
-	if err != nil {
-		return o, fmt.Errorf("sqs: %w", err)
-	}
-	o.Channel = co
 	return o, nil
 }
 

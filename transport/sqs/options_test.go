@@ -18,7 +18,7 @@ func TestOptionsDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := tr.(*Transport).Options()
+	o := tr.Options()
 	if o.Region != "us-east-1" || o.VisibilityTimeout != 1800*time.Second || o.WaitTimeSeconds != 10 ||
 		o.PollingInterval != time.Second || !o.Base64 || o.EndpointURL != "" || o.AccessKeyID != "KEY" ||
 		o.SecretAccessKey != "SEC/RET" {
@@ -40,7 +40,7 @@ func TestOptionsParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := tr.(*Transport).Options()
+	o := tr.Options()
 	if o.EndpointURL != "http://127.0.0.1:4100" || o.Region != "eu-west-1" || o.VisibilityTimeout != time.Minute ||
 		o.WaitTimeSeconds != 20 || o.PollingInterval != 500*time.Millisecond || o.QueueNamePrefix != "dev-" ||
 		o.Base64 || o.CreationAttributes["DelaySeconds"] != "5" || o.PredefinedQueues["q1"].AccessKeyID != "a" ||
@@ -48,7 +48,7 @@ func TestOptionsParse(t *testing.T) {
 		t.Errorf("parsed: %+v", o)
 	}
 	tr, err = New(transport.Config{Scheme: "sqs", Hostname: "sqs.local", Options: map[string]any{"is_secure": true}})
-	if err != nil || tr.(*Transport).Options().EndpointURL != "https://sqs.local" {
+	if err != nil || tr.Options().EndpointURL != "https://sqs.local" {
 		t.Errorf("is_secure: %v %+v", err, tr)
 	}
 }

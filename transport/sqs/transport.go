@@ -23,8 +23,8 @@ var _ transport.Transport = (*Transport)(nil)
 // ("sqs://KEY:SECRET@host:port" plus Kombu's transport options; see
 // [Options] for each key and its Kombu default). Unknown options are an
 // error (*transport.OptionError).
-func New(cfg transport.Config) (transport.Transport, error) {
-	o, err := parseOptions(cfg)
+func New(cfg transport.Config) (*Transport, error) {
+	o, err := ParseConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
