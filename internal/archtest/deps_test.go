@@ -96,7 +96,7 @@ var policy = map[string]rule{
 	// The Kombu-style API. It names the built-in transports for URL schemes; it reaches the loop
 	// only through hub (never poller or timer) and never the virtual channel.
 	"messaging": {ours: []string{
-		"transport", "hub",
+		"transport", "hub", "internal/optmap",
 		"transport/memory", "transport/redis", "transport/amqp", "transport/filesystem", "transport/sqla", "transport/sqs",
 		"messaging/serializer", "messaging/compression",
 	}},

@@ -135,6 +135,19 @@ func certReqs(v any) (string, error) {
 // be read are *transport.OptionError naming their key.
 func (t TLS) Config(owner, serverName string, verify, checkHostname bool) (*tls.Config, error) {
 	c := &tls.Config{ServerName: serverName, MinVersion: tls.VersionTLS12}
+	if err := t.Apply(owner, c, verify, checkHostname); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Apply adjusts c, a configuration of the caller's (a clone of the user's,
+// say), by t: the SNI name, the CA file, the client certificate (which
+// replaces any in c) and the verification mode. verify and checkHostname
+// are the defaults when CertReqs and CheckHostname are not given; a c that
+// already skips verification is left so. This is the one place that reads
+// Kombu's TLS files, for every transport and for messaging's URLs.
+func (t TLS) Apply(owner string, c *tls.Config, verify, checkHostname bool) error {
 	if t.ServerHostname != "" {
 		c.ServerName = t.ServerHostname
 	}
@@ -151,11 +164,11 @@ func (t TLS) Config(owner, serverName string, verify, checkHostname bool) (*tls.
 	if t.CACerts != "" {
 		pem, err := os.ReadFile(t.CACerts)
 		if err != nil {
-			return nil, r.Fail("ssl_ca_certs", t.CACerts, err.Error())
+			return r.Fail("ssl_ca_certs", t.CACerts, err.Error())
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, r.Fail("ssl_ca_certs", t.CACerts, "no PEM certificate in the file")
+			return r.Fail("ssl_ca_certs", t.CACerts, "no PEM certificate in the file")
 		}
 		c.RootCAs = pool
 	}
@@ -166,18 +179,20 @@ func (t TLS) Config(owner, serverName string, verify, checkHostname bool) (*tls.
 		}
 		pair, err := tls.LoadX509KeyPair(t.CertFile, key)
 		if err != nil {
-			return nil, r.Fail("ssl_certfile", t.CertFile, err.Error())
+			return r.Fail("ssl_certfile", t.CertFile, err.Error())
 		}
 		c.Certificates = []tls.Certificate{pair}
 	}
 	switch {
+	case c.InsecureSkipVerify:
+		// The caller's own choice.
 	case !verify:
 		c.InsecureSkipVerify = true
 	case !checkHostname:
 		c.InsecureSkipVerify = true
 		c.VerifyConnection = verifyChain(c.RootCAs)
 	}
-	return c, nil
+	return nil
 }
 
 // verifyChain verifies the server's certificate chain against roots (nil:

@@ -3,11 +3,9 @@ package amqp
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"net"
-	"os"
 
+	"github.com/kombu-go/kombu/internal/optmap"
 	"github.com/kombu-go/kombu/transport"
 )
 
@@ -28,62 +26,26 @@ func tlsConfig(o *Options) (*tls.Config, error) {
 	if so == nil {
 		so = &SSLOptions{}
 	}
-	fail := func(k string, v any, reason string) error {
-		return &transport.OptionError{Transport: "amqp", Key: k, Value: v, Reason: reason}
-	}
-	if so.CACerts != "" {
-		pem, err := os.ReadFile(so.CACerts)
-		if err != nil {
-			return nil, fail("ssl_ca_certs", so.CACerts, err.Error())
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fail("ssl_ca_certs", so.CACerts, "the file holds no PEM certificate")
-		}
-		cfg.RootCAs = pool
-	}
-	if so.CertFile != "" || so.KeyFile != "" {
-		key := so.KeyFile
-		if key == "" {
-			key = so.CertFile // Python accepts the key inside the cert file
-		}
-		cert, err := tls.LoadX509KeyPair(so.CertFile, key)
-		if err != nil {
-			return nil, fail("ssl_certfile", so.CertFile, "with ssl_keyfile "+key+": "+err.Error())
-		}
-		// The ssl keys name the client certificate: it replaces any in TLS.
-		cfg.Certificates = []tls.Certificate{cert}
-	}
+	t := optmap.TLS{CACerts: so.CACerts, CertFile: so.CertFile, KeyFile: so.KeyFile,
+		ServerHostname: so.ServerHostname}
 	switch so.CertReqs {
 	case "", "CERT_REQUIRED", "CERT_OPTIONAL":
 		// A client always gets the server's certificate: optional and
 		// required verify alike, as in Python.
 	case "CERT_NONE":
-		cfg.InsecureSkipVerify = true
+		t.CertReqs = "none"
 	default:
-		return nil, fail("ssl_cert_reqs", so.CertReqs, "want CERT_REQUIRED, CERT_OPTIONAL or CERT_NONE")
+		return nil, &transport.OptionError{Transport: "amqp", Key: "ssl_cert_reqs", Value: so.CertReqs,
+			Reason: "want CERT_REQUIRED, CERT_OPTIONAL or CERT_NONE"}
 	}
-	if so.ServerHostname != "" {
-		cfg.ServerName = so.ServerHostname
+	if so.CheckHostname != nil {
+		t.CheckHostname, t.CheckHostnameSet = *so.CheckHostname, true
 	}
-	if cfg.ServerName == "" {
+	if cfg.ServerName == "" && so.ServerHostname == "" {
 		cfg.ServerName = o.Hostname
 	}
-	if so.CheckHostname != nil && !*so.CheckHostname && !cfg.InsecureSkipVerify {
-		// Verify the chain but not the name, as Python's check_hostname=False.
-		roots := cfg.RootCAs
-		cfg.InsecureSkipVerify = true
-		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 {
-				return errors.New("amqp: TLS peer sent no certificate")
-			}
-			inter := x509.NewCertPool()
-			for _, c := range cs.PeerCertificates[1:] {
-				inter.AddCert(c)
-			}
-			_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter})
-			return err
-		}
+	if err := t.Apply("amqp", cfg, true, true); err != nil {
+		return nil, err
 	}
 	return cfg, nil
 }
