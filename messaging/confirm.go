@@ -1,5 +1,7 @@
 package messaging
 
+import "reflect"
+
 // Confirm says when a [Producer] waits for the broker's publisher confirm
 // (AMQP); Kombu's nearest setting is the connection-wide transport option
 // confirm_publish, which still applies on top of it. Transports that have
@@ -34,11 +36,22 @@ func (c *Connection) noteQueue(q Queue) {
 		return
 	}
 	c.mu.Lock()
-	if c.replicated == nil {
-		c.replicated = map[string]Queue{}
+	defer c.mu.Unlock()
+	cur := c.replicated.Load()
+	if cur != nil {
+		if old, ok := (*cur)[q.Name]; ok && reflect.DeepEqual(old, q) {
+			return // known already: no copy
+		}
 	}
-	c.replicated[q.Name] = q
-	c.mu.Unlock()
+	next := map[string]Queue{q.Name: q}
+	if cur != nil {
+		for k, v := range *cur {
+			if k != q.Name {
+				next[k] = v
+			}
+		}
+	}
+	c.replicated.Store(&next)
 }
 
 // asQueue returns the Queue a Declaration holds.
@@ -63,9 +76,11 @@ func (c *Connection) reachesReplicated(declare []Declaration, exchange, routingK
 			return true
 		}
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, q := range c.replicated {
+	known := c.replicated.Load()
+	if known == nil {
+		return false
+	}
+	for _, q := range *known {
 		if q.reachedBy(exchange, routingKey) {
 			return true
 		}

@@ -50,7 +50,8 @@ type Connection struct {
 	gen       uint64 // counts successful connections
 	// replicated holds the quorum queues and streams this connection
 	// declared, by name, for ConfirmAuto; kept across reconnections.
-	replicated map[string]Queue
+	// Copied on write (under mu), read without a lock by every publish.
+	replicated atomic.Pointer[map[string]Queue]
 
 	// deliveries counts messages handed to consumers of this connection;
 	// DrainEvents waits for it to move. Written on the hub goroutine.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os/exec"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -266,4 +268,42 @@ func TestIntegrationQuorumConfirmDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	deleteAfter(t, conn, plain.Name)
+}
+
+// kombuQuorumScript declares a quorum queue the Kombu way
+// (queue_arguments) and publishes one message to it.
+const kombuQuorumScript = `
+import sys, kombu
+url, name = sys.argv[1], sys.argv[2]
+ex = kombu.Exchange(name, 'direct')
+q = kombu.Queue(name, ex, 'rk', queue_arguments={
+    'x-queue-type': 'quorum', 'x-delivery-limit': 3, 'x-dead-letter-exchange': '',
+    'x-dead-letter-routing-key': name + '.dlq'})
+with kombu.Connection(url, transport_options={'confirm_publish': True}) as c:
+    c.Producer().publish({'from': 'kombu'}, exchange=ex, routing_key='rk', declare=[q])
+print('ok')
+`
+
+// TestInteropKombuQuorumQueue: a quorum queue Python Kombu declared
+// through queue_arguments is the queue messaging.QuorumQueue with the
+// typed fields declares (RabbitMQ finds them equivalent, or the
+// declaration would fail with 406), and Go consumes what Kombu published.
+func TestInteropKombuQuorumQueue(t *testing.T) {
+	py := celeryPython(t)
+	conn, name := amqpConn(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	deleteAfter(t, conn, name)
+	url := brokerURL(t, "KOMBU_TEST_AMQP_URL")
+	if out, err := exec.CommandContext(ctx, py, "-c", kombuQuorumScript, url, name).CombinedOutput(); err != nil ||
+		strings.TrimSpace(string(out)) != "ok" {
+		t.Fatalf("python: %v\n%s", err, out)
+	}
+	q := messaging.QuorumQueue(name, messaging.NewExchange(name, messaging.Direct), "rk")
+	q.DeliveryLimit = 3
+	q.DeadLetterRoutingKey = name + ".dlq"
+	got := collect(ctx, t, conn, q, 1) // declares q first
+	if fmt.Sprint(got) != "[map[from:kombu]]" {
+		t.Errorf("consumed %v", got)
+	}
 }
