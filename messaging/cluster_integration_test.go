@@ -26,14 +26,14 @@ type rabbitCluster struct {
 }
 
 // startRabbitCluster starts the cluster, or skips: the cluster tests run
-// only with KOMBU_TEST_RABBIT_CLUSTER=1, because three nodes take 1-2
+// only with KOMBU_TEST_RABBIT_CLUSTER=1, because three nodes take 1-2.5
 // minutes to start on a busy 2-core machine. KOMBU_TEST_RABBIT_CLUSTER_DIR
 // names a directory whose cluster is reused (started if down) and left
 // running, to iterate on the test.
 func startRabbitCluster(t *testing.T) *rabbitCluster {
 	t.Helper()
 	if os.Getenv("KOMBU_TEST_RABBIT_CLUSTER") != "1" {
-		t.Skip("KOMBU_TEST_RABBIT_CLUSTER=1 runs the tests that start a 3-node RabbitMQ cluster (1-2 minutes)")
+		t.Skip("KOMBU_TEST_RABBIT_CLUSTER=1 runs the tests that start a 3-node RabbitMQ cluster (1-3 minutes)")
 	}
 	ctl := os.Getenv("KOMBU_TEST_RABBIT_CTL")
 	if ctl == "" {
