@@ -39,7 +39,8 @@ func (p *Producer) PublishBatch(ctx context.Context, msgs []BatchMessage, opts B
 	for i, bm := range msgs {
 		ex, rk := p.route(bm.Options)
 		batch[i] = transport.PublishRequest{Exchange: ex.Name, RoutingKey: rk,
-			Options: transport.PublishOptions{Mandatory: bm.Options.Mandatory, Immediate: bm.Options.Immediate},
+			Options: transport.PublishOptions{Mandatory: bm.Options.Mandatory, Immediate: bm.Options.Immediate,
+				Confirm: p.confirmFor(bm.Options, p.declareList(bm.Options), ex.Name, rk)},
 			Build: func() (*transport.Message, error) {
 				m, _, _, err := p.Prepare(bm.Body, bm.Options)
 				if err != nil {

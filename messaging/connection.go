@@ -48,6 +48,10 @@ type Connection struct {
 	closed    bool
 	declared  map[string]struct{}
 	gen       uint64 // counts successful connections
+	// replicated holds the quorum queues and streams this connection
+	// declared, by name, for ConfirmAuto; kept across reconnections.
+	// Copied on write (under mu), read without a lock by every publish.
+	replicated atomic.Pointer[map[string]Queue]
 
 	// deliveries counts messages handed to consumers of this connection;
 	// DrainEvents waits for it to move. Written on the hub goroutine.

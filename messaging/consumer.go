@@ -180,6 +180,9 @@ func NewConsumer(conn *Connection, opts ConsumerOptions) (*Consumer, error) {
 	}
 	c.life.run = newConsumerRun()
 	c.life.settled = c.settled
+	for _, q := range c.queues {
+		conn.noteQueue(q)
+	}
 	if c.tagPrefix == "" {
 		c.tagPrefix = DefaultTagPrefix
 	}
@@ -320,6 +323,11 @@ func (c *Consumer) Consume(ctx context.Context) error {
 	if none {
 		return ErrNoCallbacks
 	}
+	for _, q := range c.queues {
+		if err := q.checkConsume(c.opts.NoAck || q.NoAck, c.opts.PrefetchCount); err != nil {
+			return err
+		}
+	}
 	ch, err := c.channelLocked(ctx)
 	if err != nil {
 		return err
@@ -334,7 +342,7 @@ func (c *Consumer) Consume(ctx context.Context) error {
 		}
 		noAck := c.opts.NoAck || q.NoAck
 		tag, err := ch.Consume(ctx, transport.ConsumeOptions{
-			Queue: q.Name, ConsumerTag: c.newTag(), NoAck: noAck, Arguments: q.ConsumerArguments,
+			Queue: q.Name, ConsumerTag: c.newTag(), NoAck: noAck, Arguments: q.consumerArguments(),
 		}, c.deliverFunc(h, ch, noAck))
 		if err != nil {
 			return err
@@ -383,6 +391,7 @@ func (c *Consumer) AddQueue(ctx context.Context, q Queue) (Queue, error) {
 		}
 	}
 	c.queues = append(c.queues, q)
+	c.conn.noteQueue(q)
 	return q, nil
 }
 

@@ -72,6 +72,16 @@
 //	drain_consumer / itermessages           DrainConsumer / IterMessages (iterators)
 //	send_reply / collect_replies            SendReply / CollectReplies
 //	Broadcast(name)                         Broadcast(name, BroadcastOptions{})
+//	queue_arguments={"x-queue-type": ...}   Queue.Type (QuorumQueue, StreamQueue), DeliveryLimit, DeadLetter*
+//	consumer_arguments={"x-stream-offset"}  Queue.StreamOffset (StreamFirst, StreamLast, StreamNext, n, time)
+//	transport_options confirm_publish       also ProducerOptions.Confirm / PublishOptions.Confirm
+//
+// Publisher confirms: a Producer waits for the broker's confirm of every
+// message that may reach a quorum queue or a stream it knows of
+// (ConfirmAuto, the default; see [Confirm]), on top of the connection's
+// confirm_publish. Over a RabbitMQ cluster, list the nodes as alternates
+// and set the AMQP option recovery=false, so that a lost node makes the
+// Connection fail over to the next one (README, "Scaling out").
 //
 // The serializer and compression registries are the packages serializer
 // and compression; a Connection uses their immutable defaults unless

@@ -191,6 +191,37 @@ type Queue struct {
 	MaxLengthBytes int
 	// MaxPriority enables priorities 0..MaxPriority (x-max-priority).
 	MaxPriority int
+	// Type is RabbitMQ's queue type (x-queue-type): [QueueClassic],
+	// [QueueQuorum] or [QueueStream]. "": the broker's default (classic),
+	// or the x-queue-type of QueueArguments. Quorum queues and streams
+	// must be durable and neither exclusive nor auto-delete (the broker
+	// refuses the declaration otherwise). See [QuorumQueue], [StreamQueue].
+	Type string
+	// DeliveryLimit (quorum queues, x-delivery-limit): a message returned
+	// to the queue (rejected with requeue, or left unacked by a lost
+	// consumer) more than this many times is dead-lettered, or dropped
+	// without a dead-letter exchange. 0: no limit.
+	DeliveryLimit int
+	// DeadLetterExchange and DeadLetterRoutingKey say where rejected,
+	// expired or over-limit messages go (x-dead-letter-exchange,
+	// x-dead-letter-routing-key). A routing key without an exchange
+	// dead-letters through the default exchange to the queue of that name.
+	// "": not set (to dead-letter through the default exchange with the
+	// message's own routing key, set x-dead-letter-exchange "" in
+	// QueueArguments).
+	DeadLetterExchange   string
+	DeadLetterRoutingKey string
+	// DeadLetterStrategy (quorum queues, x-dead-letter-strategy):
+	// [DeadLetterAtMostOnce] (the broker's default) or
+	// [DeadLetterAtLeastOnce].
+	DeadLetterStrategy string
+	// StreamOffset is where consumers of a stream start (the consumer
+	// argument x-stream-offset): [StreamFirst], [StreamLast], [StreamNext],
+	// an integer offset, a time.Time, or an interval string such as "1h".
+	// nil: the broker's default (next). A consumer of a stream needs a
+	// PrefetchCount and acknowledgements; [Consumer.Consume] says so
+	// before the broker would close the channel.
+	StreamOffset any
 	// QueueArguments, BindingArguments and ConsumerArguments are passed to
 	// the declaration, the binding and the consumer.
 	QueueArguments    map[string]any
@@ -220,7 +251,10 @@ func (q Queue) String() string {
 // Arguments returns the declaration arguments: QueueArguments plus
 // x-expires, x-message-ttl (milliseconds), x-max-length,
 // x-max-length-bytes and x-max-priority for the fields that are set
-// (Kombu's prepare_queue_arguments).
+// (Kombu's prepare_queue_arguments), and the queue-type arguments of Type,
+// DeliveryLimit and the dead-letter fields (x-queue-type,
+// x-delivery-limit, x-dead-letter-exchange, x-dead-letter-routing-key,
+// x-dead-letter-strategy).
 func (q Queue) Arguments() map[string]any {
 	args := maps.Clone(q.QueueArguments)
 	set := func(k string, v int64) {
@@ -237,7 +271,7 @@ func (q Queue) Arguments() map[string]any {
 	set("x-max-length", int64(q.MaxLength))
 	set("x-max-length-bytes", int64(q.MaxLengthBytes))
 	set("x-max-priority", int64(q.MaxPriority))
-	return args
+	return q.typeArguments(args)
 }
 
 // Declaration returns the transport declaration of the queue itself.
@@ -407,6 +441,9 @@ func (c *Connection) MaybeDeclare(ctx context.Context, ch transport.Declarer, e 
 	}
 	if err := e.declareOn(ctx, ch); err != nil {
 		return false, err
+	}
+	if q, ok := asQueue(e); ok {
+		c.noteQueue(q)
 	}
 	if cacheable {
 		c.mu.Lock()

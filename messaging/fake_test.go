@@ -59,6 +59,7 @@ type fakeBroker struct {
 	publishFail int      // the next publishes that break the connection
 	chanFail    int      // the next publishes that fail with a recoverable channel error
 	published   []*transport.Message
+	confirms    []bool // PublishOptions.Confirm of each published message
 	declared    []string
 	conns       []*fakeConn
 	configs     []transport.Config
@@ -254,6 +255,7 @@ func (ch *fakeChannel) Publish(ctx context.Context, m *transport.Message, exchan
 	cp := *m
 	cp.DeliveryInfo.Exchange, cp.DeliveryInfo.RoutingKey = exchange, routingKey
 	b.published = append(b.published, &cp)
+	b.confirms = append(b.confirms, opts.Confirm)
 	b.mu.Unlock()
 	return nil
 }

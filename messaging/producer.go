@@ -34,6 +34,10 @@ type ProducerOptions struct {
 	// publishing (Kombu's auto_declare=False). Default: the exchange is
 	// declared once per connection (through the MaybeDeclare cache).
 	NoDeclare bool
+	// Confirm says when Publish waits for the broker's publisher confirm.
+	// Default: ConfirmAuto, which confirms the messages that may reach a
+	// quorum queue or a stream (see [Confirm]).
+	Confirm Confirm
 	// OnReturn receives messages the broker returned (mandatory and
 	// unroutable), on the hub goroutine, for channels that can return them
 	// (transport.Returner: AMQP, memory). It is registered on the channel
@@ -93,6 +97,9 @@ type PublishOptions struct {
 	// not copied into the connection's transport options.
 	Retry       bool
 	RetryPolicy RetryPolicy
+	// Confirm overrides the producer's Confirm for this message when it is
+	// not ConfirmAuto.
+	Confirm Confirm
 }
 
 // Producer publishes messages (Kombu's Producer). Publish is safe for
@@ -288,7 +295,8 @@ func (p *Producer) Publish(ctx context.Context, body any, opts PublishOptions) e
 		return err
 	}
 	declare := p.declareList(opts)
-	popts := transport.PublishOptions{Mandatory: opts.Mandatory, Immediate: opts.Immediate}
+	popts := transport.PublishOptions{Mandatory: opts.Mandatory, Immediate: opts.Immediate,
+		Confirm: p.confirmFor(opts, declare, exchange, rk)}
 	publish := func(ctx context.Context, ch transport.Channel) error {
 		for _, d := range declare {
 			if _, err := p.conn.MaybeDeclare(ctx, ch, d); err != nil {

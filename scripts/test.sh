@@ -86,6 +86,11 @@
 #   KOMBU_REQUIRE_BROKERS         passed through: 1 makes the tests fail instead of skip
 #   KOMBU_HEAVY                   passed through: 1 runs the heavy sizes (transport/redis's
 #                                 orphan-restore-while-draining test: 15,000 orphans, not 1,500)
+#   KOMBU_TEST_RABBIT_CLUSTER     passed through, off by default: 1 runs the RabbitMQ cluster tests
+#                                 (messaging's TestIntegrationRabbitClusterFailover), which start a
+#                                 private 3-node cluster with `brokers.sh rabbit-cluster-start DIR`
+#                                 (needs KOMBU_TEST_RABBIT_CTL) and stop it: 2-4 minutes on a busy
+#                                 2-core machine. KOMBU_TEST_RABBIT_CLUSTER_DIR reuses a cluster dir.
 #
 # Everything this script starts is stopped on exit (EXIT, INT, TERM), by PID (go test by the process
 # group it runs in), and nothing else.
@@ -342,6 +347,18 @@ if kb_rabbit_bin rabbitmq-server >/dev/null && kb_rabbit_bin rabbitmqctl >/dev/n
 elif ((require)); then
 	missing+=("rabbitmq-server: not installed (the broker stop/start test starts a private node)")
 fi
+
+# ---- RabbitMQ cluster (issue 15, RabbitMQ at scale: messaging's cluster failover test) -------------
+# Off unless KOMBU_TEST_RABBIT_CLUSTER=1: three nodes take 2-3 minutes to start here. The test starts
+# and stops its own cluster; its nodes are recorded in $state/rabbit.dirs and stopped on exit.
+if [[ ${KOMBU_TEST_RABBIT_CLUSTER:-} == 1 ]]; then
+	if [[ -n ${KOMBU_TEST_RABBIT_CTL:-} ]]; then
+		kb_say "KOMBU_TEST_RABBIT_CLUSTER=1: the 3-node RabbitMQ cluster tests run (2-4 minutes)"
+	else
+		missing+=("rabbitmq-server: not installed (KOMBU_TEST_RABBIT_CLUSTER=1 needs it for a 3-node cluster)")
+	fi
+fi
+# ---- end RabbitMQ cluster --------------------------------------------------------------------------
 
 # ---- RabbitMQ management API (kombu queues and kombu top list RabbitMQ's queues through it) --------
 mgmt_desc=""

@@ -124,6 +124,11 @@ type PublishOptions struct {
 	// [Returner]).
 	Mandatory bool
 	Immediate bool
+	// Confirm asks Publish to return only once the broker confirmed the
+	// message (AMQP publisher confirms), even on a connection without
+	// confirm_publish. Transports that have stored the message when
+	// Publish returns (memory, Redis) ignore it.
+	Confirm bool
 }
 
 // ConsumeOptions describe a consumer.

@@ -26,6 +26,11 @@ type channel struct {
 	nextOff   uint64 // tag offset of the next generation
 	prefetch  int
 	consumers []*consumer
+	// confirming is set by the first Publish asking for a confirmation
+	// (transport.PublishOptions.Confirm) on a connection without
+	// confirm_publish: the channel stays in confirm mode from then on,
+	// reopened generations included (AMQP has no way back).
+	confirming bool
 }
 
 // chanGen is one AMQP channel's life.
@@ -127,7 +132,7 @@ func (ch *channel) open() (*chanGen, error) {
 		_ = ach.Close()
 		return nil, brokerError(err, c.ac.IsClosed())
 	}
-	if c.s.ConfirmPublish {
+	if c.s.ConfirmPublish || ch.confirming {
 		if err := ach.Confirm(false); err != nil {
 			return fail(err)
 		}
@@ -510,11 +515,14 @@ func (ch *channel) PurgeQueue(ctx context.Context, name string) (int, error) {
 	return n, err
 }
 
-// Publish sends m. In confirm mode (confirm_publish) it waits for the
-// broker's confirmation and fails with ErrNacked on a nack, or with a
-// connection or channel error if the channel closed first (the message may
-// or may not have been routed). opts.Immediate is not sent: RabbitMQ
-// answers it with 540 NOT_IMPLEMENTED, which closes the connection.
+// Publish sends m. In confirm mode (confirm_publish, or opts.Confirm for
+// this message) it waits for the broker's confirmation and fails with
+// ErrNacked on a nack, or with a connection or channel error if the
+// channel closed first (the message may or may not have been routed). The
+// first publish with opts.Confirm on a channel puts it in confirm mode for
+// good; later publishes without it do not wait for their confirmation.
+// opts.Immediate is not sent: RabbitMQ answers it with 540
+// NOT_IMPLEMENTED, which closes the connection.
 func (ch *channel) Publish(ctx context.Context, m *transport.Message, exchange, routingKey string, opts transport.PublishOptions) error {
 	if m == nil {
 		return errors.New("amqp: Publish of a nil message")
@@ -531,6 +539,12 @@ func (ch *channel) Publish(ctx context.Context, m *transport.Message, exchange, 
 			return err
 		}
 		g = ch.gen
+		if opts.Confirm && !c.s.ConfirmPublish && !ch.confirming {
+			if err := g.ach.Confirm(false); err != nil {
+				return ch.after(g, err)
+			}
+			ch.confirming = true
+		}
 		rk := routingKey
 		if exchange == "" {
 			rk = c.topo.resolve(rk)
@@ -539,7 +553,7 @@ func (ch *channel) Publish(ctx context.Context, m *transport.Message, exchange, 
 		dc, err = g.ach.PublishWithDeferredConfirm(exchange, rk, opts.Mandatory, false, pub)
 		return ch.after(g, err)
 	})
-	if err != nil || dc == nil {
+	if err != nil || dc == nil || !(opts.Confirm || c.s.ConfirmPublish) {
 		return err
 	}
 	done := c.expect() // read_timeout bounds the wait for the confirm

@@ -75,6 +75,10 @@
 // Publisher confirms wait on the publishing goroutine, not the executor,
 // so concurrent publishers share the executor without waiting for each
 // other's confirms.
+// Without confirm_publish, a Publish with transport.PublishOptions.Confirm
+// (messaging asks for it for quorum queues and streams) puts its channel in
+// confirm mode for good, reopened generations included, and waits for that
+// message's confirm; the channel's other publishes do not wait.
 //
 // One executor per connection also means that a connection the broker
 // blocks (connection.blocked: RabbitMQ stops reading from publishing
