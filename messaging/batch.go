@@ -22,14 +22,12 @@ type BatchOptions struct {
 	RetryPolicy RetryPolicy
 }
 
-// PublishBatch publishes msgs in order, each prepared as Publish does (the
-// per-message Retry settings are ignored in favour of opts), after
-// declaring the entities they need once. Channels that can send a batch in
-// one round trip (a Redis pipeline) do so, serializing each message as the
-// pipeline reaches it so that the broker stores the first ones while the
-// rest are encoded; the others publish one message at a time. The first
-// failure, a message that cannot be serialized included, stops the batch:
-// the messages before it are published.
+// PublishBatch prepares every message (as Publish does; the per-message
+// Retry settings are ignored in favour of opts), declares the entities
+// they need once, and publishes them in order. Channels that can send a
+// batch in one round trip (a Redis pipeline) do so; the others publish one
+// message at a time. The first failure stops the batch: the messages
+// before it are published.
 //
 // Safe for concurrent use.
 func (p *Producer) PublishBatch(ctx context.Context, msgs []BatchMessage, opts BatchOptions) error {
@@ -37,17 +35,13 @@ func (p *Producer) PublishBatch(ctx context.Context, msgs []BatchMessage, opts B
 	var declare []Declaration
 	seen := map[string]bool{}
 	for i, bm := range msgs {
-		ex, rk := p.route(bm.Options)
-		batch[i] = transport.PublishRequest{Exchange: ex.Name, RoutingKey: rk,
+		m, ex, rk, err := p.Prepare(bm.Body, bm.Options)
+		if err != nil {
+			return fmt.Errorf("messaging: batch message %d: %w", i, err)
+		}
+		batch[i] = transport.PublishRequest{Message: m, Exchange: ex, RoutingKey: rk,
 			Options: transport.PublishOptions{Mandatory: bm.Options.Mandatory, Immediate: bm.Options.Immediate,
-				Confirm: p.confirmFor(bm.Options, p.declareList(bm.Options), ex.Name, rk)},
-			Build: func() (*transport.Message, error) {
-				m, _, _, err := p.Prepare(bm.Body, bm.Options)
-				if err != nil {
-					return nil, fmt.Errorf("messaging: batch message %d: %w", i, err)
-				}
-				return m, nil
-			}}
+				Confirm: p.confirmFor(bm.Options, p.declareList(bm.Options), ex, rk)}}
 		for _, d := range p.declareList(bm.Options) {
 			if !seen[d.cacheKey()] {
 				seen[d.cacheKey()] = true
@@ -65,11 +59,7 @@ func (p *Producer) PublishBatch(ctx context.Context, msgs []BatchMessage, opts B
 			return bp.PublishBatch(ctx, batch)
 		}
 		for i, b := range batch {
-			m, err := b.Build()
-			if err != nil {
-				return err
-			}
-			if err := ch.Publish(ctx, m, b.Exchange, b.RoutingKey, b.Options); err != nil {
+			if err := ch.Publish(ctx, b.Message, b.Exchange, b.RoutingKey, b.Options); err != nil {
 				return fmt.Errorf("messaging: batch message %d: %w", i, err)
 			}
 		}

@@ -201,7 +201,14 @@ func (p *Producer) Declare(ctx context.Context) error {
 // header, the delivery mode, the expiration in milliseconds, and the
 // properties. It also returns the exchange and routing key to publish to.
 func (p *Producer) Prepare(body any, opts PublishOptions) (*transport.Message, string, string, error) {
-	ex, rk := p.route(opts)
+	ex := p.opts.Exchange
+	if opts.Exchange != nil {
+		ex = *opts.Exchange
+	}
+	rk := opts.RoutingKey
+	if rk == "" {
+		rk = p.opts.RoutingKey
+	}
 	headers := maps.Clone(opts.Headers)
 	if headers == nil {
 		headers = map[string]any{}
@@ -242,19 +249,6 @@ func (p *Producer) Prepare(body any, opts PublishOptions) (*transport.Message, s
 	}
 	m := &transport.Message{Body: data, ContentType: ct, ContentEncoding: enc, Headers: headers, Properties: props}
 	return m, ex.Name, rk, nil
-}
-
-// route returns the exchange and routing key a message with opts goes to.
-func (p *Producer) route(opts PublishOptions) (Exchange, string) {
-	ex := p.opts.Exchange
-	if opts.Exchange != nil {
-		ex = *opts.Exchange
-	}
-	rk := opts.RoutingKey
-	if rk == "" {
-		rk = p.opts.RoutingKey
-	}
-	return ex, rk
 }
 
 // serialize is Kombu's _prepare without compression.

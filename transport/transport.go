@@ -165,14 +165,7 @@ type ExchangeBinder interface {
 
 // PublishRequest is one message of a batch.
 type PublishRequest struct {
-	// Message is the message; when it is nil, Build makes it.
-	Message *Message
-	// Build, when Message is nil, returns the message. A BatchPublisher
-	// calls it when the batch reaches this request, in order and on the
-	// caller's goroutine, so that serializing the later messages overlaps
-	// with the broker storing the earlier ones. An error from Build stops
-	// the batch there, like a failed publish.
-	Build      func() (*Message, error)
+	Message    *Message
 	Exchange   string
 	RoutingKey string
 	Options    PublishOptions

@@ -44,7 +44,7 @@ func (ch *Channel) PublishBatch(ctx context.Context, reqs []PublishRequest) erro
 	// Binding tables of the non-fanout named exchanges, read live once.
 	var names []string
 	for _, r := range reqs {
-		if r.Message == nil && r.Build == nil {
+		if r.Message == nil {
 			return fmt.Errorf("redis: publish of a nil message")
 		}
 		if r.Exchange != "" && state.Typeof(r.Exchange) != transport.Fanout && !slices.Contains(names, r.Exchange) {
@@ -81,10 +81,6 @@ func (ch *Channel) PublishBatch(ctx context.Context, reqs []PublishRequest) erro
 	ferr := b.finish()
 	stop()
 	st.c.putPub(pc, b.err == nil)
-	var be buildError
-	if errors.As(err, &be) {
-		return be.err // the caller's own error, the messages before it published
-	}
 	if err == nil {
 		err = ferr
 	}
@@ -105,13 +101,7 @@ func (st *store) appendBatch(b *pubBatch, reqs []PublishRequest, state *channel.
 	var queues []string
 	var err error
 	for _, r := range reqs {
-		msg := r.Message
-		if msg == nil {
-			if msg, err = r.Build(); err != nil {
-				return buildError{err}
-			}
-		}
-		m := *msg
+		m := *r.Message
 		m.DeliveryInfo = transport.DeliveryInfo{Exchange: r.Exchange, RoutingKey: r.RoutingKey}
 		typ := state.Typeof(r.Exchange)
 		if r.Exchange != "" && typ == transport.Fanout {
@@ -154,11 +144,6 @@ func (st *store) appendBatch(b *pubBatch, reqs []PublishRequest, state *channel.
 	}
 	return nil
 }
-
-// buildError is an error of a PublishRequest's Build, returned as is.
-type buildError struct{ err error }
-
-func (e buildError) Error() string { return e.err.Error() }
 
 // appendCommand3 appends the command name key value.
 func appendCommand3(b []byte, name, key string, value []byte) []byte {
