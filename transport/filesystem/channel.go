@@ -1,7 +1,6 @@
 package filesystem
 
 import (
-	"context"
 	"errors"
 
 	"github.com/kombu-go/kombu/channel"
@@ -12,6 +11,7 @@ import (
 // Channel is a filesystem channel: Kombu's virtual channel over the
 // folders. It implements transport.Channel and transport.Returner.
 type Channel struct {
+	channel.Handle
 	ch   *channel.Channel
 	conn *Conn
 }
@@ -20,79 +20,6 @@ var (
 	_ transport.Channel  = (*Channel)(nil)
 	_ transport.Returner = (*Channel)(nil)
 )
-
-// DeclareExchange declares an exchange in the process-local state.
-func (c *Channel) DeclareExchange(ctx context.Context, ex transport.Exchange) error {
-	return c.ch.DeclareExchange(ctx, ex)
-}
-
-// DeleteExchange deletes an exchange from the process-local state.
-func (c *Channel) DeleteExchange(ctx context.Context, name string, ifUnused bool) error {
-	return c.ch.DeleteExchange(ctx, name, ifUnused)
-}
-
-// DeclareQueue declares a queue and returns its ready-message count.
-func (c *Channel) DeclareQueue(ctx context.Context, q transport.Queue) (transport.QueueInfo, error) {
-	return c.ch.DeclareQueue(ctx, q)
-}
-
-// BindQueue binds a queue in the process-local state.
-func (c *Channel) BindQueue(ctx context.Context, b transport.Binding) error {
-	return c.ch.BindQueue(ctx, b)
-}
-
-// UnbindQueue removes a binding from the process-local state.
-func (c *Channel) UnbindQueue(ctx context.Context, b transport.Binding) error {
-	return c.ch.UnbindQueue(ctx, b)
-}
-
-// DeleteQueue deletes the queue's files and bindings.
-func (c *Channel) DeleteQueue(ctx context.Context, name string, ifUnused, ifEmpty bool) (int, error) {
-	return c.ch.DeleteQueue(ctx, name, ifUnused, ifEmpty)
-}
-
-// PurgeQueue deletes the queue's ready files.
-func (c *Channel) PurgeQueue(ctx context.Context, name string) (int, error) {
-	return c.ch.PurgeQueue(ctx, name)
-}
-
-// Publish routes m and writes one file per destination queue.
-func (c *Channel) Publish(ctx context.Context, m *transport.Message, exchange, routingKey string, opts transport.PublishOptions) error {
-	return c.ch.Publish(ctx, m, exchange, routingKey, opts)
-}
-
-// Get claims the oldest message of queue.
-func (c *Channel) Get(ctx context.Context, queue string, noAck bool) (*transport.Message, error) {
-	return c.ch.Get(ctx, queue, noAck)
-}
-
-// Consume starts a consumer; deliveries run on the hub.
-func (c *Channel) Consume(ctx context.Context, opts transport.ConsumeOptions, fn transport.DeliverFunc) (string, error) {
-	return c.ch.Consume(ctx, opts, fn)
-}
-
-// Cancel stops a consumer.
-func (c *Channel) Cancel(ctx context.Context, consumerTag string) error {
-	return c.ch.Cancel(ctx, consumerTag)
-}
-
-// Ack acknowledges a delivery: its file is deleted (or moved to
-// processed_folder).
-func (c *Channel) Ack(deliveryTag string) error { return c.ch.Ack(deliveryTag) }
-
-// Reject rejects a delivery; with requeue its file goes back to the end of
-// its queue, marked redelivered.
-func (c *Channel) Reject(deliveryTag string, requeue bool) error {
-	return c.ch.Reject(deliveryTag, requeue)
-}
-
-// Qos sets the prefetch window.
-func (c *Channel) Qos(ctx context.Context, prefetchCount int) error {
-	return c.ch.Qos(ctx, prefetchCount)
-}
-
-// Recover gives every unacknowledged message back to its queue.
-func (c *Channel) Recover(ctx context.Context) error { return c.ch.Recover(ctx) }
 
 // OnReturn sets the function that receives unroutable mandatory messages.
 func (c *Channel) OnReturn(fn func(*transport.Returned)) { c.ch.HandleReturns(fn) }

@@ -251,7 +251,7 @@ func (c *Conn) Channel(ctx context.Context) (transport.Channel, error) {
 	st := newStore(c)
 	vc := channel.New(c.h, st, c.t.chOpts)
 	st.ch = vc
-	ch := &Channel{ch: vc, conn: c}
+	ch := &Channel{Handle: vc.Handle(), ch: vc, conn: c}
 	// Registered for the folder's wake-ups on the hub; posted under the
 	// set's lock, so before any Close of the connection.
 	add := func() { c.h.Post(func() { c.stores = append(c.stores, st) }) }

@@ -209,7 +209,8 @@ func (c *Conn) Channel(ctx context.Context) (transport.Channel, error) {
 		return nil, fmt.Errorf("sqla: channel: %w", err)
 	}
 	st := newStore(c)
-	ch := &Channel{ch: channel.New(c.h, st, c.t.copts), st: st}
+	vc := channel.New(c.h, st, c.t.copts)
+	ch := &Channel{Handle: vc.Handle(), ch: vc, st: st}
 	st.ch = ch.ch
 	if err := c.chans.Add(ch, func() {
 		c.smu.Lock()

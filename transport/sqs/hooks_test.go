@@ -10,5 +10,5 @@ import (
 // ...) are not reachable through *Channel; the queue listing kombu queues
 // uses is its one extension.
 func TestChannelHidesHooks(t *testing.T) {
-	transporttest.CheckChannelAPI(t, &Channel{}, "ListQueues")
+	transporttest.CheckChannelAPI(t, &Channel{}, "ListQueues", "HandleReturns")
 }

@@ -104,7 +104,8 @@ func (c *Conn) Channel(ctx context.Context) (transport.Channel, error) {
 		return nil, fmt.Errorf("sqs: channel: %w", err)
 	}
 	st := &store{c: c}
-	ch := &Channel{ch: channel.New(c.h, st, c.t.o.Channel), conn: c}
+	vc := channel.New(c.h, st, c.t.o.Channel)
+	ch := &Channel{Handle: vc.Handle(), ch: vc, conn: c}
 	st.ch = ch.ch
 	if err := c.chans.Add(ch, nil); err != nil {
 		ch.ch.Close()
