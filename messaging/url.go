@@ -2,6 +2,7 @@ package messaging
 
 import (
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -142,7 +143,12 @@ func ParseURL(s string) (Endpoint, error) {
 		// stays a URL that the transport parses itself.
 		rest := s[p+1:]
 		j := strings.Index(rest, "://")
-		ep, err = parseParts(strings.ToLower(rest[:j]), rest[j+3:])
+		inner := strings.ToLower(rest[:j])
+		if inner == "cluster" {
+			ep, err = parseClusterParts(rest[j+3:])
+		} else {
+			ep, err = parseParts(inner, rest[j+3:])
+		}
 		if err == nil {
 			if ep.Hostname == "" && ep.VirtualHost != "" {
 				// socket:///path: the path names the socket.
@@ -217,6 +223,44 @@ func parseParts(scheme, rest string) (Endpoint, error) {
 	if err := ep.applyQuery(query); err != nil {
 		return Endpoint{}, err
 	}
+	return ep, nil
+}
+
+// parseClusterParts parses what follows "redis+cluster://": a netloc
+// whose hosts are a comma-separated list of host:port seed nodes
+// ("[user[:password]@]h1:p1,h2:p2"), then the path and query as for any
+// URL. Hostname keeps the list as given (each part checked here); Port is
+// 0.
+func parseClusterParts(rest string) (Endpoint, error) {
+	netloc := rest
+	if j := strings.IndexAny(rest, "/?#"); j >= 0 {
+		netloc = rest[:j]
+	}
+	userinfo, hosts := "", netloc
+	if at := strings.LastIndexByte(netloc, '@'); at >= 0 {
+		userinfo, hosts = netloc[:at+1], netloc[at+1:]
+	}
+	var seeds []string
+	for h := range strings.SplitSeq(hosts, ",") {
+		one, err := parseNetloc(h)
+		if err != nil {
+			return Endpoint{}, err
+		}
+		if one.Hostname == "" {
+			return Endpoint{}, fmt.Errorf("empty host in cluster node list %q", hosts)
+		}
+		port := one.Port
+		if port == 0 {
+			port = 6379
+		}
+		seeds = append(seeds, net.JoinHostPort(one.Hostname, strconv.Itoa(port)))
+	}
+	first, _, _ := strings.Cut(hosts, ",")
+	ep, err := parseParts("redis", userinfo+first+rest[len(netloc):])
+	if err != nil {
+		return Endpoint{}, err
+	}
+	ep.Hostname, ep.Port = strings.Join(seeds, ","), 0
 	return ep, nil
 }
 

@@ -97,6 +97,13 @@ func ParseConfig(cfg transport.Config) (Options, error) {
 				return o, err
 			}
 		}
+	case scheme == "redis+cluster" || scheme == "cluster":
+		addrs, err := clusterSeeds(cfg)
+		if err != nil {
+			return o, err
+		}
+		o.ClusterAddrs = addrs
+		host, _, _ = net.SplitHostPort(addrs[0])
 	case strings.HasPrefix(cfg.Hostname, "/"):
 		o.Network, o.Addr = "unix", cfg.Hostname
 	default:
@@ -190,6 +197,8 @@ func readKombuKeys(r *optmap.Reader, o *Options) {
 		}
 	}
 	r.Always("confirm_publish", true, alwaysConfirmed)
+	r.Int("publish_wait_replicas", &o.PublishWaitReplicas)
+	r.Seconds("publish_wait_timeout", &o.PublishWaitTimeout)
 	r.String("deadletter_queue", &o.DeadLetterQueue)
 	restore := true
 	r.Bool("restore_on_close", &restore)
@@ -246,6 +255,33 @@ func sentinelAddrs(host string, cfg transport.Config) []string {
 		}
 	}
 	return addrs
+}
+
+// clusterSeeds lists the seed nodes of a redis+cluster URL: cfg.Hostname
+// holds "host:port,host:port..." (messaging.ParseURL keeps the list there),
+// or one host whose port is cfg.Port (default 6379).
+func clusterSeeds(cfg transport.Config) ([]string, error) {
+	var addrs []string
+	for h := range strings.SplitSeq(cfg.Hostname, ",") {
+		h = strings.TrimSpace(h)
+		if h == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(h); err != nil {
+			port := cfg.Port
+			if port == 0 {
+				port = defaultPort
+			}
+			h = net.JoinHostPort(h, strconv.Itoa(port))
+		}
+		if !slices.Contains(addrs, h) {
+			addrs = append(addrs, h)
+		}
+	}
+	if len(addrs) == 0 {
+		return nil, fmt.Errorf("redis: redis+cluster: no node address in %q", cfg.Hostname)
+	}
+	return addrs, nil
 }
 
 // parseOptions resolves cfg: ParseConfig, then Options.resolve.

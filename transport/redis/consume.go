@@ -96,7 +96,12 @@ type hubState struct {
 	closed        bool
 	// handing is set while handOver gives a message that has (or will
 	// have) an unacked record to the channel: TakenNoAck drops it.
-	handing bool
+	// handingQueue is the queue it is handed over for.
+	handing      bool
+	handingQueue string
+	// group is the cluster channel this store is part of (nil on a single
+	// node): its stores share the prefetch window.
+	group *clusterStore
 }
 
 func (hs *hubState) init(st *store) {
@@ -131,7 +136,16 @@ func (hs *hubState) needs(k sockKind) bool {
 // already on their way, the command in flight, the popped messages not
 // delivered yet and the settlements whose records still exist.
 func (hs *hubState) room() int {
-	return hs.st.ch.Room() - hs.inflight - len(hs.backlog) - hs.held() - hs.execOut
+	return hs.st.ch.Room() - hs.inflight - len(hs.backlog) - hs.held() - hs.execOut - hs.othersHeld()
+}
+
+// othersHeld is what the other stores of a cluster channel hold of the
+// shared window (0 on a single node).
+func (hs *hubState) othersHeld() int {
+	if hs.group == nil {
+		return 0
+	}
+	return hs.group.othersHeld(hs.st)
 }
 
 // held counts the list messages the window must keep slots for: those the
@@ -372,7 +386,7 @@ func (st *store) deliver(p *popped) {
 // TakenNoAck drops it if a no-ack consumer takes m, before the consumer's
 // callback runs.
 func (st *store) handOver(queue string, m *transport.Message, recorded bool) {
-	st.handing = recorded
+	st.handing, st.handingQueue = recorded, queue
 	st.ch.Deliver(queue, m)
 	st.handing = false
 }
@@ -401,7 +415,7 @@ func (st *store) giveBack(ps []*popped) {
 	c := st.c
 	st.execOut += len(ps)
 	c.exec.do(func(ctx context.Context) {
-		err := c.giveBack(ctx, ps)
+		err := c.giveBack(ctx, st.o, ps)
 		st.completeExec(len(ps))
 		if err != nil {
 			for _, p := range ps {
@@ -434,7 +448,10 @@ func (st *store) applyExecDone() {
 // execDone runs on the hub when the executor finished n settlements.
 func (st *store) execDone(n int) {
 	st.execOut -= n
-	if !st.closed {
+	switch {
+	case st.group != nil:
+		st.group.Resume() // the slots freed may be another store's to use
+	case !st.closed:
 		st.reopen()
 		st.pump()
 	}
@@ -525,11 +542,11 @@ func (st *store) Close() error {
 	}
 	st.pending, st.pendingAt = nil, 0
 	if len(st.ackq) > 0 {
-		st.c.exec.ack(st.ackq...)
+		st.c.exec.ack(st.o, st.ackq...)
 		st.ackq = nil
 	}
 	for _, fm := range st.backlog {
-		st.c.exec.ack(fm.tag)
+		st.c.exec.ack(st.o.forQueue(fm.queue), fm.tag)
 	}
 	st.backlog = nil
 	st.closeSockets()
@@ -581,7 +598,7 @@ func (st *store) finish() {
 	deadline := time.Now().Add(o.brpopTimeout + o.connTimeout + o.sockTimeout + time.Second)
 	if st.waiting() && s.clientID > 0 {
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
-		st.c.rdb.ClientUnblock(ctx, s.clientID)
+		st.c.clientUnblock(ctx, s.addr, s.clientID)
 		cancel()
 	}
 	for range 4 {

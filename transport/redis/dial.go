@@ -19,6 +19,7 @@ import (
 // before that.
 type dialResult struct {
 	fd      int
+	addr    string // the node dialled ("": the configured address)
 	err     error
 	claimed atomic.Bool
 }
@@ -35,8 +36,8 @@ func (r *dialResult) release() {
 // may own: the net.Conn's socket is duplicated and the net.Conn closed, so
 // Go's runtime poller no longer watches it. A TLS connection cannot be
 // read through a raw descriptor; it is bridged instead (see bridgeTLS).
-func (c *Conn) dialFD(ctx context.Context) (int, error) {
-	nc, err := c.dialConn(ctx)
+func (c *Conn) dialFD(ctx context.Context, addr string) (int, error) {
+	nc, err := c.dialConn(ctx, addr)
 	if err != nil {
 		return -1, err
 	}
@@ -47,10 +48,13 @@ func (c *Conn) dialFD(ctx context.Context) (int, error) {
 }
 
 // dialConn connects to the Redis server (the current master when Redis is
-// reached through sentinels), with TLS when configured; nothing is sent on
-// the connection yet.
-func (c *Conn) dialConn(ctx context.Context) (net.Conn, error) {
+// reached through sentinels; to, when not "": a cluster node), with TLS
+// when configured; nothing is sent on the connection yet.
+func (c *Conn) dialConn(ctx context.Context, to string) (net.Conn, error) {
 	network, addr := c.o.network, c.o.addr
+	if to != "" {
+		addr = to
+	}
 	if c.o.masterName != "" {
 		a, err := c.masterAddr(ctx)
 		if err != nil {
@@ -135,4 +139,38 @@ func (c *Conn) masterAddr(ctx context.Context) (string, error) {
 		errs = append(errs, fmt.Errorf("sentinel %s: %w", s, err))
 	}
 	return "", fmt.Errorf("redis: no sentinel knows master %q: %w", c.o.masterName, errors.Join(errs...))
+}
+
+// target is the node a hub socket dials: "" (the configured address, or
+// the sentinels' master) on a single node; in a cluster the master of
+// slot, with the slot map read again first when refresh is set (the last
+// connection failed: a failover or a moved slot).
+func (c *Conn) target(ctx context.Context, slot int, refresh bool) (string, error) {
+	if c.topo == nil {
+		return "", nil
+	}
+	return c.topo.masterOf(ctx, slot, refresh)
+}
+
+// slot is the cluster slot of the queue a store's records belong to, or 0
+// for the channel's own store (its PSUBSCRIBE socket may use any node).
+func (st *store) slot() int {
+	if st.o.queue == "" {
+		return 0
+	}
+	return slotOf(st.o.key(st.o.queueKey(st.o.queue, 0)))
+}
+
+// clientUnblock sends CLIENT UNBLOCK for a hub socket's client id to the
+// node the socket is connected to (addr, in a cluster; the go-redis
+// client's server otherwise).
+func (c *Conn) clientUnblock(ctx context.Context, addr string, id int64) (int64, error) {
+	if c.topo == nil || addr == "" {
+		return c.rdb.ClientUnblock(ctx, id).Result()
+	}
+	nc, err := c.topo.node(addr)
+	if err != nil {
+		return 0, err
+	}
+	return nc.ClientUnblock(ctx, id).Result()
 }

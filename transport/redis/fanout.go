@@ -105,7 +105,7 @@ func (st *store) afterRead(s *hubSock) {
 // deliverBacklog moves backlogged fanout messages on, as far as the window
 // allows.
 func (st *store) deliverBacklog() {
-	room := st.ch.Room() - st.inflight - st.held() - st.execOut
+	room := st.ch.Room() - st.inflight - st.held() - st.execOut - st.othersHeld()
 	if room <= 0 || len(st.backlog) == 0 {
 		return
 	}
@@ -159,11 +159,9 @@ func (st *store) deliverRecorded(rec []fanoutMsg, recorded bool) {
 		if st.closed {
 			st.inflight -= len(rec) - i
 			if recorded {
-				tags := make([]string, 0, len(rec)-i)
 				for _, fm := range rec[i:] {
-					tags = append(tags, fm.tag)
+					st.c.exec.ack(st.o.forQueue(fm.queue), fm.tag)
 				}
-				st.c.exec.ack(tags...)
 			}
 			i = len(rec)
 			return

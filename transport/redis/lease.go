@@ -78,23 +78,34 @@ func (p *multiPoller) register(st *store) {
 // renewLeases renews the leases of the consuming stores in one ZADD, on
 // the executor.
 func (p *multiPoller) renewLeases() {
-	var ids []string
+	ids := map[string][]string{} // registry key -> consumer ids
+	var keys []string
 	for _, st := range p.leased {
 		if st.registered && !st.closed {
-			ids = append(ids, st.id)
+			k := st.o.registryKey()
+			if _, ok := ids[k]; !ok {
+				keys = append(keys, k)
+			}
+			ids[k] = append(ids[k], st.id)
 		}
 	}
-	if len(ids) == 0 {
+	if len(keys) == 0 {
 		return
 	}
 	c := p.c
 	c.exec.do(func(ctx context.Context) {
 		exp, _ := strconv.ParseFloat(c.o.leaseExpiry(time.Now()), 64)
-		zs := make([]goredis.Z, len(ids))
-		for i, id := range ids {
-			zs[i] = goredis.Z{Score: exp, Member: id}
-		}
-		if err := c.rdb.ZAdd(ctx, c.o.registryKey(), zs...).Err(); err != nil {
+		_, err := c.rdb.Pipelined(ctx, func(pl goredis.Pipeliner) error {
+			for _, k := range keys {
+				zs := make([]goredis.Z, len(ids[k]))
+				for i, id := range ids[k] {
+					zs[i] = goredis.Z{Score: exp, Member: id}
+				}
+				pl.ZAdd(ctx, k, zs...)
+			}
+			return nil
+		})
+		if err != nil {
 			c.o.log.Warn("redis: renewing consumer leases failed", "err", err)
 		}
 	})
@@ -108,7 +119,20 @@ var convertScript = goredis.NewScript(convertSrc)
 // scored with its consumer's last renewal, so the sweep restores it
 // visibility_timeout after the consumer was last seen alive.
 func (c *Conn) convertDead(ctx context.Context) {
-	o := c.o
+	if !c.o.cluster {
+		c.convertDeadIn(ctx, c.o)
+		return
+	}
+	for _, q := range c.sweptQueues() {
+		if ctx.Err() != nil {
+			return
+		}
+		c.convertDeadIn(ctx, c.o.forQueue(q))
+	}
+}
+
+// convertDeadIn is convertDead for the registry under o's keys.
+func (c *Conn) convertDeadIn(ctx context.Context, o *options) {
 	now := time.Now()
 	dead, err := c.rdb.ZRangeByScoreWithScores(ctx, o.registryKey(), &goredis.ZRangeBy{
 		Min: "-inf", Max: strconv.FormatInt(now.UnixMilli(), 10), Count: 100,

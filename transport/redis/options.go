@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kombu-go/kombu/channel"
@@ -69,6 +70,25 @@ type Options struct {
 	// (the username and password of the sentinel_kwargs option).
 	SentinelUsername string
 	SentinelPassword string
+
+	// ClusterAddrs, when non-empty, reach a Redis Cluster
+	// (redis+cluster://host:port[,host:port...]): these seed nodes are
+	// asked for the cluster's slot map. Each queue's keys then share one
+	// hash tag (cluster.go), a layout of this package's own: Python Kombu
+	// cannot use a cluster. DB must be 0. Default: none.
+	ClusterAddrs []string
+
+	// PublishWaitReplicas, when above 0, makes every Publish wait until
+	// that many replicas acknowledged the message (Redis's WAIT, on the
+	// connection that stored it), so that a failover that promotes one of
+	// them keeps it; fewer acknowledgements within PublishWaitTimeout are
+	// an error (the message may still be stored: publish again and accept
+	// a duplicate). Option publish_wait_replicas, ours (Kombu has none).
+	// Default: 0, Publish returns once the master stored the message.
+	PublishWaitReplicas int
+	// PublishWaitTimeout bounds that wait (publish_wait_timeout, in
+	// seconds). Default: 1 s.
+	PublishWaitTimeout time.Duration
 
 	// ClientName is sent as CLIENT SETNAME (client_name). Default: none.
 	ClientName string
@@ -192,6 +212,19 @@ type options struct {
 	maxRetries  int // go-redis MaxRetries: 0 its default (3), -1 none
 	healthCheck time.Duration
 	noTracking  bool
+	// cluster: a Redis Cluster reached through seeds (ClusterAddrs).
+	cluster bool
+	seeds   []string
+	// waitReplicas and waitTimeout: PublishWaitReplicas and
+	// PublishWaitTimeout.
+	waitReplicas int
+	waitTimeout  time.Duration
+	// queue is the queue whose record keys this copy names (forQueue, in
+	// cluster mode); "" for the connection's options. qcache holds those
+	// copies, shared by every copy of one options.
+	queue  string
+	root   *options
+	qcache *sync.Map
 
 	// Kombu's channel options.
 	bodyEncoding    string
@@ -235,6 +268,11 @@ func (o Options) resolve() (*options, error) {
 		maxConns:        orDefault(o.MaxConnections, defaultMaxConns),
 		healthCheck:     orDefault(o.HealthCheckInterval, defaultHealthCheck),
 		noTracking:      o.noTracking,
+		cluster:         len(o.ClusterAddrs) > 0,
+		seeds:           slices.Clone(o.ClusterAddrs),
+		waitReplicas:    max(o.PublishWaitReplicas, 0),
+		waitTimeout:     orDefault(o.PublishWaitTimeout, time.Second),
+		qcache:          new(sync.Map),
 		bodyEncoding:    orDefault(o.BodyEncoding, envelope.BodyBase64),
 		sep:             orDefault(o.Sep, defaultSep),
 		ackEmulation:    !o.NoAckEmulation,
@@ -268,6 +306,17 @@ func (o Options) resolve() (*options, error) {
 	case "tcp", "unix":
 	default:
 		return nil, fmt.Errorf("redis: Options.Network %q: want tcp or unix", o.Network)
+	}
+	if r.cluster {
+		switch {
+		case len(r.sentinels) > 0:
+			return nil, errors.New("redis: Options.ClusterAddrs and SentinelAddrs exclude each other")
+		case r.network != "tcp":
+			return nil, errors.New("redis: a cluster is reached over tcp")
+		case r.db != 0:
+			return nil, fmt.Errorf("redis: a cluster has only database 0, not %d", r.db)
+		}
+		r.addr = r.seeds[0]
 	}
 	if r.addr == "" && len(r.sentinels) == 0 {
 		if r.network == "unix" {

@@ -254,7 +254,12 @@ type hubSock struct {
 	pingOut  bool
 	backoff  time.Duration
 	retry    func() // cancels a pending reconnect timer
-	dial     *dialResult
+	// addr is the node the socket is connected to ("": the configured
+	// one); failed says the last connection failed, so a cluster's slot
+	// map is read again before the next dial.
+	addr   string
+	failed bool
+	dial   *dialResult
 }
 
 func newHubSock(st *store, kind sockKind) *hubSock {
@@ -277,10 +282,14 @@ func (s *hubSock) connect() {
 	p.dials[r] = struct{}{}
 	p.dmu.Unlock()
 	c := p.c
+	slot, refresh := s.st.slot(), s.failed
 	c.dialWG.Add(1)
 	go func() { // owned by the Conn, joined in Close
 		defer c.dialWG.Done()
-		r.fd, r.err = c.dialFD(c.ctx)
+		r.addr, r.err = c.target(c.ctx, slot, refresh)
+		if r.err == nil {
+			r.fd, r.err = c.dialFD(c.ctx, r.addr)
+		}
 		c.h.Post(func() {
 			if !r.claimed.CompareAndSwap(false, true) {
 				return
@@ -305,10 +314,13 @@ func (s *hubSock) onDialed(gen uint64, r *dialResult) {
 	if r.err != nil {
 		s.state = sockIdle
 		s.st.c.o.log.Warn("redis: cannot connect hub socket", "kind", s.kind, "err", r.err)
+		s.failed = true
 		s.scheduleRetry()
 		return
 	}
 	s.fd = r.fd
+	s.addr = r.addr
+	s.failed = false
 	s.state = sockOpen
 	p := s.p
 	p.gen++
@@ -571,7 +583,8 @@ func (s *hubSock) fail(err error) {
 	if s.state != sockOpen {
 		return
 	}
-	s.st.c.o.log.Warn("redis: hub socket lost", "kind", s.kind, "err", err)
+	s.st.c.o.log.Warn("redis: hub socket lost", "kind", s.kind, "addr", s.addr, "err", err)
+	s.failed = true
 	s.drop()
 	s.st.onLost(s)
 	s.scheduleRetry()

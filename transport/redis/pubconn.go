@@ -62,7 +62,7 @@ func (c *Conn) getPub(ctx context.Context) (*pubConn, error) {
 		return pc, nil
 	}
 	c.pub.mu.Unlock()
-	nc, err := c.dialConn(ctx)
+	nc, err := c.dialConn(ctx, "")
 	if err != nil {
 		return nil, err
 	}

@@ -40,6 +40,20 @@ func (ch *Channel) PublishBatch(ctx context.Context, reqs []PublishRequest) erro
 	if ch.st.c.chans.Closed() {
 		return fmt.Errorf("redis: %w", transport.ErrClosed)
 	}
+	if o.cluster || o.waitReplicas > 0 {
+		// The batch connection reaches one node and sends no WAIT: a
+		// cluster's queues live on several masters, so each message is
+		// published on its own (go-redis routes it by slot).
+		for i, r := range reqs {
+			if r.Message == nil {
+				return fmt.Errorf("redis: publish of a nil message")
+			}
+			if err := ch.Publish(ctx, r.Message, r.Exchange, r.RoutingKey, r.Options); err != nil {
+				return fmt.Errorf("redis: batch message %d: %w", i, err)
+			}
+		}
+		return nil
+	}
 	state := ch.vc.State()
 	// Binding tables of the non-fanout named exchanges, read live once.
 	var names []string

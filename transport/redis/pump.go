@@ -591,9 +591,9 @@ func (st *store) unblock() {
 		return
 	}
 	st.unblocking = true
-	id, c, gen := s.clientID, st.c, st.waitGen
+	id, c, gen, addr := s.clientID, st.c, st.waitGen, s.addr
 	c.exec.do(func(ctx context.Context) {
-		n, err := c.rdb.ClientUnblock(ctx, id).Result()
+		n, err := c.clientUnblock(ctx, addr, id)
 		if err != nil || n > 0 {
 			return
 		}

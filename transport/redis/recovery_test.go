@@ -432,7 +432,7 @@ func TestGetLostReplyPutsBack(t *testing.T) {
 	if n, _ := e.rdb.HLen(ctx, e.prefix+"unacked").Result(); n != 1 {
 		t.Fatalf("%d records after the pop, want 1", n)
 	}
-	ch.st.getLost(marker)
+	ch.st.getLost(ch.st.o, marker)
 	if err := e.conn.exec.wait(10 * time.Second); err != nil {
 		t.Fatal(err)
 	}

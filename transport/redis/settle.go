@@ -82,10 +82,10 @@ func (st *store) restoreMessage(ctx context.Context, m *transport.Message, leftm
 // record writes the unacked records of fanout messages (Kombu's
 // QoS.append: ZADD unacked_index, HSET unacked) in one pipeline.
 func (c *Conn) record(ctx context.Context, msgs []fanoutMsg) error {
-	o := c.o
 	now := float64(scoreSeconds(time.Now()))
 	_, err := c.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		for _, fm := range msgs {
+			o := c.o.forQueue(fm.queue)
 			p.ZAdd(ctx, o.key(o.unackedIndexKey), goredis.Z{Score: now, Member: fm.tag})
 			p.HSet(ctx, o.key(o.unackedKey), fm.tag, recordValue(fm.raw, fm.ex, fm.rk))
 		}
@@ -124,8 +124,7 @@ func appendJSONString(b []byte, s string) []byte {
 // head of their lists and deletes their records, atomically: one RPUSH per
 // key, in reverse pop order, so that the first popped is consumed first
 // again.
-func (c *Conn) giveBack(ctx context.Context, ps []*popped) error {
-	o := c.o
+func (c *Conn) giveBack(ctx context.Context, o *options, ps []*popped) error {
 	var keys []string
 	byKey := make(map[string][]any)
 	var tags []string
@@ -180,12 +179,41 @@ type executor struct {
 	done     chan struct{} // closed when run returns
 	// retry holds acks whose pipeline failed; retried on the next round
 	// (executor goroutine only).
-	retry []string
+	retry []ackGroup
 }
 
-// job is either a batch of acks or a function. done are called (on the
-// executor goroutine) once the acks' pipeline ran.
+// ackGroup is acknowledged tags whose records live under one options'
+// keys (the connection's, or in a cluster one queue's: forQueue).
+type ackGroup struct {
+	o    *options
+	tags []string
+}
+
+// addAcks appends tags to the group of o.
+func addAcks(gs []ackGroup, o *options, tags []string) []ackGroup {
+	for i := range gs {
+		if gs[i].o == o {
+			gs[i].tags = append(gs[i].tags, tags...)
+			return gs
+		}
+	}
+	return append(gs, ackGroup{o: o, tags: append([]string(nil), tags...)})
+}
+
+// countAcks is the number of tags in gs.
+func countAcks(gs []ackGroup) int {
+	n := 0
+	for _, g := range gs {
+		n += len(g.tags)
+	}
+	return n
+}
+
+// job is either a batch of acks (whose records are under o's keys) or a
+// function. done are called (on the executor goroutine) once the acks'
+// pipeline ran.
 type job struct {
+	o    *options
 	acks []string
 	done []func()
 	fn   func(ctx context.Context)
@@ -197,7 +225,7 @@ func newExecutor(c *Conn) *executor {
 
 func (e *executor) push(j job, merge bool) {
 	e.mu.Lock()
-	if merge && len(e.jobs) > 0 && e.jobs[len(e.jobs)-1].fn == nil {
+	if merge && len(e.jobs) > 0 && e.jobs[len(e.jobs)-1].fn == nil && e.jobs[len(e.jobs)-1].o == j.o {
 		last := &e.jobs[len(e.jobs)-1]
 		last.acks = append(last.acks, j.acks...)
 		last.done = append(last.done, j.done...)
@@ -211,18 +239,18 @@ func (e *executor) push(j job, merge bool) {
 	}
 }
 
-// ack queues acknowledgements (ZREM + HDEL of the tags).
-func (e *executor) ack(tags ...string) {
+// ack queues acknowledgements (ZREM + HDEL of the tags, under o's keys).
+func (e *executor) ack(o *options, tags ...string) {
 	if len(tags) > 0 {
-		e.push(job{acks: append([]string(nil), tags...)}, true)
+		e.push(job{o: o, acks: append([]string(nil), tags...)}, true)
 	}
 }
 
 // ackThen queues acknowledgements and calls done, on the executor
 // goroutine, once their pipeline ran (whether it succeeded or not: a failed
 // one is retried).
-func (e *executor) ackThen(tags []string, done func()) {
-	e.push(job{acks: append([]string(nil), tags...), done: []func(){done}}, true)
+func (e *executor) ackThen(o *options, tags []string, done func()) {
+	e.push(job{o: o, acks: append([]string(nil), tags...), done: []func(){done}}, true)
 }
 
 // do queues a function.
@@ -272,12 +300,12 @@ func (e *executor) run() {
 		e.jobs = nil
 		stopping := e.stopping
 		e.mu.Unlock()
-		var acks []string
+		var acks []ackGroup
 		var done []func()
 		acks, e.retry = e.retry, nil
 		for _, j := range jobs {
 			if j.fn == nil {
-				acks = append(acks, j.acks...)
+				acks = addAcks(acks, j.o, j.acks)
 				done = append(done, j.done...)
 				continue
 			}
@@ -293,7 +321,7 @@ func (e *executor) run() {
 			if !more {
 				if len(e.retry) > 0 {
 					e.c.o.log.Error("redis: acknowledgements lost at close; the visibility timeout restores them",
-						"count", len(e.retry))
+						"count", countAcks(e.retry))
 				}
 				if retryTimer != nil {
 					retryTimer.Stop()
@@ -320,32 +348,34 @@ func (e *executor) run() {
 // flushAcks deletes the records of acknowledged tags: one ZREM and one HDEL
 // per 1000 tags, all in one pipeline. Tags whose pipeline fails are kept
 // for the next round. done are called afterwards.
-func (e *executor) flushAcks(ctx context.Context, tags []string, done []func()) {
+func (e *executor) flushAcks(ctx context.Context, groups []ackGroup, done []func()) {
 	defer func() {
 		for _, fn := range done {
 			fn()
 		}
 	}()
-	if len(tags) == 0 {
+	if len(groups) == 0 {
 		return
 	}
-	o := e.c.o
-	index, unacked := o.key(o.unackedIndexKey), o.key(o.unackedKey)
 	_, err := e.c.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		for i := 0; i < len(tags); i += 1000 {
-			chunk := tags[i:min(i+1000, len(tags))]
-			members := make([]any, len(chunk))
-			for j, t := range chunk {
-				members[j] = t
+		for _, g := range groups {
+			o, tags := g.o, g.tags
+			index, unacked := o.key(o.unackedIndexKey), o.key(o.unackedKey)
+			for i := 0; i < len(tags); i += 1000 {
+				chunk := tags[i:min(i+1000, len(tags))]
+				members := make([]any, len(chunk))
+				for j, t := range chunk {
+					members[j] = t
+				}
+				p.ZRem(ctx, index, members...)
+				p.HDel(ctx, unacked, chunk...)
 			}
-			p.ZRem(ctx, index, members...)
-			p.HDel(ctx, unacked, chunk...)
 		}
 		return nil
 	})
 	if err != nil {
-		o.log.Warn("redis: acknowledgement failed; retrying", "count", len(tags), "err", err)
-		e.retry = append(e.retry, tags...)
+		e.c.o.log.Warn("redis: acknowledgement failed; retrying", "count", countAcks(groups), "err", err)
+		e.retry = append(e.retry, groups...)
 	}
 }
 
@@ -383,7 +413,7 @@ func (st *store) ack(tags ...string) {
 	if len(now) > 0 {
 		st.execOut += len(now)
 		n := len(now)
-		st.c.exec.ackThen(now, func() { st.completeExec(n) })
+		st.c.exec.ackThen(st.o, now, func() { st.completeExec(n) })
 	}
 }
 

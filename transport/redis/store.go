@@ -52,10 +52,14 @@ type store struct {
 
 var _ channel.Store = (*store)(nil)
 
-func newStore(c *Conn) *store {
-	st := &store{c: c, o: c.o, expires: make(map[string]int64), autoDelete: make(map[string]bool)}
+func newStore(c *Conn) *store { return newStoreFor(c, c.o) }
+
+// newStoreFor returns a store whose records are under o's keys (in a
+// cluster, one queue's: clusterStore's sub-stores).
+func newStoreFor(c *Conn, o *options) *store {
+	st := &store{c: c, o: o, expires: make(map[string]int64), autoDelete: make(map[string]bool)}
 	st.id = randomHex()
-	st.pKey, st.dKey = c.o.processingKey(st.id), c.o.deliveringKey(st.id)
+	st.pKey, st.dKey = o.processingKey(st.id), o.deliveringKey(st.id)
 	st.hubState.init(st)
 	return st
 }
@@ -78,6 +82,9 @@ func (o *options) step(priority int) int {
 // queueKey is Kombu's _q_for_pri(queue, step), unprefixed: the queue name
 // for step 0, else queue+SEP+step.
 func (o *options) queueKey(queue string, step int) string {
+	if o.cluster {
+		return clusterQueueKey(queue, o.sep, o.step(step))
+	}
 	if s := o.step(step); s != 0 {
 		return queue + o.sep + strconv.Itoa(s)
 	}
@@ -209,7 +216,11 @@ func (st *store) DeleteQueue(ctx context.Context, queue string, bindings []chann
 	}
 	keys := st.o.stepKeys(queue)
 	cmds := make([]*goredis.IntCmd, len(keys))
-	_, err := st.c.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+	pipe := st.c.rdb.TxPipelined
+	if st.o.cluster {
+		pipe = st.c.rdb.Pipelined // the binding sets live in other slots
+	}
+	_, err := pipe(ctx, func(p goredis.Pipeliner) error {
 		for _, b := range bindings {
 			p.SRem(ctx, st.o.bindingKey(b.Exchange), st.o.member(b.Row))
 		}
@@ -260,6 +271,13 @@ func (st *store) Put(ctx context.Context, queue string, m *transport.Message) er
 	}
 	key := st.o.key(st.o.queueKey(queue, m.Properties.Priority))
 	ms, hasTTL := st.ttl(queue)
+	if st.o.waitReplicas > 0 {
+		var expire []string
+		if hasTTL {
+			expire = st.o.stepKeys(queue)
+		}
+		return st.putWait(ctx, key, env, expire, time.Duration(ms)*time.Millisecond)
+	}
 	if !hasTTL {
 		if err := st.c.rdb.LPush(ctx, key, env).Err(); err != nil {
 			return connError("publish", err)
@@ -305,16 +323,17 @@ func (st *store) PutFanout(ctx context.Context, exchange, routingKey string, m *
 // the script may have taken is put back at the head of its queue
 // (getLost), instead of waiting for the visibility timeout.
 func (st *store) Get(ctx context.Context, queue string, noAck bool) (*transport.Message, error) {
-	keys := st.o.stepKeys(queue)
-	rec := st.o.ackEmulation && !noAck
+	o := st.o.forQueue(queue)
+	keys := o.stepKeys(queue)
+	rec := o.ackEmulation && !noAck
 	marker := ""
 	if rec {
-		marker = st.o.key(st.o.unackedKey + ":get:" + randomHex())
+		marker = o.key(o.unackedKey + ":get:" + randomHex())
 	}
-	msgs, bad, err := st.c.popMarked(ctx, keys, 1, rec, marker)
+	msgs, bad, err := st.c.popFor(ctx, o, keys, 1, rec, marker)
 	if err != nil {
 		if marker != "" {
-			st.getLost(marker)
+			st.getLost(o, marker)
 		}
 		return nil, connError("get", err)
 	}
@@ -342,7 +361,7 @@ func (st *store) Get(ctx context.Context, queue string, noAck bool) (*transport.
 // was lost took: the script left their tags in the marker key, and each is
 // restored to the head of its queue (restore_by_tag). Redis unreachable
 // meanwhile leaves them to the visibility timeout.
-func (st *store) getLost(marker string) {
+func (st *store) getLost(o *options, marker string) {
 	c := st.c
 	c.exec.do(func(ctx context.Context) {
 		ctx, cancel := context.WithTimeout(ctx, c.o.connTimeout+c.o.sockTimeout+5*time.Second)
@@ -357,7 +376,7 @@ func (st *store) getLost(marker string) {
 			return
 		}
 		for _, tag := range strings.Split(tags, "\n") {
-			if err := st.restoreByTag(ctx, tag, false, nil); err != nil {
+			if err := st.restoreByTagFor(ctx, o, tag, false, nil); err != nil {
 				c.o.log.Warn("redis: get: putting back a message whose reply was lost failed", "delivery_tag", tag, "err", err)
 			}
 		}
@@ -374,12 +393,18 @@ func (c *Conn) pop(ctx context.Context, keys []string, n int, record bool) (msgs
 // popMarked is pop that, with a marker key, has the script write the tags
 // it took there (popSrc, ARGV[4]).
 func (c *Conn) popMarked(ctx context.Context, keys []string, n int, record bool, marker string) (msgs []popped, bad error, err error) {
+	return c.popFor(ctx, c.o, keys, n, record, marker)
+}
+
+// popFor is popMarked with the records under o's keys (in a cluster, the
+// queue's: forQueue).
+func (c *Conn) popFor(ctx context.Context, o *options, keys []string, n int, record bool, marker string) (msgs []popped, bad error, err error) {
 	all := make([]string, 0, len(keys)+3)
 	mk := marker
 	if mk == "" {
-		mk = c.o.key(c.o.unackedKey) // never written: ARGV[4] is "0"
+		mk = o.key(o.unackedKey) // never written: ARGV[4] is "0"
 	}
-	all = append(all, c.o.key(c.o.unackedKey), c.o.key(c.o.unackedIndexKey), mk)
+	all = append(all, o.key(o.unackedKey), o.key(o.unackedIndexKey), mk)
 	all = append(all, keys...)
 	res, err := popScript.Run(ctx, c.rdb, all, n, score(time.Now()), flag(record), flag(marker != "")).Slice()
 	if err != nil {

@@ -141,7 +141,11 @@ type push struct {
 // runRestore runs restoreSrc over items: ceil is the sweep's deadline ("":
 // none), leftmost selects LPUSH.
 func (c *Conn) runRestore(ctx context.Context, ceil string, leftmost bool, items []restoreItem) (restoreCounts, error) {
-	o := c.o
+	return c.runRestoreFor(ctx, c.o, ceil, leftmost, items)
+}
+
+// runRestoreFor is runRestore over the records under o's keys.
+func (c *Conn) runRestoreFor(ctx context.Context, o *options, ceil string, leftmost bool, items []restoreItem) (restoreCounts, error) {
 	keys := []string{o.key(o.unackedKey), o.key(o.unackedIndexKey)}
 	at := make(map[string]string)
 	args := []any{ceil, flag(leftmost)}
@@ -178,7 +182,11 @@ func (c *Conn) runRestore(ctx context.Context, ceil string, leftmost bool, items
 // new one. When the routing finds no queue, the message goes back to the
 // queue it was delivered from (m), where Kombu would drop it.
 func (st *store) restoreByTag(ctx context.Context, tag string, leftmost bool, m *transport.Message) error {
-	o := st.o
+	return st.restoreByTagFor(ctx, st.o, tag, leftmost, m)
+}
+
+// restoreByTagFor is restoreByTag for a record under o's keys.
+func (st *store) restoreByTagFor(ctx context.Context, o *options, tag string, leftmost bool, m *transport.Message) error {
 	raw, err := st.c.rdb.HGet(ctx, o.key(o.unackedKey), tag).Bytes()
 	if err != nil && !errors.Is(err, goredis.Nil) {
 		return err
@@ -186,9 +194,9 @@ func (st *store) restoreByTag(ctx context.Context, tag string, leftmost bool, m 
 	it := restoreItem{tag: tag}
 	if raw != nil {
 		it.sha = sha1Of(raw)
-		it.pushes = st.restorePushes(ctx, raw, m)
+		it.pushes = st.restorePushes(ctx, o, raw, m)
 	}
-	n, err := st.c.runRestore(ctx, "", leftmost, []restoreItem{it})
+	n, err := st.c.runRestoreFor(ctx, o, "", leftmost, []restoreItem{it})
 	if err == nil && n.restored+n.dropped == 0 {
 		o.log.Debug("redis: restore_by_tag: the record went away or changed after it was read; left alone", "delivery_tag", tag)
 	}
@@ -199,8 +207,11 @@ func (st *store) restoreByTag(ctx context.Context, tag string, leftmost bool, m 
 // and returns where the marked envelope goes (Kombu's
 // _do_restore_message); failures are logged, as Kombu logs them. A string
 // first element holds the bytes of a message that was not JSON.
-func (st *store) restorePushes(ctx context.Context, raw []byte, m *transport.Message) []push {
-	o := st.o
+//
+// In a cluster (o names one queue's records: forQueue), the message goes
+// back to that queue: the push and the record's deletion must be in one
+// slot to be one atomic step (cluster.go).
+func (st *store) restorePushes(ctx context.Context, o *options, raw []byte, m *transport.Message) []push {
 	rec, ok := parseRecord(raw)
 	if !ok {
 		o.log.Error("redis: unacked record is not [envelope, exchange, routing_key]; dropped")
@@ -217,7 +228,13 @@ func (st *store) restorePushes(ctx context.Context, raw []byte, m *transport.Mes
 	} else {
 		o.log.Warn("redis: restoring a message that is not a Kombu envelope as it is", "err", err)
 	}
-	queues, err := st.ch.Lookup(ctx, ex, rk, headers)
+	var queues []string
+	var err error
+	if o.cluster && o.queue != "" {
+		queues = []string{o.queue}
+	} else {
+		queues, err = st.ch.Lookup(ctx, ex, rk, headers)
+	}
 	if err != nil {
 		o.log.Error("redis: lookup for restore failed", "exchange", ex, "routing_key", rk, "err", err)
 	}
@@ -326,11 +343,27 @@ func (s *sweeper) stop() {
 // error, or when the connection closes.
 func (s *sweeper) sweep(ctx context.Context) {
 	c := s.c
-	o := c.o
 	st := c.anyStore()
 	if st == nil {
 		return
 	}
+	if !c.o.cluster {
+		s.sweepKeys(ctx, st, c.o)
+		return
+	}
+	// A cluster keeps each queue's records apart (cluster.go): every queue
+	// this connection has consumed is swept, on whichever master holds it.
+	for _, q := range c.sweptQueues() {
+		if ctx.Err() != nil {
+			return
+		}
+		s.sweepKeys(ctx, st, c.o.forQueue(q))
+	}
+}
+
+// sweepKeys is the sweep of the records under o's keys.
+func (s *sweeper) sweepKeys(ctx context.Context, st *store, o *options) {
+	c := s.c
 	token := randomHex()
 	mutex := o.key(o.unackedMutexKey)
 	lease := o.sweepLease()
@@ -385,7 +418,7 @@ func (s *sweeper) sweep(ctx context.Context) {
 		}
 		batches++
 		scanned += len(tags)
-		got, err := st.restoreBatch(ctx, ceil, tags)
+		got, err := st.restoreBatch(ctx, o, ceil, tags)
 		total.add(got)
 		if err != nil {
 			o.log.Warn("redis: restore_visible: restore failed", "count", len(tags), "err", err)
@@ -413,18 +446,22 @@ func deadline(now time.Time, visibility time.Duration) string {
 
 // restoreBatch reads the records of tags (HMGET), routes them in Go and
 // restores them with one restoreSrc script whose deadline is ceil.
-func (st *store) restoreBatch(ctx context.Context, ceil string, tags []string) (restoreCounts, error) {
-	items, err := st.readRecords(ctx, tags)
+func (st *store) restoreBatch(ctx context.Context, o *options, ceil string, tags []string) (restoreCounts, error) {
+	items, err := st.readRecordsFor(ctx, o, tags)
 	if err != nil {
 		return restoreCounts{}, err
 	}
-	return st.c.runRestore(ctx, ceil, false, items)
+	return st.c.runRestoreFor(ctx, o, ceil, false, items)
 }
 
 // readRecords reads the records of tags with one HMGET and routes each
 // (restorePushes).
 func (st *store) readRecords(ctx context.Context, tags []string) ([]restoreItem, error) {
-	o := st.o
+	return st.readRecordsFor(ctx, st.o, tags)
+}
+
+// readRecordsFor is readRecords for records under o's keys.
+func (st *store) readRecordsFor(ctx context.Context, o *options, tags []string) ([]restoreItem, error) {
 	vals, err := st.c.rdb.HMGet(ctx, o.key(o.unackedKey), tags...).Result()
 	if err != nil {
 		return nil, err
@@ -434,7 +471,7 @@ func (st *store) readRecords(ctx context.Context, tags []string) ([]restoreItem,
 		items[i].tag = tag
 		if raw, ok := vals[i].(string); ok {
 			items[i].sha = sha1Of([]byte(raw))
-			items[i].pushes = st.restorePushes(ctx, []byte(raw), nil)
+			items[i].pushes = st.restorePushes(ctx, o, []byte(raw), nil)
 		}
 	}
 	return items, nil

@@ -94,9 +94,18 @@ func (t *Transport) Dial(ctx context.Context, h *hub.Hub) (transport.Conn, error
 	if h == nil {
 		return nil, errors.New("redis: dial with a nil hub")
 	}
-	rdb := t.o.newClient()
+	var rdb goredis.UniversalClient
+	var topo *clusterTopology
+	if t.o.cluster {
+		rdb, topo = t.o.newClusterClient(), newClusterTopology(t.o)
+	} else {
+		rdb = t.o.newClient()
+	}
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		rdb.Close()
+		if topo != nil {
+			topo.close()
+		}
 		return nil, connError("dial", err)
 	}
 	c := &Conn{
@@ -104,6 +113,7 @@ func (t *Transport) Dial(ctx context.Context, h *hub.Hub) (transport.Conn, error
 		o:     t.o,
 		h:     h,
 		rdb:   rdb,
+		topo:  topo,
 		chans: channel.NewSet[*Channel](),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
@@ -170,11 +180,18 @@ type Conn struct {
 	t     *Transport
 	o     *options
 	h     *hub.Hub
-	rdb   *goredis.Client
+	rdb   goredis.UniversalClient
 	exec  *executor
 	sweep *sweeper
 	pub   pubPool      // PublishBatch's connections (pubconn.go)
 	mp    *multiPoller // hub goroutine only
+
+	// topo is the slot map of a cluster (nil on a single node).
+	topo *clusterTopology
+	// qmu guards swept: the queues a cluster sweep covers, added on the
+	// hub (noteSwept) and read by the sweeper goroutine.
+	qmu   sync.Mutex
+	swept []string
 
 	chans  *channel.Set[*Channel]
 	ctx    context.Context // cancelled when Close starts: dial goroutines give up
@@ -191,7 +208,11 @@ func (c *Conn) Channel(ctx context.Context) (transport.Channel, error) {
 		return nil, fmt.Errorf("redis: channel: %w", err)
 	}
 	st := newStore(c)
-	vc := channel.New(c.h, st, c.o.chanOpts)
+	var cs channel.Store = st
+	if c.o.cluster {
+		cs = newClusterStore(st)
+	}
+	vc := channel.New(c.h, cs, c.o.chanOpts)
 	ch := &Channel{Handle: vc.Handle(), vc: vc, st: st}
 	st.ch = ch.vc
 	// Registered with the poller on the hub, before any request the caller
@@ -245,6 +266,9 @@ func (c *Conn) Close() error {
 	c.wg.Wait()
 	c.closePub()
 	errs = append(errs, c.rdb.Close())
+	if c.topo != nil {
+		c.topo.close()
+	}
 	c.chans.Finish()
 	return errors.Join(errs...)
 }
