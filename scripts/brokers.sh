@@ -151,7 +151,7 @@ kb_redis_ping_url() {
 # kb_pid_args PID: the command line of PID (empty for a zombie or a missing process).
 kb_pid_args() {
 	if [[ -r /proc/$1/cmdline ]]; then
-		tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null
+		tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline"
 	elif [[ ! -d /proc/self ]]; then
 		ps -o args= -p "$1" 2>/dev/null
 	fi
