@@ -27,7 +27,7 @@
 #                                               three masters and three replicas, none failing, and
 #                                               every replica's link is up (30 s at most). Idempotent:
 #                                               a created cluster only has its stopped nodes started
-#                                               (they rejoin with their nodes.conf). Measured 2.7-4 s.
+#                                               (they rejoin with their nodes.conf). Measured 2.7-4 s here.
 #   scripts/brokers.sh redis-cluster-stop DIR [SIGNAL]
 #                                               stop every node of DIR's cluster, in parallel.
 #                                               redis-stop DIR/nK KILL and redis-start DIR/nK kill and
