@@ -26,6 +26,9 @@
 #   Redis     KOMBU_TEST_REDIS_URL is used if it is set and answers PING. Otherwise a PRIVATE
 #             redis-server is started on a free 127.0.0.1 port (never 6379), with nothing persisted,
 #             and stopped on exit. A system Redis on 6379 is never touched.
+#   Redis Cluster  KOMBU_TEST_REDIS_CLUSTER_URL if it is set and says cluster_state:ok. Otherwise six
+#             private redis-servers (3 masters, 3 replicas) on free 127.0.0.1 ports, joined with
+#             redis-cli --cluster create, stopped on exit (a few seconds to start; see README).
 #   RabbitMQ  KOMBU_TEST_AMQP_URL if it is set and answers; else amqp://guest:guest@127.0.0.1:5672//
 #             if that answers; else rabbitmq-server is started (-detached), and stopped on exit
 #             (only if this script started it).
@@ -64,6 +67,16 @@
 #   KOMBU_TEST_REDIS_START_CMD    sh command: start it again on the same port, return once it
 #                                 answers PING (it starts empty: nothing is persisted)
 #   KOMBU_TEST_REDIS_RESTART_CMD  sh command: STOP then START
+#   KOMBU_TEST_REDIS_CLUSTER_URL  redis+cluster://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3: the masters
+#                                 of a PRIVATE 6-node Redis Cluster (3 masters, 3 replicas, nothing
+#                                 persisted, cluster-node-timeout 2000) started here with
+#                                 `brokers.sh redis-cluster-start DIR` and stopped on exit; or the
+#                                 URL given, if its first node says cluster_state:ok. Unset if no
+#                                 cluster could be had. Shared by every package's tests: tests that
+#                                 kill nodes start their own (internal/testbroker/rediscluster.Start).
+#   KOMBU_TEST_REDIS_CLUSTER_DIR  that cluster's state dir (DIR/n1 ... DIR/n6: redis.conf,
+#                                 nodes.conf, redis.log, redis.pid, redis.port); passed through when
+#                                 the URL is given, else set only for the private cluster
 #   KOMBU_TEST_AMQP_URL           amqp://user:pass@host:port/vhost (unset if no RabbitMQ)
 #   KOMBU_TEST_RABBITMQCTL        path of a working rabbitmqctl for that broker, when it is local
 #                                 (for `rabbitmqctl close_connection`); unset if none works
@@ -281,6 +294,40 @@ else
 		fi
 	else
 		missing+=("Redis: KOMBU_TEST_REDIS_URL is unset and redis-server is not installed (apt-get install redis-server)")
+	fi
+fi
+
+# ---- Redis Cluster (issue 15: the redis+cluster:// transport's tests) -------------------------------
+# Six private redis-servers (3 masters, 3 replicas) in $state/rediscluster, started for every run like
+# the private Redis because they are cheap (ready in a few seconds); their dirs are recorded in
+# $state/redis.dirs, so cleanup stops them. Tests that kill nodes start a cluster of their own.
+redis_cluster_desc=""
+KB_REDIS_CLI=$(kb_redis_cli_bin)
+if [[ -n ${KOMBU_TEST_REDIS_CLUSTER_URL:-} ]]; then
+	read -r rc_host rc_port < <(kb_url_hostport "${KOMBU_TEST_REDIS_CLUSTER_URL%%,*}" 6379)
+	if [[ -n $KB_REDIS_CLI ]] && [[ $(timeout 5 "$KB_REDIS_CLI" -h "$rc_host" -p "$rc_port" cluster info 2>/dev/null) == *cluster_state:ok* ]]; then
+		redis_cluster_desc="$KOMBU_TEST_REDIS_CLUSTER_URL (given in KOMBU_TEST_REDIS_CLUSTER_URL)"
+	else
+		kb_say "KOMBU_TEST_REDIS_CLUSTER_URL=$KOMBU_TEST_REDIS_CLUSTER_URL: $rc_host:$rc_port does not say cluster_state:ok; starting a private cluster instead"
+		unset KOMBU_TEST_REDIS_CLUSTER_URL KOMBU_TEST_REDIS_CLUSTER_DIR
+	fi
+else
+	unset KOMBU_TEST_REDIS_CLUSTER_DIR
+fi
+if [[ -z $redis_cluster_desc ]]; then
+	if [[ -n ${KOMBU_TEST_REDIS_SERVER:-} && -n $KB_REDIS_CLI ]]; then
+		rc_start=$(date +%s%N)
+		# Not in $(...): the servers stay children of this shell, which reaps them on exit.
+		if kb_redis_cluster_start "$state/rediscluster" >"$state/rediscluster.url"; then
+			KOMBU_TEST_REDIS_CLUSTER_URL=$(<"$state/rediscluster.url")
+			export KOMBU_TEST_REDIS_CLUSTER_URL KOMBU_TEST_REDIS_CLUSTER_DIR=$state/rediscluster
+			redis_cluster_desc="$KOMBU_TEST_REDIS_CLUSTER_URL (private, 6 nodes, ready in $((($(date +%s%N) - rc_start) / 1000000)) ms)"
+		else
+			unset KOMBU_TEST_REDIS_CLUSTER_URL
+			missing+=("Redis Cluster: could not start a private 6-node cluster (scripts/brokers.sh redis-cluster-start; logs in $state/rediscluster)")
+		fi
+	else
+		missing+=("Redis Cluster: redis-server or redis-cli is not installed (apt-get install redis-server)")
 	fi
 fi
 
@@ -516,6 +563,7 @@ kb_say "SQS:      ${sqs_desc:-MISSING}"
 
 # ---- report, and stop here if a required broker is missing ------------------------------------------
 kb_say "Redis:    ${redis_desc:-MISSING}"
+kb_say "Redis Cluster: ${redis_cluster_desc:-MISSING}"
 kb_say "RabbitMQ: ${amqp_desc:-MISSING}${KOMBU_TEST_RABBITMQCTL:+ (rabbitmqctl: $KOMBU_TEST_RABBITMQCTL)}"
 kb_say "Python:   ${python_desc:-MISSING}"
 kb_say "Folder:   ${fs_desc:-MISSING} (filesystem transport)"
@@ -645,6 +693,7 @@ count() {
 hr "summary"
 {
 	echo "Redis:    ${redis_desc:-MISSING (tests skipped)}"
+	echo "Redis Cluster: ${redis_cluster_desc:-MISSING (tests skipped)}"
 	echo "RabbitMQ: ${amqp_desc:-MISSING (tests skipped)}"
 	echo "Python:   ${python_desc:-MISSING (interop tests skipped)}"
 	((${#race[@]})) || echo "race detector: OFF (no cgo)"

@@ -28,9 +28,9 @@ import (
 // add it to the policy deliberately. The standard library is always allowed, cgo ("C") never
 // (except where anything goes).
 //
-// Test files (_test.go) are held to their package's rule plus testExtras: go.uber.org/goleak
-// everywhere, the conformance suite transport/transporttest for the transports, and the package
-// itself (external _test packages). Negative assertions hold for test files too.
+// Test files (_test.go) are held to their package's rule plus testExtras: go.uber.org/goleak and
+// the Redis Cluster fixture internal/testbroker/rediscluster everywhere, the conformance suite
+// transport/transporttest for the transports, and the package itself (external _test packages). Negative assertions hold for test files too.
 var policy = map[string]rule{
 	// The core: fds, deadlines and closures. Stdlib (and x/sys for the poller) only.
 	"poller":        {external: []string{"golang.org/x/sys"}},
@@ -121,11 +121,15 @@ var policy = map[string]rule{
 
 	// This package: a test of the tree, stdlib only.
 	"internal/archtest": {},
+
+	// Brokers for tests (issue 15): a Redis Cluster fixture that any package's _test.go files use
+	// (see testExtras). It queries the nodes over RESP with the bottom-layer reader.
+	"internal/testbroker/...": {ours: []string{"internal/resp"}},
 }
 
 // testExtras is what _test.go files may import on top of their package's rule.
 var testExtras = map[string]rule{
-	"...":                  {external: []string{"go.uber.org/goleak"}},
+	"...":                  {ours: []string{"internal/testbroker/rediscluster"}, external: []string{"go.uber.org/goleak"}},
 	"transport/memory":     {ours: []string{"transport/transporttest"}},
 	"transport/redis":      {ours: []string{"transport/transporttest"}},
 	"transport/amqp":       {ours: []string{"transport/transporttest"}},
@@ -201,6 +205,12 @@ var forbidden = []negative{
 		from: libraryPackages,
 		to:   []string{"cmd/...", "bench/...", "examples/...", "internal/archtest", "internal/faulttest"},
 		why:  "nothing in the library imports programs, benchmarks or the test harnesses",
+	},
+	{
+		from:        []string{"..."},
+		to:          []string{"internal/testbroker/..."},
+		nonTestOnly: true,
+		why:         "the test brokers are for _test.go files",
 	},
 }
 
@@ -571,6 +581,10 @@ func TestCheckRejects(t *testing.T) {
 		{"messaging/serializer", site(mod+"/transport", false), "codecs are leaves"},
 		{"messaging/compression", site(mod+"/messaging/serializer", false), "codecs are leaves"},
 		{"hub", site(mod+"/bench", false), "nothing in the library"},
+		{"transport/redis", site(mod+"/internal/testbroker/rediscluster", false), "test brokers are for _test.go files"},
+		{"cmd/kombu", site(mod+"/internal/testbroker/rediscluster", false), "test brokers are for _test.go files"},
+		{"internal/testbroker/rediscluster", site("github.com/redis/go-redis/v9", false), "third-party"},
+		{"internal/testbroker/rediscluster", site(mod+"/transport", false), "may import only"},
 		{"newpkg", site("fmt", false), "add it to the policy"},
 		{"messaging/pool", site("fmt", false), "add it to the policy"},
 		{"cmd/other", site("fmt", false), "add it to the policy"},
@@ -604,6 +618,9 @@ func TestCheckRejects(t *testing.T) {
 		{"cmd/kombu/internal/x", site("C", false)},
 		{"bench", site(mod+"/poller", false)},
 		{"internal/archtest", site("go/parser", false)},
+		{"transport/redis", site(mod+"/internal/testbroker/rediscluster", true)},
+		{"messaging", site(mod+"/internal/testbroker/rediscluster", true)},
+		{"internal/testbroker/rediscluster", site(mod+"/internal/resp", false)},
 	}
 	for _, c := range good {
 		if got := check(mod, map[string][]importSite{c.pkg: {c.imp}}); len(got) != 0 {
