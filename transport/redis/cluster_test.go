@@ -18,17 +18,7 @@ import (
 // KOMBU_REQUIRE_BROKERS=1).
 func clusterConfig(t testing.TB, opts map[string]any) transport.Config {
 	t.Helper()
-	raw := transporttest.BrokerURL(t, "KOMBU_TEST_REDIS_CLUSTER_URL")
-	rest, ok := strings.CutPrefix(raw, "redis+cluster://")
-	if !ok {
-		t.Fatalf("KOMBU_TEST_REDIS_CLUSTER_URL=%q: want redis+cluster://host:port,...", raw)
-	}
-	hosts, _, _ := strings.Cut(rest, "/")
-	cfg := transport.Config{Scheme: "redis+cluster", Hostname: hosts, Options: map[string]any{}}
-	for k, v := range opts {
-		cfg.Options[k] = v
-	}
-	return cfg
+	return clusterURLConfig(t, transporttest.BrokerURL(t, "KOMBU_TEST_REDIS_CLUSTER_URL"), opts)
 }
 
 // clusterClient is a go-redis client of the test cluster, closed with t.
