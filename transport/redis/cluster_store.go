@@ -29,6 +29,8 @@ type clusterStore struct {
 	base *store
 	subs map[string]*store
 	all  []*store // base, then the sub-stores in creation order
+	// kicked says a Resume of every store is posted (kick).
+	kicked bool
 }
 
 var (
@@ -158,7 +160,36 @@ func (cs *clusterStore) Settle(batch []channel.Settlement) error {
 	for _, st := range order {
 		errs = append(errs, st.Settle(parts[st]))
 	}
+	cs.kick() // an ack frees a slot of the shared window
 	return errors.Join(errs...)
+}
+
+// unblockIdle ends the blocked waits of the stores other than st: each
+// holds a slot of the shared window that st needs for the messages it
+// knows of. Their null replies free the slots (kick), and they send no new
+// wait while st wants room (store.othersWantRoom).
+func (cs *clusterStore) unblockIdle(st *store) {
+	for _, o := range cs.all {
+		if o != st && o.blocked() {
+			o.unblock()
+		}
+	}
+}
+
+// kick resumes every store soon (once however many ask before it runs):
+// a slot of the shared window freed by one store may be another's to use,
+// and the channel only resumes a window it saw full.
+func (cs *clusterStore) kick() {
+	if cs.kicked {
+		return
+	}
+	cs.kicked = true
+	cs.base.c.h.CallSoon(func() {
+		cs.kicked = false
+		if !cs.base.closed {
+			cs.Resume()
+		}
+	})
 }
 
 // TakenNoAck drops the record of the message a store is handing over to a

@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -66,28 +67,40 @@ func TestClusterConformance(t *testing.T) {
 	})
 }
 
-// TestClusterLayout checks the key layout: each queue's lists and records
-// carry its hash tag, different queues land on different masters, and an
-// acknowledged message leaves no record behind.
-func TestClusterLayout(t *testing.T) {
-	prefix := uniq("clay") + ":"
-	cfg := clusterConfig(t, map[string]any{"global_keyprefix": prefix})
+// clusterChannel opens a channel on the test cluster under a
+// global_keyprefix of its own (deleted with t), with opts; its connection
+// closes with t.
+func clusterChannel(t *testing.T, prefix string, opts map[string]any) (transport.Channel, *goredis.ClusterClient) {
+	t.Helper()
+	all := map[string]any{"global_keyprefix": prefix}
+	for k, v := range opts {
+		all[k] = v
+	}
+	cfg := clusterConfig(t, all)
 	cc := clusterClient(t, cfg)
 	t.Cleanup(func() { cleanCluster(cc, prefix) })
 	tr, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := startHub(t)
-	conn, err := tr.Dial(ctxT(t), h)
+	conn, err := tr.Dial(ctxT(t), startHub(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { conn.Close() })
 	ch, err := conn.Channel(ctxT(t))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ch, cc
+}
+
+// TestClusterLayout checks the key layout: each queue's lists and records
+// carry its hash tag, different queues land on different masters, and an
+// acknowledged message leaves no record behind.
+func TestClusterLayout(t *testing.T) {
+	prefix := uniq("clay") + ":"
+	ch, cc := clusterChannel(t, prefix, nil)
 	ctx := ctxT(t)
 	// Queue names whose slots fall on different masters.
 	masters := map[string]string{}
@@ -145,6 +158,56 @@ func TestClusterLayout(t *testing.T) {
 				t.Fatalf("%s still holds %d records after the acks", key, n)
 			}
 			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// TestClusterSharedWindow consumes six queues (on three masters) with a
+// window smaller than their backlog: the sub-stores share the window, so
+// a slot one of them frees must wake the others. The waits block for 30 s
+// (brpop_timeout), so a store left asleep would hold the messages past the
+// test's deadline.
+func TestClusterSharedWindow(t *testing.T) {
+	ch, _ := clusterChannel(t, uniq("cwin")+":", map[string]any{"brpop_timeout": 30})
+	ctx := ctxT(t)
+	if err := ch.Qos(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	const perQueue = 40
+	queues := []string{"wa", "wb", "wc", "wd", "we", "wf"}
+	for _, q := range queues {
+		for i := range perQueue {
+			if err := ch.Publish(ctx, textMsg(q+strconv.Itoa(i)), "", q, transport.PublishOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	got := make(chan string, len(queues)*perQueue)
+	for _, q := range queues {
+		if _, err := ch.Consume(ctx, transport.ConsumeOptions{Queue: q}, func(m *transport.Message) {
+			got <- string(m.Body)
+			ch.Ack(m.DeliveryInfo.DeliveryTag)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[string]bool{}
+	deadline := time.After(20 * time.Second)
+	for len(seen) < len(queues)*perQueue {
+		select {
+		case b := <-got:
+			seen[b] = true
+		case <-deadline:
+			missing := map[string]int{}
+			for _, q := range queues {
+				for i := range perQueue {
+					if !seen[q+strconv.Itoa(i)] {
+						missing[q]++
+					}
+				}
+			}
+			t.Fatalf("%d of %d messages delivered (missing per queue: %v): a store sleeps while the window has room",
+				len(seen), len(queues)*perQueue, missing)
 		}
 	}
 }

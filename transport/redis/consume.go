@@ -165,6 +165,9 @@ func (st *store) release(n int) {
 		return
 	}
 	st.reserved -= n
+	if st.group != nil {
+		st.group.kick() // the slots may be another store's to use
+	}
 	if len(st.backlog) == 0 && !st.paused {
 		return
 	}
@@ -450,7 +453,7 @@ func (st *store) execDone(n int) {
 	st.execOut -= n
 	switch {
 	case st.group != nil:
-		st.group.Resume() // the slots freed may be another store's to use
+		st.group.kick() // the slots freed may be another store's to use
 	case !st.closed:
 		st.reopen()
 		st.pump()

@@ -201,7 +201,7 @@ func (st *store) pump() {
 		// from the key it waits on (one that pops others must re-arm their
 		// tracking first), so that the next message is handed over as soon
 		// as it comes.
-		wait := consuming && st.trickle && room >= 2 && st.primary != ""
+		wait := consuming && st.trickle && room >= 2 && st.primary != "" && !st.othersWantRoom()
 		n := 0
 		if consuming {
 			n = max(0, min(room, maxBatch))
@@ -215,9 +215,35 @@ func (st *store) pump() {
 		}
 		return
 	}
-	if consuming && room > 0 {
+	if consuming && room > 0 && !st.othersWantRoom() {
 		st.sendWait(s)
+		return
 	}
+	if st.group != nil && consuming && room <= 0 && len(st.dirty) > 0 {
+		st.group.unblockIdle(st)
+	}
+}
+
+// othersWantRoom reports, for a store of a cluster channel, whether
+// another store of the channel has messages to pop and no room: a wait
+// would hold a slot of the shared window that one needs. (This store
+// still hears of new messages through Redis's invalidations.)
+func (st *store) othersWantRoom() bool {
+	if st.group == nil {
+		return false
+	}
+	for _, o := range st.group.all {
+		if o != st && o.wantsRoom() {
+			return true
+		}
+	}
+	return false
+}
+
+// wantsRoom reports whether the store has keys that may hold messages and
+// nothing in flight, so it would pop if the window had room.
+func (st *store) wantsRoom() bool {
+	return !st.closed && len(st.active) > 0 && len(st.dirty) > 0 && st.cons != nil && len(st.cons.exp) == 0
 }
 
 // sendArm re-arms Redis's tracking of the keys the last script emptied:
