@@ -211,3 +211,17 @@ func FuzzParseURL(f *testing.F) {
 		}
 	})
 }
+
+func TestParseURLRedisCluster(t *testing.T) {
+	ep, err := messaging.ParseURL("redis+cluster://:s3cret@10.0.0.1:7000,10.0.0.2,[::1]:7002/0?publish_wait_replicas=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ep.Transport != "redis" || ep.Scheme != "redis+cluster" || ep.Hostname != "10.0.0.1:7000,10.0.0.2:6379,[::1]:7002" ||
+		ep.Port != 0 || ep.Password != "s3cret" || ep.VirtualHost != "0" || ep.Options["publish_wait_replicas"] != "1" {
+		t.Errorf("ParseURL = %+v", ep)
+	}
+	if _, err := messaging.ParseURL("redis+cluster://h:1,h:x"); err == nil {
+		t.Error("a bad port in the node list: no error")
+	}
+}

@@ -33,7 +33,9 @@ const alwaysConfirmed = "Publish returns once Redis stored the message, so publi
 // "socket:///path", as Kombu passes it, or in cfg.VirtualHost), and
 // "sentinel" (the master named by the master_name option, found through the
 // sentinels cfg.Hostname:cfg.Port and every "sentinel://" URL in
-// cfg.Alternates). cfg.VirtualHost selects the database ("", "/" or "/0":
+// cfg.Alternates), and "redis+cluster" or "cluster" (a Redis Cluster whose
+// seed nodes cfg.Hostname lists as "host:port,host:port"; see the package
+// documentation, "Redis Cluster"). cfg.VirtualHost selects the database ("", "/" or "/0":
 // 0; "/1": 1; anything else is an error); the virtual_host option wins
 // over it, as a Kombu URL's query wins over its path.
 //

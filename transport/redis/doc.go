@@ -239,6 +239,34 @@
 // Consuming needs Redis 6.2 for BLMOVE and CLIENT TRACKING; older servers
 // get BRPOPLPUSH and, before 6.0, polling of the keys not waited on.
 //
+// # Redis Cluster
+//
+// redis+cluster://host:port[,host:port...] ([Options].ClusterAddrs) reaches
+// a Redis Cluster. Kombu has no cluster support, so the key layout is this
+// package's own (cluster.go) and Python Kombu cannot share the queues:
+// every key of queue Q carries the hash tag {Q} (its lists "{Q}" and
+// "{Q}<sep><step>", and its own unacked hash, index, mutex, consumer
+// registry, processing lists and delivering hashes, "{Q}:unacked" and so
+// on, after global_keyprefix), so that each queue lives in one slot and
+// every script above stays single-slot and atomic, while queues spread
+// over the masters. Binding sets are plain keys; fanout keeps PUBLISH and
+// PSUBSCRIBE, which a cluster forwards to every node (sharded pub/sub takes
+// no patterns). A restore puts the message back into the queue whose
+// records held it (Kombu routes it through its exchange again). Requests
+// go through go-redis's cluster client. Each queue a channel consumes gets
+// a sub-store with its own consume socket on the master of the queue's
+// slot, running the protocol above on that queue; the sub-stores share the
+// channel's prefetch window (an idle one's wait gives way to one with
+// messages and no room). A socket that fails (the master died, the slot
+// moved: MOVED, ASK, CLUSTERDOWN) is dialled again with backoff to the
+// master CLUSTER SLOTS names then. The visibility sweep and the conversion
+// of dead consumers' processing lists run over every queue the connection
+// has consumed, each on its own master. PublishBatch publishes one message
+// at a time in a cluster. Asynchronous replication loses what a master
+// stored and did not pass on before it died: with publish_wait_replicas=N
+// ([Options].PublishWaitReplicas) a Publish returns only once N replicas
+// have the message (WAIT), and is an error otherwise.
+//
 // # Concurrency
 //
 // [Transport], [Conn] and [Channel] are safe for concurrent use, with the
