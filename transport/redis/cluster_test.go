@@ -211,3 +211,95 @@ func TestClusterSharedWindow(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterDormantQueue checks that an idle queue's consume socket stops
+// waiting (it sends nothing while idle), still delivers the next message
+// (through Redis's invalidations), registers its lease again before its
+// next wait, and leaves no record behind once the message is acked.
+func TestClusterDormantQueue(t *testing.T) {
+	prefix := uniq("cdorm") + ":"
+	ch, cc := clusterChannel(t, prefix, map[string]any{"brpop_timeout": 0.2, "visibility_timeout": 2})
+	ctx := ctxT(t)
+	rch := ch.(*Channel)
+	h := rch.st.c.h
+	got := make(chan *transport.Message, 1)
+	if _, err := ch.Consume(ctx, transport.ConsumeOptions{Queue: "dq"}, func(m *transport.Message) { got <- m }); err != nil {
+		t.Fatal(err)
+	}
+	sub := func() (st *store) {
+		if err := h.Call(ctx, func() { st = rch.st.group.subs["dq"] }); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	state := func() (dormant bool, inFlight int, id string) {
+		st := sub()
+		h.Call(ctx, func() {
+			dormant, id = st.dormant, st.id
+			if st.cons != nil {
+				inFlight = len(st.cons.exp)
+			}
+		})
+		return
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if d, n, _ := state(); d && n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			d, n, _ := state()
+			t.Fatalf("the idle queue's store did not go dormant: dormant=%v, %d commands in flight", d, n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// visibility_timeout=2 makes the lease last 2 s: a dormant store does
+	// not renew it.
+	_, _, id := state()
+	registry := prefix + "{dq}:unacked:consumers"
+	leaseLeft := func() time.Duration {
+		ms, err := cc.ZScore(ctx, registry, id).Result()
+		if err != nil {
+			return -time.Hour // not registered at all
+		}
+		return time.Until(time.UnixMilli(int64(ms)))
+	}
+	time.Sleep(3 * time.Second)
+	if left := leaseLeft(); left > 0 {
+		t.Fatalf("the dormant store's lease was renewed (%v left)", left)
+	}
+	// Another consumer's sweep removes the expired registration; with the
+	// renewal timer stopped, only the registration sent before the next
+	// wait can bring it back.
+	c := rch.st.c
+	h.Call(ctx, func() {
+		if c.mp.leaseTimer != nil {
+			c.mp.leaseTimer()
+		}
+	})
+	c.convertDeadIn(ctx, c.o.forQueue("dq"))
+	if left := leaseLeft(); left != -time.Hour {
+		t.Fatalf("the expired registration is still there (%v)", left)
+	}
+	if err := ch.Publish(ctx, textMsg("wake"), "", "dq", transport.PublishOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	m := waitFor(t, got, "the message published to a dormant queue")
+	if string(m.Body) != "wake" {
+		t.Fatalf("got %q", m.Body)
+	}
+	if err := ch.Ack(m.DeliveryInfo.DeliveryTag); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		n, _ := cc.HLen(ctx, prefix+"{dq}:unacked").Result()
+		if left := leaseLeft(); left > 0 && n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the delivery: lease left %v (want registered again), %d records left", leaseLeft(), n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -102,6 +102,11 @@ type hubState struct {
 	// group is the cluster channel this store is part of (nil on a single
 	// node): its stores share the prefetch window.
 	group *clusterStore
+	// idleWaits counts the waits in a row that found nothing; dormant says
+	// the store stopped waiting (goDormant, cluster channels only) and its
+	// lease is not renewed.
+	idleWaits int
+	dormant   bool
 }
 
 func (hs *hubState) init(st *store) {

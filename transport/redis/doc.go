@@ -259,9 +259,14 @@
 // channel's prefetch window (an idle one's wait gives way to one with
 // messages and no room). A socket that fails (the master died, the slot
 // moved: MOVED, ASK, CLUSTERDOWN) is dialled again with backoff to the
-// master CLUSTER SLOTS names then. The visibility sweep and the conversion
-// of dead consumers' processing lists run over every queue the connection
-// has consumed, each on its own master. PublishBatch publishes one message
+// master CLUSTER SLOTS names then. A sub-store whose wait found nothing
+// stops waiting and hears of the next message through Redis's
+// invalidations, like its other keys (its lease is registered again before
+// its next wait), so idle queues cost a health-check PING each per
+// health_check_interval. The visibility sweep, with the conversion of dead
+// consumers' processing lists before it, runs over every queue the
+// connection has consumed, each on its own master (the conversion at the
+// sweep's pace, not at every tick as on one node). PublishBatch publishes one message
 // at a time in a cluster. Asynchronous replication loses what a master
 // stored and did not pass on before it died: with publish_wait_replicas=N
 // ([Options].PublishWaitReplicas) a Publish returns only once N replicas

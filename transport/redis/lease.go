@@ -81,7 +81,7 @@ func (p *multiPoller) renewLeases() {
 	ids := map[string][]string{} // registry key -> consumer ids
 	var keys []string
 	for _, st := range p.leased {
-		if st.registered && !st.closed {
+		if st.registered && !st.closed && !st.dormant {
 			k := st.o.registryKey()
 			if _, ok := ids[k]; !ok {
 				keys = append(keys, k)
@@ -118,18 +118,7 @@ var convertScript = goredis.NewScript(convertSrc)
 // into unacked records (part of the visibility sweep). Each message is
 // scored with its consumer's last renewal, so the sweep restores it
 // visibility_timeout after the consumer was last seen alive.
-func (c *Conn) convertDead(ctx context.Context) {
-	if !c.o.cluster {
-		c.convertDeadIn(ctx, c.o)
-		return
-	}
-	for _, q := range c.sweptQueues() {
-		if ctx.Err() != nil {
-			return
-		}
-		c.convertDeadIn(ctx, c.o.forQueue(q))
-	}
-}
+func (c *Conn) convertDead(ctx context.Context) { c.convertDeadIn(ctx, c.o) }
 
 // convertDeadIn is convertDead for the registry under o's keys.
 func (c *Conn) convertDeadIn(ctx context.Context, o *options) {

@@ -382,7 +382,7 @@ func (s *hubSock) handshake() {
 		}
 		b = append(b, s.st.registerCmd()...)
 		exps = append(exps, expect{kind: rRegister, wait: wait})
-		s.st.registered = true
+		s.st.registered, s.st.dormant = true, false
 	}
 	b = resp.AppendCommand(b, "CLIENT", "ID")
 	exps = append(exps, expect{kind: rClientID, wait: wait})

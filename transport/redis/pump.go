@@ -216,11 +216,33 @@ func (st *store) pump() {
 		return
 	}
 	if consuming && room > 0 && !st.othersWantRoom() {
+		if st.group != nil && st.idleWaits > 0 && s.tracking && st.o.ackEmulation {
+			st.goDormant(s)
+			return
+		}
 		st.sendWait(s)
 		return
 	}
 	if st.group != nil && consuming && room <= 0 && len(st.dirty) > 0 {
 		st.group.unblockIdle(st)
+	}
+}
+
+// goDormant stops waiting on an idle queue of a cluster channel: its last
+// wait found nothing, so instead of one wait per brpop_timeout the store
+// sends nothing and hears of the next message through Redis's
+// invalidations, like its other keys: the wait's key is armed too. Its
+// lease is no longer renewed; the next wait registers it again first
+// (sendWait). A channel with many idle queues thus costs a health-check
+// PING per queue every health_check_interval, not a wait per second.
+func (st *store) goDormant(s *hubSock) {
+	if st.dormant {
+		return
+	}
+	st.dormant = true
+	if st.primary != "" {
+		st.toArm = append(st.toArm, st.primary)
+		st.sendArm(s)
 	}
 }
 
@@ -420,6 +442,13 @@ func (st *store) sendWait(s *hubSock) {
 		cmd.keys, cmd.queues = []string{st.primary}, []string{st.primaryQueue}
 		b = resp.AppendCommand(b, "BRPOPLPUSH", st.primary, st.pKey, o.brpopTimeoutArg())
 	}
+	if st.dormant && st.o.ackEmulation {
+		// The lease may have expired while the store did not wait: it is
+		// registered again before the wait can move a message into the
+		// processing list (the same socket runs them in order).
+		st.dormant = false
+		s.send(st.registerCmd(), expect{kind: rRegister, wait: o.connTimeout + o.sockTimeout})
+	}
 	st.reserved++
 	st.unblocking = false
 	st.waitGen++
@@ -465,9 +494,11 @@ func (st *store) onWait(s *hubSock, cmd *popCmd, v resp.Value) {
 		st.markAllDirty() // polled once per wait
 	}
 	if v.IsNull() {
+		st.idleWaits++
 		st.pump()
 		return
 	}
+	st.idleWaits = 0
 	var p *popped
 	if !st.o.ackEmulation {
 		a := v.Array()
@@ -529,6 +560,9 @@ func (st *store) onScript(s *hubSock, cmd *popCmd, v resp.Value) {
 		st.pending = append(st.pending, &popped{key: key, queue: q, raw: env, tag: string(rec[i+2].Str)})
 	}
 	out := a[2].Array()
+	if len(out) > 0 {
+		st.idleWaits = 0
+	}
 	for i := 0; i+2 < len(out); i += 3 {
 		idx := int(out[i].Int)
 		p := &popped{raw: bytes.Clone(out[i+1].Str), tag: string(out[i+2].Str)}
@@ -565,7 +599,7 @@ func (st *store) onScript(s *hubSock, cmd *popCmd, v resp.Value) {
 				break
 			}
 			delete(st.dirty, k)
-			if _, bad := st.badKeys[k]; !bad && k != cmd.primary && st.cons == s && s.tracking {
+			if _, bad := st.badKeys[k]; !bad && (k != cmd.primary || st.dormant) && st.cons == s && s.tracking {
 				st.toArm = append(st.toArm, k)
 			}
 		}

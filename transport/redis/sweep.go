@@ -315,8 +315,8 @@ func (s *sweeper) run(ctx context.Context) {
 			return
 		default:
 		}
-		if s.wantConvert.Swap(false) {
-			s.c.convertDead(ctx)
+		if s.wantConvert.Swap(false) && !s.c.o.cluster {
+			s.c.convertDead(ctx) // a cluster converts with each sweep
 		}
 		if s.wantSweep.Swap(false) {
 			s.sweep(ctx)
@@ -352,12 +352,16 @@ func (s *sweeper) sweep(ctx context.Context) {
 		return
 	}
 	// A cluster keeps each queue's records apart (cluster.go): every queue
-	// this connection has consumed is swept, on whichever master holds it.
+	// this connection has consumed is swept, on whichever master holds it,
+	// after its dead consumers' processing lists became records (with the
+	// sweep, not at every tick: that is a command per queue).
 	for _, q := range c.sweptQueues() {
 		if ctx.Err() != nil {
 			return
 		}
-		s.sweepKeys(ctx, st, c.o.forQueue(q))
+		oq := c.o.forQueue(q)
+		c.convertDeadIn(ctx, oq)
+		s.sweepKeys(ctx, st, oq)
 	}
 }
 
