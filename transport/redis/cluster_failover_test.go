@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/kombu-go/kombu/internal/testbroker/rediscluster"
 	"github.com/kombu-go/kombu/transport"
 )
@@ -20,7 +22,7 @@ import (
 // is lost. The killed node is restarted once the failover is over, so that
 // the new master has a replica again (WAIT needs one).
 func TestClusterMasterFailover(t *testing.T) {
-	res := clusterFailoverTrial(t, 1, 3000)
+	res := clusterFaultTrial(t, 1, 3000, killMaster)
 	if res.lost > 0 {
 		t.Errorf("lost %d of %d messages published with publish_wait_replicas=1", res.lost, res.published)
 	}
@@ -31,15 +33,76 @@ func TestClusterMasterFailover(t *testing.T) {
 // logged, not asserted (README, "Scaling out"); what is asserted is that
 // the consumer resumed on the new master.
 func TestClusterMasterFailoverNoWait(t *testing.T) {
-	res := clusterFailoverTrial(t, 0, 3000)
+	res := clusterFaultTrial(t, 0, 3000, killMaster)
 	t.Logf("without WAIT: published %d, lost %d, duplicated %d", res.published, res.lost, res.dups)
+}
+
+// TestClusterSlotMigration moves the slot of a queue to another master
+// while messages stream through it (CLUSTER SETSLOT MIGRATING/IMPORTING,
+// MIGRATE of the slot's keys, SETSLOT NODE), with pauses in the states
+// where the source answers ASK and then MOVED: the consumer's socket
+// follows the queue to its new master, and nothing is lost.
+func TestClusterSlotMigration(t *testing.T) {
+	res := clusterFaultTrial(t, 0, 3000, migrateSlot)
+	if res.lost > 0 {
+		t.Errorf("lost %d of %d messages across the slot's migration", res.lost, res.published)
+	}
+}
+
+// migrateSlot moves key's slot from master to another master.
+func migrateSlot(ctx context.Context, t *testing.T, rc *rediscluster.Cluster, master rediscluster.Node, key string) {
+	var dst rediscluster.Node
+	for _, n := range rc.Nodes() {
+		if n.Role == rediscluster.Master && n.Addr != master.Addr {
+			dst = n
+			break
+		}
+	}
+	slot := rediscluster.Slot(key)
+	node := func(addr string) *goredis.Client {
+		c := goredis.NewClient(&goredis.Options{Addr: addr})
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	src, to := node(master.Addr), node(dst.Addr)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(to.Do(ctx, "CLUSTER", "SETSLOT", slot, "IMPORTING", master.ID).Err())
+	must(src.Do(ctx, "CLUSTER", "SETSLOT", slot, "MIGRATING", dst.ID).Err())
+	time.Sleep(300 * time.Millisecond) // migrating, keys still on the source
+	keys, err := src.ClusterGetKeysInSlot(ctx, slot, 1000).Result()
+	must(err)
+	host, port, _ := strings.Cut(dst.Addr, ":")
+	if len(keys) > 0 {
+		args := []any{"MIGRATE", host, port, "", 0, 5000, "KEYS"}
+		for _, k := range keys {
+			args = append(args, k)
+		}
+		must(src.Do(ctx, args...).Err())
+	}
+	time.Sleep(1500 * time.Millisecond) // the source answers ASK (longer than a wait)
+	for _, n := range rc.Nodes() {
+		if n.Role == rediscluster.Master {
+			must(node(n.Addr).Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", dst.ID).Err())
+		}
+	}
+	t.Logf("slot %d (%d keys) moved from %s to %s", slot, len(keys), master.Addr, dst.Addr)
 }
 
 type failoverResult struct {
 	published, delivered, lost, dups int
 }
 
-func clusterFailoverTrial(t *testing.T, waitReplicas, total int) failoverResult {
+// clusterFaultTrial streams total messages through one queue of a private
+// cluster, publishing again after an error, and calls disrupt once a third
+// of them are published, with the queue's master and key; it returns what
+// the consumer saw.
+func clusterFaultTrial(t *testing.T, waitReplicas, total int,
+	disrupt func(context.Context, *testing.T, *rediscluster.Cluster, rediscluster.Node, string)) failoverResult {
 	if testing.Short() {
 		t.Skip("a failover takes several seconds")
 	}
@@ -115,15 +178,8 @@ func clusterFailoverTrial(t *testing.T, waitReplicas, total int) failoverResult 
 	for sent.Load() < int64(total/3) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	killedAt := time.Now()
 	killed.Store(true)
-	rc.Kill(master)
-	nm, err := rc.WaitFailover(ctx, master)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("%s killed; %s serves its slots after %v", master.Addr, nm.Addr, time.Since(killedAt).Round(time.Millisecond))
-	rc.Restart(master)
+	disrupt(ctx, t, rc, master, prefix+"{"+q+"}")
 	if err := <-pubErrs; err != nil {
 		t.Fatalf("publishing stopped: %v", err)
 	}
@@ -148,12 +204,25 @@ func clusterFailoverTrial(t *testing.T, waitReplicas, total int) failoverResult 
 			res.dups += c - 1
 		}
 	}
-	t.Logf("publish_wait_replicas=%d: published %d, delivered %d distinct, lost %d, duplicated %d; %d deliveries after the kill",
+	t.Logf("publish_wait_replicas=%d: published %d, delivered %d distinct, lost %d, duplicated %d; %d deliveries after the disruption",
 		waitReplicas, total, res.delivered, res.lost, res.dups, afterKill.Load())
 	if afterKill.Load() == 0 {
-		t.Errorf("the consumer delivered nothing after the master was killed")
+		t.Errorf("the consumer delivered nothing after the disruption")
 	}
 	return res
+}
+
+// killMaster SIGKILLs the master, waits for its replica to take over, and
+// restarts it (it rejoins as a replica).
+func killMaster(ctx context.Context, t *testing.T, rc *rediscluster.Cluster, master rediscluster.Node, _ string) {
+	killedAt := time.Now()
+	rc.Kill(master)
+	nm, err := rc.WaitFailover(ctx, master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s killed; %s serves its slots after %v", master.Addr, nm.Addr, time.Since(killedAt).Round(time.Millisecond))
+	rc.Restart(master)
 }
 
 // clusterURLConfig is the transport.Config of a redis+cluster URL.
