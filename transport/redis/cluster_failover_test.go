@@ -2,6 +2,8 @@ package redis
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,10 +21,16 @@ import (
 // master by itself, and, with publish_wait_replicas=1, nothing published
 // is lost. The killed node is restarted once the failover is over, so that
 // the new master has a replica again (WAIT needs one).
+//
+// One trial by default; KOMBU_CLUSTER_FAILOVER_TRIALS=N runs N on the same
+// cluster (KOMBU_FAULT_HEAVY=1: 10), each with a queue of its own, so that
+// the kills go round the masters (failoverTrials).
 func TestClusterMasterFailover(t *testing.T) {
-	res := clusterFailoverTrial(t, 1, 3000)
-	if res.lost > 0 {
-		t.Errorf("lost %d of %d messages published with publish_wait_replicas=1", res.lost, res.published)
+	for _, res := range clusterFailoverTrials(t, 1, 3000) {
+		if res.lost > 0 {
+			t.Errorf("trial %d: lost %d of %d messages published with publish_wait_replicas=1",
+				res.trial, res.lost, res.published)
+		}
 	}
 }
 
@@ -31,19 +39,83 @@ func TestClusterMasterFailover(t *testing.T) {
 // logged, not asserted (README, "Scaling out"); what is asserted is that
 // the consumer resumed on the new master.
 func TestClusterMasterFailoverNoWait(t *testing.T) {
-	res := clusterFailoverTrial(t, 0, 3000)
-	t.Logf("without WAIT: published %d, lost %d, duplicated %d", res.published, res.lost, res.dups)
+	clusterFailoverTrials(t, 0, 3000)
 }
 
+// failoverResult is what one failover trial measured.
 type failoverResult struct {
+	trial                            int
 	published, delivered, lost, dups int
+	retries                          int           // publishes that failed and were sent again
+	failover                         time.Duration // from the kill to a replica serving the slots (WaitFailover)
+	// recovery is from the kill to the consumer's first delivery of a
+	// message first sent after the kill: one the new master stored.
+	recovery time.Duration
+	// resumed is from the kill to the publish of that message returning
+	// (with WAIT, the new master needs a replica first: the restarted node).
+	resumed time.Duration
+	// gap is the longest time without a delivery while messages flowed.
+	gap time.Duration
 }
 
-func clusterFailoverTrial(t *testing.T, waitReplicas, total int) failoverResult {
+// failoverTrials is how many trials each failover test runs: 1, or
+// KOMBU_CLUSTER_FAILOVER_TRIALS, or 10 with KOMBU_FAULT_HEAVY=1.
+func failoverTrials(t *testing.T) int {
+	t.Helper()
+	if v := os.Getenv("KOMBU_CLUSTER_FAILOVER_TRIALS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("KOMBU_CLUSTER_FAILOVER_TRIALS=%q: want a positive number", v)
+		}
+		return n
+	}
+	if v := os.Getenv("KOMBU_FAULT_HEAVY"); v != "" && v != "0" {
+		return 10
+	}
+	return 1
+}
+
+// clusterFailoverTrials starts a private cluster and runs failoverTrials
+// trials on it, then logs their figures and the load average.
+func clusterFailoverTrials(t *testing.T, waitReplicas, total int) []failoverResult {
 	if testing.Short() {
 		t.Skip("a failover takes several seconds")
 	}
+	n := failoverTrials(t)
 	rc := rediscluster.Start(t)
+	load := loadAverage()
+	var all []failoverResult
+	for i := 1; i <= n; i++ {
+		all = append(all, clusterFailoverTrial(t, rc, i, waitReplicas, total))
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "publish_wait_replicas=%d, %d trials (load average %s before, %s after):", waitReplicas, n, load, loadAverage())
+	for _, r := range all {
+		fmt.Fprintf(&b, "\n  trial %2d: published %d, lost %d, duplicated %d, publish retries %d; failover %v, "+
+			"first publish after the kill stored %v after it and delivered %v after it, "+
+			"longest pause in deliveries %v",
+			r.trial, r.published, r.lost, r.dups, r.retries, r.failover.Round(time.Millisecond),
+			r.resumed.Round(time.Millisecond), r.recovery.Round(time.Millisecond), r.gap.Round(time.Millisecond))
+	}
+	t.Log(b.String())
+	return all
+}
+
+// loadAverage returns the 1-, 5- and 15-minute load averages of
+// /proc/loadavg, or "?".
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "?"
+}
+
+// clusterFailoverTrial streams total messages through one queue of rc,
+// kills the queue's master after a third of them were published, waits
+// for the failover, restarts the killed node, and counts what the consumer
+// received.
+func clusterFailoverTrial(t *testing.T, rc *rediscluster.Cluster, trial, waitReplicas, total int) failoverResult {
 	prefix := uniq("cfo") + ":"
 	cfg := clusterURLConfig(t, rc.URL(), map[string]any{
 		"global_keyprefix": prefix, "publish_wait_replicas": waitReplicas, "visibility_timeout": 10,
@@ -56,6 +128,9 @@ func clusterFailoverTrial(t *testing.T, waitReplicas, total int) failoverResult 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	q := "foq"
+	if trial > 1 {
+		q += strconv.Itoa(trial) // another slot, most likely another master
+	}
 	master, err := rc.MasterOf(prefix + "{" + q + "}")
 	if err != nil {
 		t.Fatal(err)
@@ -73,17 +148,33 @@ func clusterFailoverTrial(t *testing.T, waitReplicas, total int) failoverResult 
 	if err := cons.Qos(ctx, 50); err != nil {
 		t.Fatal(err)
 	}
+	// firstAfter is the number of the first message whose first publish
+	// started once the killed master was gone (-1 until then): it and every
+	// later one can only come from the new master.
+	var firstAfter atomic.Int64
+	firstAfter.Store(-1)
 	var mu sync.Mutex
 	seen := make(map[string]int)
-	var afterKill atomic.Int64
+	var afterKill int
+	var killedAt, recoveredAt, last time.Time
+	var gap time.Duration
 	var killed atomic.Bool
 	if _, err := cons.Consume(ctx, transport.ConsumeOptions{Queue: q}, func(m *transport.Message) {
+		now := time.Now()
+		n, _ := strconv.Atoi(string(m.Body))
 		mu.Lock()
 		seen[string(m.Body)]++
-		mu.Unlock()
-		if killed.Load() {
-			afterKill.Add(1)
+		if !last.IsZero() {
+			gap = max(gap, now.Sub(last))
 		}
+		last = now
+		if killed.Load() {
+			afterKill++
+		}
+		if f := firstAfter.Load(); f >= 0 && int64(n) >= f && recoveredAt.IsZero() {
+			recoveredAt = now
+		}
+		mu.Unlock()
 		cons.Ack(m.DeliveryInfo.DeliveryTag)
 	}); err != nil {
 		t.Fatal(err)
@@ -92,10 +183,14 @@ func clusterFailoverTrial(t *testing.T, waitReplicas, total int) failoverResult 
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sent atomic.Int64
+	var sent, retries, resumedAt atomic.Int64 // resumedAt: UnixNano when message firstAfter was stored
+	var gone atomic.Bool                      // the killed master's process is gone
 	pubErrs := make(chan error, 1)
 	go func() { // joined below (pubErrs)
 		for i := range total {
+			if gone.Load() {
+				firstAfter.CompareAndSwap(-1, int64(i))
+			}
 			for {
 				err := pub.Publish(ctx, textMsg(strconv.Itoa(i)), "", q, transport.PublishOptions{})
 				if err == nil {
@@ -105,7 +200,11 @@ func clusterFailoverTrial(t *testing.T, waitReplicas, total int) failoverResult 
 					pubErrs <- err
 					return
 				}
+				retries.Add(1)
 				time.Sleep(50 * time.Millisecond) // at least once: publish again
+			}
+			if int64(i) == firstAfter.Load() {
+				resumedAt.Store(time.Now().UnixNano())
 			}
 			sent.Add(1)
 			time.Sleep(time.Millisecond)
@@ -115,17 +214,22 @@ func clusterFailoverTrial(t *testing.T, waitReplicas, total int) failoverResult 
 	for sent.Load() < int64(total/3) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	killedAt := time.Now()
+	mu.Lock()
+	killedAt = time.Now()
+	mu.Unlock()
 	killed.Store(true)
 	rc.Kill(master)
+	gone.Store(true)
 	nm, err := rc.WaitFailover(ctx, master)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%s killed; %s serves its slots after %v", master.Addr, nm.Addr, time.Since(killedAt).Round(time.Millisecond))
+	failover := time.Since(killedAt)
+	t.Logf("trial %d: %s (queue %s) killed; %s serves its slots after %v", trial, master.Addr, q, nm.Addr,
+		failover.Round(time.Millisecond))
 	rc.Restart(master)
 	if err := <-pubErrs; err != nil {
-		t.Fatalf("publishing stopped: %v", err)
+		t.Fatalf("trial %d: publishing stopped: %v", trial, err)
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -139,7 +243,14 @@ func clusterFailoverTrial(t *testing.T, waitReplicas, total int) failoverResult 
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	res := failoverResult{published: total, delivered: len(seen)}
+	res := failoverResult{trial: trial, published: total, delivered: len(seen), retries: int(retries.Load()),
+		failover: failover, gap: gap}
+	if !recoveredAt.IsZero() {
+		res.recovery = recoveredAt.Sub(killedAt)
+	}
+	if r := resumedAt.Load(); r != 0 {
+		res.resumed = time.Unix(0, r).Sub(killedAt)
+	}
 	for i := range total {
 		switch c := seen[strconv.Itoa(i)]; {
 		case c == 0:
@@ -148,10 +259,16 @@ func clusterFailoverTrial(t *testing.T, waitReplicas, total int) failoverResult 
 			res.dups += c - 1
 		}
 	}
-	t.Logf("publish_wait_replicas=%d: published %d, delivered %d distinct, lost %d, duplicated %d; %d deliveries after the kill",
-		waitReplicas, total, res.delivered, res.lost, res.dups, afterKill.Load())
-	if afterKill.Load() == 0 {
-		t.Errorf("the consumer delivered nothing after the master was killed")
+	t.Logf("trial %d: publish_wait_replicas=%d: published %d, delivered %d distinct, lost %d, duplicated %d; "+
+		"%d deliveries after the kill; the first message sent after the kill stored %v after it, delivered %v after it",
+		trial, waitReplicas, total, res.delivered, res.lost, res.dups, afterKill, res.resumed.Round(time.Millisecond),
+		res.recovery.Round(time.Millisecond))
+	if afterKill == 0 {
+		t.Errorf("trial %d: the consumer delivered nothing after the master was killed", trial)
+	}
+	if recoveredAt.IsZero() {
+		t.Errorf("trial %d: the consumer delivered no message sent after the kill (the first was #%d)",
+			trial, firstAfter.Load())
 	}
 	return res
 }
