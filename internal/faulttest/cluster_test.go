@@ -19,7 +19,8 @@ import (
 // master.
 //
 // Cases: prefetch 1 and 100, trickle and backlog, on 6 queues (heavy: 6
-// and 50), which the test checks cover all three masters. The nodes are
+// and 50), which the test checks cover all three masters; 10 kills per
+// case (heavy: 50). The nodes are
 // not disturbed: other packages use the shared cluster at the same time
 // (master failover is transport/redis's TestClusterMasterFailover, on a
 // private cluster).

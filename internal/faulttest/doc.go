@@ -60,7 +60,7 @@
 //   - TestFaultKillCluster: TestFaultKill's kills on the shared Redis
 //     Cluster (KOMBU_TEST_REDIS_CLUSTER_URL), for prefetch 1 and 100,
 //     trickle and backlog, on 6 queues, checked to cover all 3 masters
-//     (heavy: 6 and 50). Its nodes are not disturbed (other packages share
+//     (heavy: 6 and 50), 10 kills per case (heavy: 50). Its nodes are not disturbed (other packages share
 //     them); a master's failover is transport/redis's
 //     TestClusterMasterFailover, on a private cluster.
 //

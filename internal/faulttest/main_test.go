@@ -65,7 +65,7 @@ type scale struct {
 // overriding both modes' counts).
 func runScale(t *testing.T) scale {
 	t.Helper()
-	s := scale{kills: 10, resets: 30, restarts: 3, queues: 50, clusterKills: 5, clusterQueues: []int{6}}
+	s := scale{kills: 10, resets: 30, restarts: 3, queues: 50, clusterKills: 10, clusterQueues: []int{6}}
 	if v := os.Getenv("KOMBU_FAULT_HEAVY"); v != "" && v != "0" {
 		s = scale{heavy: true, kills: 50, resets: 200, restarts: 10, queues: 1000,
 			clusterKills: 50, clusterQueues: []int{6, 50}}
