@@ -86,7 +86,12 @@
 //
 //	KOMBU_FAULT_HEAVY=1 ./scripts/test.sh -timeout 60m -run TestFault ./internal/faulttest/
 //
+// TestFaultKillCluster is part of both: on 2026-12-02 it took 30–34 s of
+// go test in the default run (40 kills) and 184 s in the heavy one (400
+// kills, 182,263 messages, 0 lost), on the same VM with its load average
+// between 4 and 14 (other sessions' tests).
+//
 // KOMBU_FAULT_TRIALS=N sets the number of faults per case (kills, resets or
-// restarts) in either mode. A case whose last consumer cannot empty Redis
+// restarts, cluster kills included) in either mode. A case whose last consumer cannot empty Redis
 // waits out its hang guard (about 40 s) before it reports.
 package faulttest
