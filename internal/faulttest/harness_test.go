@@ -62,8 +62,9 @@ type env struct {
 	exchange string
 	queues   []string
 	prefetch int
+	layout   layout // where the queues' keys are
 
-	rdb    *goredis.Client
+	rdb    goredis.UniversalClient // a cluster client on a Redis Cluster
 	conn   *messaging.Connection
 	prod   *messaging.Producer
 	ledger *Ledger
@@ -74,9 +75,9 @@ type env struct {
 }
 
 // newEnv declares nqueues queues bound to a direct exchange under a fresh
-// global_keyprefix on the Redis at url, where the test publishes and looks
-// (its consumers may reach it another way). Everything is closed and the
-// keys deleted at cleanup.
+// global_keyprefix on the Redis at url (redis:// or redis+cluster://),
+// where the test publishes and looks (its consumers may reach it another
+// way). Everything is closed and the keys deleted at cleanup.
 func newEnv(t *testing.T, url string, nqueues, prefetch int) *env {
 	t.Helper()
 	var b [6]byte
@@ -94,11 +95,10 @@ func newEnv(t *testing.T, url string, nqueues, prefetch int) *env {
 	}
 	t.Cleanup(func() { e.logf.Close() })
 
-	ropts, err := goredis.ParseURL(url)
-	if err != nil {
-		t.Fatalf("KOMBU_TEST_REDIS_URL %q: %v", url, err)
+	e.layout.prefix = e.prefix
+	if e.rdb, e.layout.cluster, err = newRedisClient(url); err != nil {
+		t.Fatalf("broker URL %q: %v", url, err)
 	}
-	e.rdb = goredis.NewClient(ropts)
 	t.Cleanup(func() {
 		e.deleteKeys()
 		e.rdb.Close()
@@ -154,61 +154,66 @@ func (e *env) deleteKeys() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	keys, _ := e.keys(ctx)
-	for len(keys) > 0 {
-		n := min(len(keys), 1000)
-		e.rdb.Del(ctx, keys[:n]...)
-		keys = keys[n:]
-	}
+	deleteEach(ctx, e.rdb, keys)
 }
 
-// keys returns every key of the test's prefix.
+// keys returns every key of the test's prefix (on every master of a
+// cluster).
 func (e *env) keys(ctx context.Context) ([]string, error) {
-	var keys []string
-	iter := e.rdb.Scan(ctx, 0, e.prefix+"*", 10000).Iterator()
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-	}
-	return keys, iter.Err()
+	return scanKeys(ctx, e.rdb, e.prefix+"*")
 }
 
-// messageKeys are the keys that hold messages: every queue's priority
-// lists, Kombu's unacked hash and its unacked_index zset.
+// messageKeys are the keys that hold messages (layout.messageKeyGroups):
+// every queue's priority lists, and the unacked hash and unacked_index
+// zset of its records.
 func (e *env) messageKeys() []string {
-	keys := []string{e.prefix + "unacked", e.prefix + "unacked_index"}
-	for _, q := range e.queues {
-		keys = append(keys, e.prefix+q)
-		for _, s := range prioritySuffixes {
-			keys = append(keys, e.prefix+q+s)
-		}
-	}
-	return keys
+	return slices.Concat(e.layout.messageKeyGroups(e.queues)...)
 }
 
 // busy reports whether Redis holds any message of the test (an error
-// counts as busy: nothing can be concluded).
+// counts as busy: nothing can be concluded): one EXISTS per group of keys
+// sharing a slot, pipelined.
 func (e *env) busy(ctx context.Context) bool {
-	n, err := e.rdb.Exists(ctx, e.messageKeys()...).Result()
-	return err != nil || n > 0
+	groups := e.layout.messageKeyGroups(e.queues)
+	cmds, err := e.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for _, g := range groups {
+			p.Exists(ctx, g...)
+		}
+		return nil
+	})
+	if err != nil {
+		return true
+	}
+	for _, c := range cmds {
+		if c.(*goredis.IntCmd).Val() > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // leftovers returns the keys of the test still in Redis at the end, in
-// two sets: judged are Kombu's message keys (queues, unacked,
-// unacked_index), which must all be gone; others are keys a transport may
-// keep for itself (anything but the binding sets and the sweep's mutex),
-// reported but not judged, so that the test holds whatever the transport's
-// internals become.
+// two sets: judged are the message keys (queues, unacked, unacked_index),
+// which must all be gone; others are keys a transport may keep for itself
+// (anything but the binding sets and the sweeps' mutexes), reported but
+// not judged, so that the test holds whatever the transport's internals
+// become.
 func (e *env) leftovers(ctx context.Context) (judged, others []string, err error) {
 	keys, err := e.keys(ctx)
 	message := map[string]bool{}
 	for _, k := range e.messageKeys() {
 		message[k] = true
 	}
+	mutex := map[string]bool{}
+	for _, k := range e.layout.mutexKeys(e.queues) {
+		mutex[k] = true
+	}
 	for _, k := range keys {
 		name := strings.TrimPrefix(k, e.prefix)
 		switch {
 		case message[k]:
 			judged = append(judged, k)
-		case strings.HasPrefix(name, "_kombu.binding.") || name == "unacked_mutex":
+		case strings.HasPrefix(name, "_kombu.binding.") || mutex[k]:
 		default:
 			others = append(others, k)
 		}
@@ -644,7 +649,8 @@ func (e *env) describeLost(ctx context.Context, lost []int) string {
 	return b.String()
 }
 
-// describeKeys lists keys with their type and size, and the sweep's mutex.
+// describeKeys lists keys with their type and size, and the sweeps'
+// mutexes that are held.
 func (e *env) describeKeys(ctx context.Context, keys []string) string {
 	var b strings.Builder
 	for i, k := range keys {
@@ -666,8 +672,10 @@ func (e *env) describeKeys(ctx context.Context, keys []string) string {
 		}
 		fmt.Fprintf(&b, "  %q: %s of %d\n", strings.TrimPrefix(k, e.prefix), typ, size)
 	}
-	if ttl, err := e.rdb.TTL(ctx, e.prefix+"unacked_mutex").Result(); err == nil && ttl > 0 {
-		fmt.Fprintf(&b, "  the sweep's unacked_mutex is held, for %v more\n", ttl)
+	for _, k := range e.layout.mutexKeys(e.queues) {
+		if ttl, err := e.rdb.TTL(ctx, k).Result(); err == nil && ttl > 0 {
+			fmt.Fprintf(&b, "  the sweep's %q is held, for %v more\n", strings.TrimPrefix(k, e.prefix), ttl)
+		}
 	}
 	return b.String()
 }

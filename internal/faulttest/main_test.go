@@ -56,22 +56,26 @@ type scale struct {
 	resets   int // resets per case of TestFaultReset
 	restarts int // restarts per case of TestFaultRedisRestart
 	queues   int // queues of the "many" cases
+
+	clusterKills  int   // kills per case of TestFaultKillCluster
+	clusterQueues []int // queue counts of TestFaultKillCluster's cases
 }
 
 // runScale reads KOMBU_FAULT_HEAVY and KOMBU_FAULT_TRIALS (faults per case,
 // overriding both modes' counts).
 func runScale(t *testing.T) scale {
 	t.Helper()
-	s := scale{kills: 10, resets: 30, restarts: 3, queues: 50}
+	s := scale{kills: 10, resets: 30, restarts: 3, queues: 50, clusterKills: 10, clusterQueues: []int{6}}
 	if v := os.Getenv("KOMBU_FAULT_HEAVY"); v != "" && v != "0" {
-		s = scale{heavy: true, kills: 50, resets: 200, restarts: 10, queues: 1000}
+		s = scale{heavy: true, kills: 50, resets: 200, restarts: 10, queues: 1000,
+			clusterKills: 50, clusterQueues: []int{6, 50}}
 	}
 	if v := os.Getenv("KOMBU_FAULT_TRIALS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
 			t.Fatalf("KOMBU_FAULT_TRIALS=%q: want a positive number", v)
 		}
-		s.kills, s.resets, s.restarts = n, n, n
+		s.kills, s.resets, s.restarts, s.clusterKills = n, n, n, n
 	}
 	return s
 }

@@ -182,15 +182,7 @@ func TestClusterSharedWindow(t *testing.T) {
 			}
 		}
 	}
-	got := make(chan string, len(queues)*perQueue)
-	for _, q := range queues {
-		if _, err := ch.Consume(ctx, transport.ConsumeOptions{Queue: q}, func(m *transport.Message) {
-			got <- string(m.Body)
-			ch.Ack(m.DeliveryInfo.DeliveryTag)
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	got := consumeAcking(t, ch, queues, len(queues)*perQueue)
 	seen := map[string]bool{}
 	deadline := time.After(20 * time.Second)
 	for len(seen) < len(queues)*perQueue {

@@ -590,7 +590,10 @@ func (st *store) onScript(s *hubSock, cmd *popCmd, v resp.Value) {
 	// one too unless the script stopped there with N reached (it stays
 	// dirty, and the next script's keys end there). The keys left empty
 	// lost their tracking (the script popped them, or an invalidation
-	// named them): sendArm re-arms them, the wait's key aside.
+	// named them): sendArm re-arms them, the wait's key aside on a single
+	// node. A store of a cluster channel re-arms its wait's key too: the
+	// stores share the window, so it may get no slot to wait with, and
+	// must still hear of a push (TestClusterIdleWindowWakes).
 	if last := int(a[0].Int); last > 0 && last <= len(cmd.keys) {
 		st.stopKey = ""
 		for i, k := range cmd.keys[:last] {
@@ -599,7 +602,7 @@ func (st *store) onScript(s *hubSock, cmd *popCmd, v resp.Value) {
 				break
 			}
 			delete(st.dirty, k)
-			if _, bad := st.badKeys[k]; !bad && (k != cmd.primary || st.dormant) && st.cons == s && s.tracking {
+			if _, bad := st.badKeys[k]; !bad && (k != cmd.primary || st.group != nil) && st.cons == s && s.tracking {
 				st.toArm = append(st.toArm, k)
 			}
 		}
