@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 )
@@ -120,9 +121,13 @@ type clusterTopology struct {
 	mu      sync.Mutex
 	slots   []slotRange
 	known   []string
+	loaded  time.Time // when slots were read
 	clients map[string]*goredis.Client
 	closed  bool
 }
+
+// reloadEvery is how old a slot map must be before reload reads it again.
+const reloadEvery = 250 * time.Millisecond
 
 type slotRange struct {
 	from, to int
@@ -181,9 +186,15 @@ func (t *clusterTopology) masterOf(ctx context.Context, slot int, refresh bool) 
 	return "", fmt.Errorf("redis: cluster: no master serves slot %d", slot)
 }
 
-// reload reads CLUSTER SLOTS from the first node that answers.
+// reload reads CLUSTER SLOTS from the first node that answers; a map read
+// less than reloadEvery ago is kept (the sockets of many queues redial at
+// once after a failover).
 func (t *clusterTopology) reload(ctx context.Context) error {
 	t.mu.Lock()
+	if t.slots != nil && time.Since(t.loaded) < reloadEvery {
+		t.mu.Unlock()
+		return nil
+	}
 	try := append(append([]string(nil), t.known...), t.o.seeds...)
 	t.mu.Unlock()
 	var errs []error
@@ -220,11 +231,22 @@ func (t *clusterTopology) reload(ctx context.Context) error {
 			}
 		}
 		t.mu.Lock()
-		t.slots, t.known = rs, known
+		t.slots, t.known, t.loaded = rs, known, time.Now()
 		t.mu.Unlock()
 		return nil
 	}
 	return fmt.Errorf("redis: cluster: no node answers CLUSTER SLOTS: %w", errors.Join(errs...))
+}
+
+// maxBackoff caps the hub sockets' reconnect backoff: 5 s on one node; 1 s
+// in a cluster, where a failover moves a queue to a replica within
+// seconds and its socket should follow without waiting out a long backoff
+// (the slot map reads that redials cost are shared: reload).
+func (o *options) maxBackoff() time.Duration {
+	if o.cluster {
+		return time.Second
+	}
+	return 5 * time.Second
 }
 
 // invalidate forgets the slot map: the next masterOf reads it again.

@@ -291,7 +291,7 @@
 // Failures to reach Redis are *transport.BrokerError values of kind
 // transport.KindConnection (transport.IsConnectionError), as Kombu's
 // connection_errors; error replies are plain wrapped errors. A hub socket
-// that fails reconnects by itself with backoff (100 ms doubling to 5 s) on
+// that fails reconnects by itself with backoff (100 ms doubling to 5 s, 1 s in a cluster) on
 // hub timers, and its channel resubscribes and goes on consuming; the
 // connection never gives up by itself. Malformed envelopes are delivered
 // with Message.Err wrapping transport.ErrBadEnvelope.

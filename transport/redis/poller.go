@@ -616,13 +616,14 @@ func (s *hubSock) drop() {
 	}
 }
 
-// scheduleRetry reconnects after a backoff (100 ms doubling to 5 s), on a
+// scheduleRetry reconnects after a backoff (100 ms doubling to 5 s; 1 s in a
+// cluster: maxBackoff), on a
 // hub timer, if the socket is still needed then.
 func (s *hubSock) scheduleRetry() {
 	if s.state == sockClosed || s.p.closed || s.retry != nil {
 		return
 	}
-	s.backoff = min(max(2*s.backoff, 100*time.Millisecond), 5*time.Second)
+	s.backoff = min(max(2*s.backoff, 100*time.Millisecond), s.p.c.o.maxBackoff())
 	e := s.p.h.CallLater(s.backoff, func() {
 		s.retry = nil
 		if s.st.needs(s.kind) {
