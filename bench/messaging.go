@@ -58,6 +58,11 @@ type MessagingResult struct {
 	// than before the benchmark connected (redis only; other clients of
 	// the same server that come or go meanwhile are counted too).
 	IdleRedisClients int `json:"idle_redis_clients,omitempty"`
+	// IdleRedisNodes is, on a Redis Cluster, how many nodes (masters and
+	// replicas) IdleRedisClients sums over: the client connections each
+	// lists (CLIENT LIST, replication links left out) that were not there
+	// before the benchmark connected.
+	IdleRedisNodes int `json:"idle_redis_nodes,omitempty"`
 	// Baseline is the naive goroutine-per-queue go-redis consumer, measured
 	// in the same run on the same Redis (redis only), and the ratios of the
 	// hub's figures to it.
@@ -103,8 +108,16 @@ func RunMessaging(ctx context.Context, cfg MessagingConfig) (MessagingResult, er
 	}
 	res := MessagingResult{Messages: cfg.Messages, Queues: cfg.Queues, BusyQueues: cfg.Busy, Size: cfg.Size, Prefetch: cfg.Prefetch, Batch: cfg.Batch}
 	clientsBefore := -1
+	var census *nodeCensus // on a cluster: every node's clients
 	if cfg.Idle > 0 {
-		clientsBefore = redisClients(ctx, cfg.URL)
+		if t, err := parseCluster(cfg.URL); err == nil {
+			if census, err = newNodeCensus(ctx, t); err != nil {
+				return res, fmt.Errorf("cluster client census: %w", err)
+			}
+			defer census.close()
+		} else if !isClusterURL(cfg.URL) {
+			clientsBefore = redisClients(ctx, cfg.URL)
+		}
 	}
 	conn, err := messaging.NewConnection(cfg.URL, messaging.Options{})
 	if err != nil {
@@ -294,6 +307,13 @@ func RunMessaging(ctx context.Context, cfg MessagingConfig) (MessagingResult, er
 			if now := redisClients(ctx, cfg.URL); now >= 0 {
 				res.IdleRedisClients = now - clientsBefore
 			}
+		}
+		if census != nil {
+			n, err := census.opened(ctx)
+			if err != nil {
+				return res, fmt.Errorf("idle: %w", err)
+			}
+			res.IdleRedisClients, res.IdleRedisNodes = n, len(census.nodes)
 		}
 	}
 	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

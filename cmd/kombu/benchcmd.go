@@ -77,7 +77,9 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	}
 	if *idle > 0 {
 		fmt.Fprintf(e.stdout, "  idle     %d goroutines, %.2f%% CPU over %s", res.IdleGoroutines, res.IdleCPUPercent, idle.Round(time.Millisecond))
-		if res.Transport == "redis" {
+		if res.IdleRedisNodes > 0 {
+			fmt.Fprintf(e.stdout, ", %d Redis client connection(s) over %d cluster nodes", res.IdleRedisClients, res.IdleRedisNodes)
+		} else if res.Transport == "redis" {
 			fmt.Fprintf(e.stdout, ", %d Redis client connection(s)", res.IdleRedisClients)
 		}
 		fmt.Fprintln(e.stdout)
