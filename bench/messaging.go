@@ -86,6 +86,10 @@ type MessagingResult struct {
 	PublishVsNaive        float64 `json:"publish_vs_naive,omitempty"`
 	// Scaling is the queue-scaling comparison (RunScaling), when asked for.
 	Scaling *ScalingResult `json:"queue_scaling,omitempty"`
+	// ClusterScaling is the comparison of queues spread over a Redis
+	// Cluster's masters with queues on one master (RunClusterScaling),
+	// when asked for.
+	ClusterScaling *ClusterScalingResult `json:"cluster_scaling,omitempty"`
 }
 
 func randomName() string {
