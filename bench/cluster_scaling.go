@@ -50,6 +50,10 @@ type ClusterSide struct {
 	// BusiestNodeCPUPercent that of the node that used the most.
 	ServerCPUPercent      float64 `json:"server_cpu_percent"`
 	BusiestNodeCPUPercent float64 `json:"busiest_node_cpu_percent"`
+	// MachineBusyPercent is how busy all the machine's CPUs were while it
+	// consumed, whoever used them (Linux: /proc/stat; 0 elsewhere), in %
+	// of all of them: near 100, no process could get more CPU.
+	MachineBusyPercent float64 `json:"machine_busy_percent,omitempty"`
 }
 
 // ClusterScalingResult is the comparison's part of `kombu bench --json`
@@ -79,6 +83,10 @@ type clusterSide struct {
 	published time.Duration
 	clientCPU time.Duration
 	nodeCPU   []float64 // seconds per node while it consumed
+	// machineBusy and machineTotal are the machine's CPU ticks while it
+	// consumed (machineTicks); machineOK is false once they are unknown.
+	machineBusy, machineTotal uint64
+	machineOK                 bool
 }
 
 // RunClusterScaling measures whether spreading queues over a cluster's
@@ -146,7 +154,7 @@ func RunClusterScaling(ctx context.Context, cfg ClusterScalingConfig) (ClusterSc
 		if err != nil {
 			return res, err
 		}
-		sides[i] = &clusterSide{scalingSide: s, nodeCPU: make([]float64, len(census.nodes))}
+		sides[i] = &clusterSide{scalingSide: s, nodeCPU: make([]float64, len(census.nodes)), machineOK: true}
 		out := &res.Spread
 		if !spread {
 			out = &res.OneMaster
@@ -192,6 +200,9 @@ func RunClusterScaling(ctx context.Context, cfg ClusterScalingConfig) (ClusterSc
 			out.ServerCPUPercent += 100 * c / s.spent.Seconds()
 			out.BusiestNodeCPUPercent = max(out.BusiestNodeCPUPercent, 100*c/s.spent.Seconds())
 		}
+		if s.machineOK && s.machineTotal > 0 {
+			out.MachineBusyPercent = 100 * float64(s.machineBusy) / float64(s.machineTotal)
+		}
 	}
 	res.ConsumeRatio = res.Spread.ConsumePerSec / res.OneMaster.ConsumePerSec
 	res.PublishRatio = res.Spread.PublishPerSec / res.OneMaster.PublishPerSec
@@ -208,9 +219,14 @@ func (s *clusterSide) measuredDrain(ctx context.Context, census *nodeCensus, n i
 	if err != nil {
 		return 0, err
 	}
+	busy0, total0, ok0 := machineTicks()
 	cpu0 := processCPU()
 	d, err := s.drain(ctx, n)
 	s.clientCPU += processCPU() - cpu0
+	busy1, total1, ok1 := machineTicks()
+	s.machineBusy += busy1 - busy0
+	s.machineTotal += total1 - total0
+	s.machineOK = s.machineOK && ok0 && ok1
 	if err != nil {
 		return d, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"maps"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -23,6 +24,7 @@ type benchClusterSide struct {
 	Client  float64  `json:"client_cpu_percent"`
 	Server  float64  `json:"server_cpu_percent"`
 	Busiest float64  `json:"busiest_node_cpu_percent"`
+	Machine float64  `json:"machine_busy_percent"`
 }
 
 // TestBenchClusterScaling runs a tiny --cluster-scaling-rounds on the
@@ -104,6 +106,9 @@ func TestBenchClusterScaling(t *testing.T) {
 		}
 		if s.Publish <= 0 || s.Consume <= 0 || s.Client <= 0 || s.Server <= 0 || s.Busiest <= 0 || s.Busiest > s.Server {
 			t.Errorf("%s: rates and CPU %+v", side.name, s)
+		}
+		if runtime.GOOS == "linux" && (s.Machine <= 0 || s.Machine > 100.001) {
+			t.Errorf("%s: machine busy %v%%", side.name, s.Machine)
 		}
 	}
 	if want := cs.Spread.Consume / cs.One.Consume; cs.Consume < want*0.999 || cs.Consume > want*1.001 {

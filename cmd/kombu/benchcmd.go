@@ -144,9 +144,13 @@ func printClusterScaling(e *env, cs *bench.ClusterScalingResult) {
 		name string
 		s    *bench.ClusterSide
 	}{{"spread", &cs.Spread}, {"one master", &cs.OneMaster}} {
-		fmt.Fprintf(e.stdout, "  %-10s on %d of %d masters  publish %8.0f msg/s  consume %8.0f msg/s  (CPU while consuming: client %.0f%%, %d redis-servers %.0f%%, busiest %.0f%%)\n",
+		fmt.Fprintf(e.stdout, "  %-10s on %d of %d masters  publish %8.0f msg/s  consume %8.0f msg/s  (CPU while consuming: client %.0f%%, %d redis-servers %.0f%%, busiest %.0f%%",
 			side.name, side.s.Masters, cs.ClusterMasters, side.s.PublishPerSec, side.s.ConsumePerSec,
 			side.s.ClientCPUPercent, cs.ClusterNodes, side.s.ServerCPUPercent, side.s.BusiestNodeCPUPercent)
+		if side.s.MachineBusyPercent > 0 {
+			fmt.Fprintf(e.stdout, "; machine %.0f%% busy", side.s.MachineBusyPercent)
+		}
+		fmt.Fprintln(e.stdout, ")")
 	}
 	fmt.Fprintf(e.stdout, "  spread/one: consume %.2fx (median round %.2fx), publish %.2fx (median round %.2fx)\n",
 		cs.ConsumeRatio, cs.MedianConsumeRoundRatio, cs.PublishRatio, cs.MedianPublishRoundRatio)
