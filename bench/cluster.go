@@ -132,8 +132,10 @@ type slotSpan struct {
 	master   string
 }
 
-// readSlots asks the cluster which master serves each slot.
-func readSlots(ctx context.Context, rdb *goredis.ClusterClient) (slotMap, error) {
+// slots asks the cluster which master serves each slot (CLUSTER SLOTS).
+func (t clusterTarget) slots(ctx context.Context) (slotMap, error) {
+	rdb := t.client(1, false)
+	defer rdb.Close()
 	slots, err := rdb.ClusterSlots(ctx).Result()
 	if err != nil {
 		return slotMap{}, fmt.Errorf("bench: CLUSTER SLOTS: %w", err)
@@ -215,15 +217,9 @@ type nodeCensus struct {
 	before  []map[string]bool // per node, the IDs of its clients at the start
 }
 
-// newNodeCensus connects to every node of the cluster and notes the client
+// newNodeCensus connects to every node of m and notes the client
 // connections each has (its own among them).
-func newNodeCensus(ctx context.Context, t clusterTarget) (*nodeCensus, error) {
-	rdb := t.client(1, false)
-	m, err := readSlots(ctx, rdb)
-	rdb.Close()
-	if err != nil {
-		return nil, err
-	}
+func newNodeCensus(ctx context.Context, t clusterTarget, m slotMap) (*nodeCensus, error) {
 	c := &nodeCensus{nodes: m.nodes}
 	for _, addr := range m.nodes {
 		c.clients = append(c.clients, t.node(addr))

@@ -116,17 +116,15 @@ func RunClusterScaling(ctx context.Context, cfg ClusterScalingConfig) (ClusterSc
 	if err != nil {
 		return res, err
 	}
-	census, err := newNodeCensus(ctx, target)
+	slots, err := target.slots(ctx)
+	if err != nil {
+		return res, err
+	}
+	census, err := newNodeCensus(ctx, target, slots)
 	if err != nil {
 		return res, err
 	}
 	defer census.close()
-	rdb := target.client(2, false)
-	slots, err := readSlots(ctx, rdb)
-	rdb.Close()
-	if err != nil {
-		return res, err
-	}
 	res.ClusterMasters, res.ClusterNodes = len(slots.masters), len(slots.nodes)
 	if len(slots.masters) < 2 {
 		return res, fmt.Errorf("bench: cluster scaling needs 2 masters or more; the cluster has %d", len(slots.masters))

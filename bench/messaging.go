@@ -113,15 +113,21 @@ func RunMessaging(ctx context.Context, cfg MessagingConfig) (MessagingResult, er
 	res := MessagingResult{Messages: cfg.Messages, Queues: cfg.Queues, BusyQueues: cfg.Busy, Size: cfg.Size, Prefetch: cfg.Prefetch, Batch: cfg.Batch}
 	clientsBefore := -1
 	var census *nodeCensus // on a cluster: every node's clients
-	if cfg.Idle > 0 {
-		if t, err := parseCluster(cfg.URL); err == nil {
-			if census, err = newNodeCensus(ctx, t); err != nil {
-				return res, fmt.Errorf("cluster client census: %w", err)
-			}
-			defer census.close()
-		} else if !isClusterURL(cfg.URL) {
-			clientsBefore = redisClients(ctx, cfg.URL)
+	if cfg.Idle > 0 && isClusterURL(cfg.URL) {
+		t, err := parseCluster(cfg.URL)
+		if err != nil {
+			return res, err
 		}
+		slots, err := t.slots(ctx)
+		if err == nil {
+			census, err = newNodeCensus(ctx, t, slots)
+		}
+		if err != nil {
+			return res, fmt.Errorf("idle connection count (--idle 0 skips it): %w", err)
+		}
+		defer census.close()
+	} else if cfg.Idle > 0 {
+		clientsBefore = redisClients(ctx, cfg.URL)
 	}
 	conn, err := messaging.NewConnection(cfg.URL, messaging.Options{})
 	if err != nil {
