@@ -58,6 +58,11 @@ type MessagingResult struct {
 	// than before the benchmark connected (redis only; other clients of
 	// the same server that come or go meanwhile are counted too).
 	IdleRedisClients int `json:"idle_redis_clients,omitempty"`
+	// IdleRedisNodes is, on a Redis Cluster, how many nodes (masters and
+	// replicas) IdleRedisClients sums over: the client connections each
+	// lists (CLIENT LIST, replication links left out) that were not there
+	// before the benchmark connected.
+	IdleRedisNodes int `json:"idle_redis_nodes,omitempty"`
 	// Baseline is the naive goroutine-per-queue go-redis consumer, measured
 	// in the same run on the same Redis (redis only), and the ratios of the
 	// hub's figures to it.
@@ -81,6 +86,10 @@ type MessagingResult struct {
 	PublishVsNaive        float64 `json:"publish_vs_naive,omitempty"`
 	// Scaling is the queue-scaling comparison (RunScaling), when asked for.
 	Scaling *ScalingResult `json:"queue_scaling,omitempty"`
+	// ClusterScaling is the comparison of queues spread over a Redis
+	// Cluster's masters with queues on one master (RunClusterScaling),
+	// when asked for.
+	ClusterScaling *ClusterScalingResult `json:"cluster_scaling,omitempty"`
 }
 
 func randomName() string {
@@ -103,7 +112,21 @@ func RunMessaging(ctx context.Context, cfg MessagingConfig) (MessagingResult, er
 	}
 	res := MessagingResult{Messages: cfg.Messages, Queues: cfg.Queues, BusyQueues: cfg.Busy, Size: cfg.Size, Prefetch: cfg.Prefetch, Batch: cfg.Batch}
 	clientsBefore := -1
-	if cfg.Idle > 0 {
+	var census *nodeCensus // on a cluster: every node's clients
+	if cfg.Idle > 0 && isClusterURL(cfg.URL) {
+		t, err := parseCluster(cfg.URL)
+		if err != nil {
+			return res, err
+		}
+		slots, err := t.slots(ctx)
+		if err == nil {
+			census, err = newNodeCensus(ctx, t, slots)
+		}
+		if err != nil {
+			return res, fmt.Errorf("idle connection count (--idle 0 skips it): %w", err)
+		}
+		defer census.close()
+	} else if cfg.Idle > 0 {
 		clientsBefore = redisClients(ctx, cfg.URL)
 	}
 	conn, err := messaging.NewConnection(cfg.URL, messaging.Options{})
@@ -294,6 +317,13 @@ func RunMessaging(ctx context.Context, cfg MessagingConfig) (MessagingResult, er
 			if now := redisClients(ctx, cfg.URL); now >= 0 {
 				res.IdleRedisClients = now - clientsBefore
 			}
+		}
+		if census != nil {
+			n, err := census.opened(ctx)
+			if err != nil {
+				return res, fmt.Errorf("idle: %w", err)
+			}
+			res.IdleRedisClients, res.IdleRedisNodes = n, len(census.nodes)
 		}
 	}
 	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -36,8 +36,11 @@ type NaiveRedisResult struct {
 // before the callback and removes it on ack (ZREM + HDEL), as Kombu's ack
 // emulation does.
 type naiveRedis struct {
-	rdb    *goredis.Client
+	rdb    goredis.UniversalClient
 	queues []string
+	// keys are the list key of a queue and the keys of its unacked
+	// records (Kombu's on one node, the transport's on a cluster).
+	keys func(queue string) (list, index, records string)
 	// deliver is called on the queue's goroutine after the record is written.
 	deliver func(queue string, m *transport.Message)
 	// plain skips the unacked record and its removal.
@@ -46,23 +49,77 @@ type naiveRedis struct {
 	err   atomic.Pointer[error]
 }
 
-func newNaiveRedis(url string, queues []string) (*naiveRedis, error) {
+// benchRedis is a go-redis client of a bench URL and the key layout the
+// transport uses there: one node for a redis URL (Kombu's keys); for a
+// redis+cluster URL a ClusterClient (a pool per node, each command routed
+// to its key's master) and the cluster layout, where each queue's list and
+// unacked records carry the queue's hash tag.
+type benchRedis struct {
+	rdb     goredis.UniversalClient
+	cluster bool
+	prefix  string // global_keyprefix, on a cluster
+}
+
+// newBenchRedis connects with a pool of poolSize connections (per node);
+// blocking lifts the read timeout (BRPOP).
+func newBenchRedis(url string, poolSize int, blocking bool) (benchRedis, error) {
+	if isClusterURL(url) {
+		t, err := parseCluster(url)
+		if err != nil {
+			return benchRedis{}, err
+		}
+		return benchRedis{rdb: t.client(poolSize, blocking), cluster: true, prefix: t.prefix}, nil
+	}
 	opt, err := goredis.ParseURL(url)
+	if err != nil {
+		return benchRedis{}, err
+	}
+	opt.PoolSize = poolSize
+	if blocking {
+		opt.ReadTimeout = -1
+	}
+	return benchRedis{rdb: goredis.NewClient(opt)}, nil
+}
+
+// list is the key of queue's list.
+func (r benchRedis) list(queue string) string {
+	if r.cluster {
+		return r.prefix + "{" + queue + "}"
+	}
+	return queue
+}
+
+// records are the keys of the unacked records of queue's messages.
+func (r benchRedis) records(queue string) (index, hash string) {
+	if r.cluster {
+		return r.list(queue) + ":unacked_index", r.list(queue) + ":unacked"
+	}
+	return "unacked_index", "unacked"
+}
+
+// newNaiveRedis connects the naive consumer: to one node for a redis URL;
+// for a redis+cluster URL through a ClusterClient, each BRPOP on its
+// queue's master, writing the records where the transport's cluster layout
+// keeps them.
+func newNaiveRedis(url string, queues []string) (*naiveRedis, error) {
+	r, err := newBenchRedis(url, len(queues)+4, true)
 	if err != nil {
 		return nil, fmt.Errorf("bench: naive baseline: %w", err)
 	}
-	opt.PoolSize = len(queues) + 4
-	opt.ReadTimeout = -1 // BRPOP 0 blocks
-	return &naiveRedis{rdb: goredis.NewClient(opt), queues: queues}, nil
+	return &naiveRedis{rdb: r.rdb, queues: queues, keys: func(q string) (string, string, string) {
+		index, hash := r.records(q)
+		return r.list(q), index, hash
+	}}, nil
 }
 
 func (n *naiveRedis) start(ctx context.Context) {
 	for _, q := range n.queues {
 		n.wg.Add(1)
+		list, index, records := n.keys(q)
 		go func() {
 			defer n.wg.Done()
 			for ctx.Err() == nil {
-				kv, err := n.rdb.BRPop(ctx, time.Second, q).Result()
+				kv, err := n.rdb.BRPop(ctx, time.Second, list).Result()
 				if errors.Is(err, goredis.Nil) {
 					continue
 				}
@@ -84,8 +141,8 @@ func (n *naiveRedis) start(ctx context.Context) {
 				tag := m.DeliveryInfo.DeliveryTag
 				record := "[" + kv[1] + `, "", "` + q + `"]`
 				pipe := n.rdb.TxPipeline()
-				pipe.ZAdd(ctx, "unacked_index", goredis.Z{Score: float64(time.Now().UnixNano()) / 1e9, Member: tag})
-				pipe.HSet(ctx, "unacked", tag, record)
+				pipe.ZAdd(ctx, index, goredis.Z{Score: float64(time.Now().UnixNano()) / 1e9, Member: tag})
+				pipe.HSet(ctx, records, tag, record)
 				if _, err := pipe.Exec(ctx); err != nil {
 					if ctx.Err() == nil {
 						n.err.CompareAndSwap(nil, &err)
@@ -94,8 +151,8 @@ func (n *naiveRedis) start(ctx context.Context) {
 				}
 				n.deliver(q, m)
 				pipe = n.rdb.TxPipeline()
-				pipe.ZRem(ctx, "unacked_index", tag)
-				pipe.HDel(ctx, "unacked", tag)
+				pipe.ZRem(ctx, index, tag)
+				pipe.HDel(ctx, records, tag)
 				if _, err := pipe.Exec(ctx); err != nil && ctx.Err() == nil {
 					n.err.CompareAndSwap(nil, &err)
 					return

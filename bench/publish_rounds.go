@@ -37,14 +37,19 @@ type PublishComparison struct {
 // 2x between runs). The queues are deleted afterwards.
 func comparePublish(ctx context.Context, url string, prod *messaging.Producer, queue string, n, batch int,
 	payload string) (PublishComparison, error) {
-	opt, err := goredis.ParseURL(url)
+	br, err := newBenchRedis(url, 10, false)
 	if err != nil {
 		return PublishComparison{}, err
 	}
-	rdb := goredis.NewClient(opt)
+	rdb := br.rdb
 	defer rdb.Close()
 	qs := [3]string{queue + "-batched", queue + "-ready", queue + "-naive"}
-	defer rdb.Del(context.Background(), qs[:]...)
+	del := func(ctx context.Context) {
+		for _, q := range qs { // one by one: on a cluster, in three slots
+			rdb.Del(ctx, br.list(q))
+		}
+	}
+	defer del(context.Background())
 	per := max(n/publishRounds, batch)
 	var took [3]time.Duration
 	for r := 0; r < publishRounds; r++ {
@@ -55,14 +60,14 @@ func comparePublish(ctx context.Context, url string, prod *messaging.Producer, q
 			case 0:
 				d, err = publishBatched(ctx, prod, qs[0], per, batch, payload)
 			default:
-				d, err = publishPipeline(ctx, rdb, qs[k], per, batch, payload, k == 2)
+				d, err = publishPipeline(ctx, rdb, qs[k], br.list(qs[k]), per, batch, payload, k == 2)
 			}
 			if err != nil {
 				return PublishComparison{}, err
 			}
 			took[k] += d
 		}
-		rdb.Del(ctx, qs[:]...)
+		del(ctx)
 	}
 	total := float64(per * publishRounds)
 	return PublishComparison{Batched: total / took[0].Seconds(), Ready: total / took[1].Seconds(),
@@ -86,10 +91,10 @@ func publishBatched(ctx context.Context, prod *messaging.Producer, queue string,
 	return time.Since(start), nil
 }
 
-// publishPipeline LPUSHes n Kombu envelopes with go-redis pipelines of
-// batch commands: encoded beforehand (inLoop false, not timed) or in the
-// loop (inLoop true).
-func publishPipeline(ctx context.Context, rdb *goredis.Client, queue string, n, batch int, payload string, inLoop bool) (time.Duration, error) {
+// publishPipeline LPUSHes n Kombu envelopes of queue to its list key with
+// go-redis pipelines of batch commands: encoded beforehand (inLoop false,
+// not timed) or in the loop (inLoop true).
+func publishPipeline(ctx context.Context, rdb goredis.UniversalClient, queue, key string, n, batch int, payload string, inLoop bool) (time.Duration, error) {
 	encode := func(i int) ([]byte, error) {
 		body, err := json.Marshal(map[string]any{"i": i, "payload": payload})
 		if err != nil {
@@ -123,7 +128,7 @@ func publishPipeline(ctx context.Context, rdb *goredis.Client, queue string, n, 
 				} else {
 					env = envs[j]
 				}
-				p.LPush(ctx, queue, env)
+				p.LPush(ctx, key, env)
 			}
 			return nil
 		})

@@ -86,27 +86,13 @@ func RunScaling(ctx context.Context, cfg ScalingConfig) (ScalingResult, error) {
 	}
 	prefix := randomName()
 	var sides [2]*scalingSide // 0: one queue, 1: many
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		// Closed first: closing gives unacknowledged messages back, which
-		// would bring a deleted queue's key back.
-		for _, s := range sides {
-			if s != nil && s.conn != nil {
-				s.conn.Close()
-			}
-		}
-		for _, s := range sides {
-			if s == nil {
-				continue
-			}
-			for _, q := range s.queues {
-				q.Delete(cctx, ch, messaging.DeleteOptions{})
-			}
-		}
-	}()
+	defer closeSides(sides[:], ch)
 	for i, n := range []int{1, cfg.Queues} {
-		s, err := newScalingSide(ctx, cfg, ch, fmt.Sprintf("%s-%d", prefix, n), n)
+		names := make([]string, n)
+		for j := range names {
+			names[j] = fmt.Sprintf("%s-%d-%d", prefix, n, j)
+		}
+		s, err := newScalingSide(ctx, cfg.URL, cfg.Prefetch, ch, names)
 		sides[i] = s
 		if err != nil {
 			return res, err
@@ -164,17 +150,40 @@ func RunScaling(ctx context.Context, cfg ScalingConfig) (ScalingResult, error) {
 	return res, nil
 }
 
-// newScalingSide connects a consumer to n new queues (the first is the
-// busy one) and starts consuming; nothing flows until its hub is driven.
-func newScalingSide(ctx context.Context, cfg ScalingConfig, ch transport.Declarer, prefix string, n int) (*scalingSide, error) {
+// closeSides closes the sides' connections, then deletes their queues
+// through ch.
+func closeSides(sides []*scalingSide, ch transport.Declarer) {
+	cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// Closed first: closing gives unacknowledged messages back, which
+	// would bring a deleted queue's key back.
+	for _, s := range sides {
+		if s != nil && s.conn != nil {
+			s.conn.Close()
+		}
+	}
+	for _, s := range sides {
+		if s == nil {
+			continue
+		}
+		for _, q := range s.queues {
+			q.Delete(cctx, ch, messaging.DeleteOptions{})
+		}
+	}
+}
+
+// newScalingSide connects a consumer to new queues of the given names
+// (declared through ch) and starts consuming; nothing flows until its hub
+// is driven.
+func newScalingSide(ctx context.Context, url string, prefetch int, ch transport.Declarer, names []string) (*scalingSide, error) {
 	s := &scalingSide{}
-	conn, err := messaging.NewConnection(cfg.URL, messaging.Options{})
+	conn, err := messaging.NewConnection(url, messaging.Options{})
 	if err != nil {
 		return s, err
 	}
 	s.conn = conn
-	for i := 0; i < n; i++ {
-		q := messaging.NewQueue(fmt.Sprintf("%s-%d", prefix, i), messaging.Exchange{}, "")
+	for _, name := range names {
+		q := messaging.NewQueue(name, messaging.Exchange{}, "")
 		q.Durable = false
 		s.queues = append(s.queues, q)
 		if _, err := q.Declare(ctx, ch); err != nil {
@@ -186,7 +195,7 @@ func newScalingSide(ctx context.Context, cfg ScalingConfig, ch transport.Declare
 	}
 	s.cons, err = messaging.NewConsumer(conn, messaging.ConsumerOptions{
 		Queues:        s.queues,
-		PrefetchCount: cfg.Prefetch,
+		PrefetchCount: prefetch,
 		OnMessage: func(m *messaging.Message) {
 			if err := m.Ack(); err != nil {
 				s.err.CompareAndSwap(nil, &err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/kombu-go/kombu/bench"
@@ -27,6 +28,8 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	jsonOut := fs.Bool("json", false, "print one JSON object instead of a report")
 	baseline := fs.Bool("baseline", true, "on Redis, also run the naive goroutine-per-queue go-redis consumer in the same run and print the ratios")
 	rounds := fs.Int("scaling-rounds", 0, "with --queues > 1: also compare, in this many alternating rounds, a consumer on the --queues queues (messages on one) with one on a single queue (0: skip)")
+	crounds := fs.Int("cluster-scaling-rounds", 0, "on redis+cluster://: also compare, in this many alternating rounds, --queues busy queues spread evenly over the masters with --queues busy queues all on one master (0: skip)")
+	cpubs := fs.Int("cluster-publishers", 4, "with --cluster-scaling-rounds: goroutines publishing each round's backlog, each on a connection of its own")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	if err := parse(e, fs, args); err != nil {
 		return err
@@ -38,11 +41,17 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		// Many queues: the idle cost is part of the answer.
 		*idle = 2 * time.Second
 	}
-	if *messages < 1 || *size < 0 || *queues < 1 || *prefetch < 0 || *latency < 0 || *rounds < 0 {
-		return usageErr(e, fs, "--messages and --queues must be positive; --size, --prefetch, --latency and --scaling-rounds not negative")
+	if *messages < 1 || *size < 0 || *queues < 1 || *prefetch < 0 || *latency < 0 || *rounds < 0 || *crounds < 0 || *cpubs < 1 {
+		return usageErr(e, fs, "--messages, --queues and --cluster-publishers must be positive; --size, --prefetch, --latency, --scaling-rounds and --cluster-scaling-rounds not negative")
 	}
 	if *rounds > 0 && (*queues < 2 || *messages < *rounds) {
 		return usageErr(e, fs, "--scaling-rounds needs --queues of at least 2 and at least one message per round")
+	}
+	if *crounds > 0 && (*queues < 2 || *messages < *crounds**queues) {
+		return usageErr(e, fs, "--cluster-scaling-rounds needs --queues of at least 2 and at least one message per queue per round")
+	}
+	if *crounds > 0 && !strings.HasPrefix(strings.ToLower(*url), "redis+cluster://") && !strings.HasPrefix(strings.ToLower(*url), "cluster://") {
+		return usageErr(e, fs, "--cluster-scaling-rounds needs a redis+cluster:// URL")
 	}
 	pr := newProgress(e, *quiet)
 	res, err := bench.RunMessaging(ctx, bench.MessagingConfig{
@@ -65,6 +74,17 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		}
 		res.Scaling = &sc
 	}
+	if *crounds > 0 {
+		cs, err := bench.RunClusterScaling(ctx, bench.ClusterScalingConfig{
+			URL: *url, Messages: *messages, Rounds: *crounds, Queues: *queues, Size: *size, Prefetch: *prefetch,
+			Publishers: *cpubs, Progress: func(phase string, done, total int) { pr.update(phase, done, total) },
+		})
+		pr.done()
+		if err != nil {
+			return fmt.Errorf("cluster scaling: %w", err)
+		}
+		res.ClusterScaling = &cs
+	}
 	if *jsonOut {
 		return json.NewEncoder(e.stdout).Encode(res)
 	}
@@ -77,7 +97,9 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	}
 	if *idle > 0 {
 		fmt.Fprintf(e.stdout, "  idle     %d goroutines, %.2f%% CPU over %s", res.IdleGoroutines, res.IdleCPUPercent, idle.Round(time.Millisecond))
-		if res.Transport == "redis" {
+		if res.IdleRedisNodes > 0 {
+			fmt.Fprintf(e.stdout, ", %d Redis client connection(s) over %d cluster nodes", res.IdleRedisClients, res.IdleRedisNodes)
+		} else if res.Transport == "redis" {
 			fmt.Fprintf(e.stdout, ", %d Redis client connection(s)", res.IdleRedisClients)
 		}
 		fmt.Fprintln(e.stdout)
@@ -87,6 +109,9 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "  %-11s %10.0f msg/s\n", "1 queue", sc.OneQueuePerSec)
 		fmt.Fprintf(e.stdout, "  %-11s %10.0f msg/s  (messages on one)  -> %.2fx (median round %.2fx)\n",
 			fmt.Sprintf("%d queues", sc.Queues), sc.ManyQueuesPerSec, sc.Ratio, sc.MedianRoundRatio)
+	}
+	if cs := res.ClusterScaling; cs != nil {
+		printClusterScaling(e, cs)
 	}
 	if res.PublishBaselinePerSec > 0 {
 		fmt.Fprintf(e.stdout, "batched publish against a plain go-redis pipeline of the same envelopes (batches of %d), %d interleaved rounds:\n",
@@ -109,6 +134,26 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	return nil
+}
+
+// printClusterScaling prints the --cluster-scaling-rounds comparison.
+func printClusterScaling(e *env, cs *bench.ClusterScalingResult) {
+	fmt.Fprintf(e.stdout, "cluster scaling, %d alternating rounds of %d messages a side over %d busy queues, %d publishers, same run:\n",
+		cs.Rounds, cs.MessagesPerRound, cs.Queues, cs.Publishers)
+	for _, side := range []struct {
+		name string
+		s    *bench.ClusterSide
+	}{{"spread", &cs.Spread}, {"one master", &cs.OneMaster}} {
+		fmt.Fprintf(e.stdout, "  %-10s on %d of %d masters  publish %8.0f msg/s  consume %8.0f msg/s  (CPU while consuming: client %.0f%%, %d redis-servers %.0f%%, busiest %.0f%%",
+			side.name, side.s.Masters, cs.ClusterMasters, side.s.PublishPerSec, side.s.ConsumePerSec,
+			side.s.ClientCPUPercent, cs.ClusterNodes, side.s.ServerCPUPercent, side.s.BusiestNodeCPUPercent)
+		if side.s.MachineBusyPercent > 0 {
+			fmt.Fprintf(e.stdout, "; machine %.0f%% busy", side.s.MachineBusyPercent)
+		}
+		fmt.Fprintln(e.stdout, ")")
+	}
+	fmt.Fprintf(e.stdout, "  spread/one: consume %.2fx (median round %.2fx), publish %.2fx (median round %.2fx)\n",
+		cs.ConsumeRatio, cs.MedianConsumeRoundRatio, cs.PublishRatio, cs.MedianPublishRoundRatio)
 }
 
 func batchNote(b int) string {
