@@ -152,7 +152,7 @@ func (t *clusterTopology) node(addr string) (*goredis.Client, error) {
 	}
 	o := t.o
 	c := goredis.NewClient(&goredis.Options{
-		Addr: addr, Username: o.username, Password: o.password, TLSConfig: o.tls,
+		Addr: addr, Username: o.username, Password: o.password, TLSConfig: o.tls, ClientName: o.clientName,
 		DialTimeout: o.connTimeout, ReadTimeout: o.sockTimeout, WriteTimeout: o.sockTimeout,
 		PoolSize: 2, MaxRetries: -1, Protocol: 2, DisableIdentity: true, ContextTimeoutEnabled: true,
 	})
