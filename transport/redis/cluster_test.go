@@ -224,12 +224,13 @@ func TestClusterDormantQueue(t *testing.T) {
 		}
 		return st
 	}
+	var clientID int64 // of the consume socket: a socket dropped and redialled gets another
 	state := func() (dormant bool, inFlight int, id string) {
 		st := sub()
 		h.Call(ctx, func() {
 			dormant, id = st.dormant, st.id
 			if st.cons != nil {
-				inFlight = len(st.cons.exp)
+				inFlight, clientID = len(st.cons.exp), st.cons.clientID
 			}
 		})
 		return
@@ -248,6 +249,7 @@ func TestClusterDormantQueue(t *testing.T) {
 	// visibility_timeout=2 makes the lease last 2 s: a dormant store does
 	// not renew it.
 	_, _, id := state()
+	firstClient := clientID
 	registry := prefix + "{dq}:unacked:consumers"
 	leaseLeft := func() time.Duration {
 		ms, err := cc.ZScore(ctx, registry, id).Result()
@@ -293,5 +295,10 @@ func TestClusterDormantQueue(t *testing.T) {
 			t.Fatalf("after the delivery: lease left %v (want registered again), %d records left", leaseLeft(), n)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	// The registration and the wait after it went out whole: the socket
+	// never failed on a garbled command.
+	if state(); clientID != firstClient {
+		t.Errorf("the consume socket was redialled (client id %d, then %d)", firstClient, clientID)
 	}
 }

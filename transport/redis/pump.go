@@ -215,26 +215,29 @@ func (st *store) pump() {
 		}
 		return
 	}
-	if consuming && room > 0 && !st.othersWantRoom() {
-		if st.group != nil && st.idleWaits > 0 && s.tracking && st.o.ackEmulation {
-			st.goDormant(s)
-			return
-		}
+	idle := st.group != nil && st.idleWaits > 0 && s.tracking && st.o.ackEmulation
+	if consuming && room > 0 && !st.othersWantRoom() && !idle {
 		st.sendWait(s)
 		return
 	}
-	if st.group != nil && consuming && room <= 0 && len(st.dirty) > 0 {
-		st.group.unblockIdle(st)
+	if st.group != nil && consuming {
+		// Not waiting (no room, another store needs it, or the queue is
+		// idle): the wait's key must be tracked like the others, or a push
+		// to it would go unheard.
+		st.goDormant(s)
+		if room <= 0 && len(st.dirty) > 0 {
+			st.group.unblockIdle(st)
+		}
 	}
 }
 
-// goDormant stops waiting on an idle queue of a cluster channel: its last
-// wait found nothing, so instead of one wait per brpop_timeout the store
-// sends nothing and hears of the next message through Redis's
-// invalidations, like its other keys: the wait's key is armed too. Its
-// lease is no longer renewed; the next wait registers it again first
-// (sendWait). A channel with many idle queues thus costs a health-check
-// PING per queue every health_check_interval, not a wait per second.
+// goDormant makes a store of a cluster channel that does not wait (its
+// last wait found nothing, or the shared window has no slot for it) hear
+// of the next message through Redis's invalidations, like its other keys:
+// the wait's key is armed too. Its lease is no longer renewed; the next
+// wait registers it again first (sendWait). A channel with many idle
+// queues thus costs a health-check PING per queue every
+// health_check_interval, not a wait per second.
 func (st *store) goDormant(s *hubSock) {
 	if st.dormant {
 		return
@@ -419,6 +422,14 @@ func (st *store) sendScript(s *hubSock, n int) *popCmd {
 // Kombu's BRPOP over every key.
 func (st *store) sendWait(s *hubSock) {
 	o := st.o
+	if st.dormant && o.ackEmulation && st.primary != "" {
+		// The lease may have expired while the store did not wait: it is
+		// registered again before the wait can move a message into the
+		// processing list (the same socket runs them in order). Sent
+		// before the wait's bytes are appended after s.out's end.
+		st.dormant = false
+		s.send(st.registerCmd(), expect{kind: rRegister, wait: o.connTimeout + o.sockTimeout})
+	}
 	cmd := &popCmd{}
 	b := s.out[len(s.out):]
 	switch {
@@ -441,13 +452,6 @@ func (st *store) sendWait(s *hubSock) {
 	default:
 		cmd.keys, cmd.queues = []string{st.primary}, []string{st.primaryQueue}
 		b = resp.AppendCommand(b, "BRPOPLPUSH", st.primary, st.pKey, o.brpopTimeoutArg())
-	}
-	if st.dormant && st.o.ackEmulation {
-		// The lease may have expired while the store did not wait: it is
-		// registered again before the wait can move a message into the
-		// processing list (the same socket runs them in order).
-		st.dormant = false
-		s.send(st.registerCmd(), expect{kind: rRegister, wait: o.connTimeout + o.sockTimeout})
 	}
 	st.reserved++
 	st.unblocking = false
