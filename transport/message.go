@@ -146,7 +146,7 @@ type ConsumeOptions struct {
 	// quorum or mirrored queue loses the replica the consumer was on, and
 	// a transport that restarts consumers after a reconnection may find
 	// the broker refusing one. err matches [ErrConsumerCancelled] and says
-	// which consumer and queue, and why when the transport knows. It is
+	// why when the transport knows. It is
 	// the consumer's last callback: no delivery follows it, the channel
 	// stays open, and the consumer's unacknowledged messages can still be
 	// settled. It is not called after Cancel or Close, nor when the

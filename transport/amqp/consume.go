@@ -264,12 +264,11 @@ func (ch *channel) brokerCancelled(cons *consumer, cause error) {
 	var err error
 	if cause == nil {
 		c.log.Warn("amqp: the broker cancelled a consumer", "tag", cons.tag, "queue", cons.queue)
-		err = fmt.Errorf("amqp: consumer %q of queue %q: %w (basic.cancel: the queue was deleted, or lost the replica it was consumed on)",
-			cons.tag, cons.queue, transport.ErrConsumerCancelled)
+		err = fmt.Errorf("%w: basic.cancel (the queue was deleted, or lost the replica it was consumed on)",
+			transport.ErrConsumerCancelled)
 	} else {
 		c.log.Error("amqp: consumer could not be restarted; dropped", "tag", cons.tag, "queue", cons.queue, "err", cause)
-		err = fmt.Errorf("amqp: consumer %q of queue %q: %w: the broker refused to restart it: %w",
-			cons.tag, cons.queue, transport.ErrConsumerCancelled, cause)
+		err = fmt.Errorf("%w: the broker refused to restart it: %w", transport.ErrConsumerCancelled, cause)
 	}
 	if fn := cons.onCancel; fn != nil {
 		tag := cons.tag
