@@ -201,9 +201,19 @@ func (p *Producer) Declare(ctx context.Context) error {
 // header, the delivery mode, the expiration in milliseconds, and the
 // properties. It also returns the exchange and routing key to publish to.
 func (p *Producer) Prepare(body any, opts PublishOptions) (*transport.Message, string, string, error) {
-	ex := p.opts.Exchange
+	m := new(transport.Message)
+	ex, rk, err := p.prepare(m, body, opts)
+	if err != nil {
+		return nil, "", "", err
+	}
+	return m, ex, rk, nil
+}
+
+// prepare is Prepare into m.
+func (p *Producer) prepare(m *transport.Message, body any, opts PublishOptions) (string, string, error) {
+	ex := &p.opts.Exchange
 	if opts.Exchange != nil {
-		ex = *opts.Exchange
+		ex = opts.Exchange
 	}
 	rk := opts.RoutingKey
 	if rk == "" {
@@ -215,12 +225,12 @@ func (p *Producer) Prepare(body any, opts PublishOptions) (*transport.Message, s
 	}
 	ct, enc, data, err := p.serialize(body, opts)
 	if err != nil {
-		return nil, "", "", err
+		return "", "", err
 	}
 	if method := firstNonEmpty(opts.Compression, p.opts.Compression); method != "" {
 		out, cct, err := p.conn.comp.Compress(data, method)
 		if err != nil {
-			return nil, "", "", err
+			return "", "", err
 		}
 		data = out
 		headers["compression"] = cct
@@ -232,23 +242,23 @@ func (p *Producer) Prepare(body any, opts PublishOptions) (*transport.Message, s
 	if mode == 0 {
 		mode = Persistent
 	}
-	props := transport.Properties{
-		CorrelationID: opts.CorrelationID,
-		ReplyTo:       opts.ReplyTo,
-		MessageID:     opts.MessageID,
-		Type:          opts.Type,
-		AppID:         opts.AppID,
-		UserID:        opts.UserID,
-		Timestamp:     opts.Timestamp,
-		DeliveryMode:  uint8(mode),
-		Priority:      opts.Priority,
-		Extra:         maps.Clone(opts.Properties),
-	}
+	*m = transport.Message{Body: data, ContentType: ct, ContentEncoding: enc, Headers: headers,
+		Properties: transport.Properties{
+			CorrelationID: opts.CorrelationID,
+			ReplyTo:       opts.ReplyTo,
+			MessageID:     opts.MessageID,
+			Type:          opts.Type,
+			AppID:         opts.AppID,
+			UserID:        opts.UserID,
+			Timestamp:     opts.Timestamp,
+			DeliveryMode:  uint8(mode),
+			Priority:      opts.Priority,
+			Extra:         maps.Clone(opts.Properties),
+		}}
 	if opts.Expiration > 0 {
-		props.Expiration = strconv.FormatInt(opts.Expiration.Milliseconds(), 10)
+		m.Properties.Expiration = strconv.FormatInt(opts.Expiration.Milliseconds(), 10)
 	}
-	m := &transport.Message{Body: data, ContentType: ct, ContentEncoding: enc, Headers: headers, Properties: props}
-	return m, ex.Name, rk, nil
+	return ex.Name, rk, nil
 }
 
 // serialize is Kombu's _prepare without compression.
