@@ -206,10 +206,16 @@ func (p *Producer) Prepare(body any, opts PublishOptions) (*transport.Message, s
 	if err != nil {
 		return nil, "", "", err
 	}
+	if m.Headers == nil {
+		m.Headers = map[string]any{}
+	}
 	return m, ex, rk, nil
 }
 
-// prepare is Prepare into m.
+// prepare is Prepare into m, except that a message without headers gets
+// none (nil): it travels as the empty map does ("headers": {} in Kombu's
+// envelope, no header table on AMQP), and consumers see an empty map
+// either way (newMessage), without an allocation per message here.
 func (p *Producer) prepare(m *transport.Message, body any, opts PublishOptions) (string, string, error) {
 	ex := &p.opts.Exchange
 	if opts.Exchange != nil {
@@ -219,9 +225,9 @@ func (p *Producer) prepare(m *transport.Message, body any, opts PublishOptions) 
 	if rk == "" {
 		rk = p.opts.RoutingKey
 	}
-	headers := maps.Clone(opts.Headers)
-	if headers == nil {
-		headers = map[string]any{}
+	var headers map[string]any
+	if len(opts.Headers) > 0 {
+		headers = maps.Clone(opts.Headers)
 	}
 	ct, enc, data, err := p.serialize(body, opts)
 	if err != nil {
@@ -233,6 +239,9 @@ func (p *Producer) prepare(m *transport.Message, body any, opts PublishOptions) 
 			return "", "", err
 		}
 		data = out
+		if headers == nil {
+			headers = map[string]any{}
+		}
 		headers["compression"] = cct
 	}
 	mode := opts.DeliveryMode
@@ -294,7 +303,8 @@ func firstNonEmpty(a, b string) string {
 //
 // Safe for concurrent use. ctx bounds the publish and its retries.
 func (p *Producer) Publish(ctx context.Context, body any, opts PublishOptions) error {
-	m, exchange, rk, err := p.Prepare(body, opts)
+	m := new(transport.Message)
+	exchange, rk, err := p.prepare(m, body, opts)
 	if err != nil {
 		return err
 	}
