@@ -37,15 +37,16 @@ func (p *Producer) PublishBatch(ctx context.Context, msgs []BatchMessage, opts B
 	batch, tms := bufs.reqs, bufs.msgs
 	var declare []Declaration
 	var seen map[string]bool
-	for i, bm := range msgs {
-		ex, rk, err := p.prepare(&tms[i], bm.Body, bm.Options)
+	for i := range msgs {
+		bm := &msgs[i] // PublishOptions is large: no copies of it per message
+		ex, rk, err := p.prepare(&tms[i], bm.Body, &bm.Options)
 		if err != nil {
 			return fmt.Errorf("messaging: batch message %d: %w", i, err)
 		}
-		list := p.declareList(bm.Options)
+		list := p.declareList(&bm.Options)
 		batch[i] = transport.PublishRequest{Message: &tms[i], Exchange: ex, RoutingKey: rk,
 			Options: transport.PublishOptions{Mandatory: bm.Options.Mandatory, Immediate: bm.Options.Immediate,
-				Confirm: p.confirmFor(bm.Options, list, ex, rk)}}
+				Confirm: p.confirmFor(&bm.Options, list, ex, rk)}}
 		for _, d := range list {
 			if seen == nil {
 				seen = map[string]bool{}

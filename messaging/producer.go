@@ -202,7 +202,7 @@ func (p *Producer) Declare(ctx context.Context) error {
 // properties. It also returns the exchange and routing key to publish to.
 func (p *Producer) Prepare(body any, opts PublishOptions) (*transport.Message, string, string, error) {
 	m := new(transport.Message)
-	ex, rk, err := p.prepare(m, body, opts)
+	ex, rk, err := p.prepare(m, body, &opts)
 	if err != nil {
 		return nil, "", "", err
 	}
@@ -216,7 +216,7 @@ func (p *Producer) Prepare(body any, opts PublishOptions) (*transport.Message, s
 // none (nil): it travels as the empty map does ("headers": {} in Kombu's
 // envelope, no header table on AMQP), and consumers see an empty map
 // either way (newMessage), without an allocation per message here.
-func (p *Producer) prepare(m *transport.Message, body any, opts PublishOptions) (string, string, error) {
+func (p *Producer) prepare(m *transport.Message, body any, opts *PublishOptions) (string, string, error) {
 	ex := &p.opts.Exchange
 	if opts.Exchange != nil {
 		ex = opts.Exchange
@@ -271,7 +271,7 @@ func (p *Producer) prepare(m *transport.Message, body any, opts PublishOptions) 
 }
 
 // serialize is Kombu's _prepare without compression.
-func (p *Producer) serialize(body any, opts PublishOptions) (string, string, []byte, error) {
+func (p *Producer) serialize(body any, opts *PublishOptions) (string, string, []byte, error) {
 	if opts.ContentType == "" {
 		return p.conn.ser.Dumps(body, firstNonEmpty(opts.Serializer, p.opts.Serializer))
 	}
@@ -304,13 +304,13 @@ func firstNonEmpty(a, b string) string {
 // Safe for concurrent use. ctx bounds the publish and its retries.
 func (p *Producer) Publish(ctx context.Context, body any, opts PublishOptions) error {
 	m := new(transport.Message)
-	exchange, rk, err := p.prepare(m, body, opts)
+	exchange, rk, err := p.prepare(m, body, &opts)
 	if err != nil {
 		return err
 	}
-	declare := p.declareList(opts)
+	declare := p.declareList(&opts)
 	popts := transport.PublishOptions{Mandatory: opts.Mandatory, Immediate: opts.Immediate,
-		Confirm: p.confirmFor(opts, declare, exchange, rk)}
+		Confirm: p.confirmFor(&opts, declare, exchange, rk)}
 	publish := func(ctx context.Context, ch transport.Channel) error {
 		for _, d := range declare {
 			if _, err := p.conn.MaybeDeclare(ctx, ch, d); err != nil {
@@ -350,7 +350,7 @@ func (p *Producer) ensure(ctx context.Context, policy RetryPolicy, fn func(ctx c
 
 // declareList is opts.Declare plus the producer's exchange when it is
 // auto-declared (Kombu's step 5).
-func (p *Producer) declareList(opts PublishOptions) []Declaration {
+func (p *Producer) declareList(opts *PublishOptions) []Declaration {
 	declare := opts.Declare
 	if !p.opts.NoDeclare && p.opts.Exchange.Name != "" {
 		has := slices.ContainsFunc(declare, func(d Declaration) bool { return d.cacheKey() == p.opts.Exchange.cacheKey() })
