@@ -2,6 +2,7 @@ package channel
 
 import (
 	"crypto/rand"
+	"strings"
 	"sync"
 )
 
@@ -11,20 +12,59 @@ import (
 func NewDeliveryTag() string {
 	var u [16]byte
 	tags.read(u[:])
+	var s [36]byte
+	formatUUID(s[:], &u)
+	return string(s[:])
+}
+
+// formatUUID writes u, made a version 4 UUID, to dst in its canonical
+// form.
+func formatUUID(dst []byte, u *[16]byte) {
 	u[6] = u[6]&0x0f | 0x40 // version 4
 	u[8] = u[8]&0x3f | 0x80 // RFC 4122 variant
-	var s [36]byte
 	const hex = "0123456789abcdef"
+	_ = dst[35]
 	j := 0
 	for i, b := range u {
 		if i == 4 || i == 6 || i == 8 || i == 10 {
-			s[j] = '-'
+			dst[j] = '-'
 			j++
 		}
-		s[j], s[j+1] = hex[b>>4], hex[b&0x0f]
+		dst[j], dst[j+1] = hex[b>>4], hex[b&0x0f]
 		j += 2
 	}
-	return string(s[:])
+}
+
+// TagBlock hands out delivery tags like NewDeliveryTag's, made
+// tagBlockSize at a time: one draw from the random source and one string
+// for all of them, instead of one each (profiled: 8% of the CPU of
+// publishing small messages in Redis batches went to NewDeliveryTag). A tag
+// keeps its whole block alive, so TagBlock is for tags that are not kept,
+// such as those written into an envelope and dropped. The zero value is
+// ready; not safe for concurrent use.
+type TagBlock struct {
+	left string
+}
+
+const tagBlockSize = 64
+
+// Next returns a new delivery tag.
+func (t *TagBlock) Next() string {
+	if len(t.left) == 0 {
+		var raw [16 * tagBlockSize]byte
+		tags.read(raw[:])
+		var sb strings.Builder
+		sb.Grow(36 * tagBlockSize)
+		var s [36]byte
+		for i := 0; i < tagBlockSize; i++ {
+			formatUUID(s[:], (*[16]byte)(raw[16*i:]))
+			sb.Write(s[:])
+		}
+		t.left = sb.String()
+	}
+	tag := t.left[:36]
+	t.left = t.left[36:]
+	return tag
 }
 
 // tagSource hands out random bytes read from crypto/rand in batches: one

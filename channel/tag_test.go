@@ -34,6 +34,30 @@ func TestNewDeliveryTag(t *testing.T) {
 	wg.Wait()
 }
 
+// TagBlock's tags are uuid4s, all different, across refills.
+func TestTagBlock(t *testing.T) {
+	seen := make(map[string]bool)
+	var tb channel.TagBlock
+	for range 1000 {
+		tag := tb.Next()
+		if !uuid4.MatchString(tag) {
+			t.Fatalf("%q is not a uuid4", tag)
+		}
+		if seen[tag] {
+			t.Fatalf("duplicate tag %q", tag)
+		}
+		seen[tag] = true
+	}
+}
+
+func BenchmarkTagBlock(b *testing.B) {
+	b.ReportAllocs()
+	var tb channel.TagBlock
+	for b.Loop() {
+		tb.Next()
+	}
+}
+
 func BenchmarkNewDeliveryTag(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {

@@ -511,10 +511,15 @@ func TestIssueBombIsValid(t *testing.T) {
 }
 
 // redisLPush pushes value onto the list key of the Redis server at url
-// (redis://host:port/db, no password), as another client would: one LPUSH
-// over a connection of its own, in RESP. (The import policy keeps go-redis
-// out of this package, tests included.)
+// (redis://host:port/db, no password), as another client would.
 func redisLPush(ctx context.Context, url, key, value string) error {
+	return redisDo(ctx, url, "LPUSH", key, value)
+}
+
+// redisDo sends one command to the Redis server at url over a connection
+// of its own, in RESP, and fails on an error reply. (The import policy
+// keeps go-redis out of this package, tests included.)
+func redisDo(ctx context.Context, url string, args ...string) error {
 	u, err := neturl.Parse(url)
 	if err != nil {
 		return err
@@ -535,7 +540,7 @@ func redisLPush(ctx context.Context, url, key, value string) error {
 		}
 		return s
 	}
-	req := cmd("LPUSH", key, value)
+	req := cmd(args...)
 	n := 1
 	if db := strings.Trim(u.Path, "/"); db != "" && db != "0" {
 		req = cmd("SELECT", db) + req

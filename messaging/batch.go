@@ -3,6 +3,7 @@ package messaging
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/kombu-go/kombu/transport"
 )
@@ -31,20 +32,27 @@ type BatchOptions struct {
 //
 // Safe for concurrent use.
 func (p *Producer) PublishBatch(ctx context.Context, msgs []BatchMessage, opts BatchOptions) error {
-	batch := make([]transport.PublishRequest, len(msgs))
+	bufs := getBatchBufs(len(msgs))
+	defer bufs.put()
+	batch, tms := bufs.reqs, bufs.msgs
 	var declare []Declaration
-	seen := map[string]bool{}
-	for i, bm := range msgs {
-		m, ex, rk, err := p.Prepare(bm.Body, bm.Options)
+	var seen map[string]bool
+	for i := range msgs {
+		bm := &msgs[i] // PublishOptions is large: no copies of it per message
+		ex, rk, err := p.prepare(&tms[i], bm.Body, &bm.Options)
 		if err != nil {
 			return fmt.Errorf("messaging: batch message %d: %w", i, err)
 		}
-		batch[i] = transport.PublishRequest{Message: m, Exchange: ex, RoutingKey: rk,
+		list := p.declareList(&bm.Options)
+		batch[i] = transport.PublishRequest{Message: &tms[i], Exchange: ex, RoutingKey: rk,
 			Options: transport.PublishOptions{Mandatory: bm.Options.Mandatory, Immediate: bm.Options.Immediate,
-				Confirm: p.confirmFor(bm.Options, p.declareList(bm.Options), ex, rk)}}
-		for _, d := range p.declareList(bm.Options) {
-			if !seen[d.cacheKey()] {
-				seen[d.cacheKey()] = true
+				Confirm: p.confirmFor(&bm.Options, list, ex, rk)}}
+		for _, d := range list {
+			if seen == nil {
+				seen = map[string]bool{}
+			}
+			if k := d.cacheKey(); !seen[k] {
+				seen[k] = true
 				declare = append(declare, d)
 			}
 		}
@@ -73,4 +81,46 @@ func (p *Producer) PublishBatch(ctx context.Context, msgs []BatchMessage, opts B
 		return publish(ctx, ch)
 	}
 	return p.ensure(ctx, opts.RetryPolicy, publish)
+}
+
+// batchBufs are the request and message slices of one PublishBatch, reused
+// by the next: a batch of 100 small messages allocated 45 KB of them, which
+// the garbage collector had to scan (measured: a quarter of the CPU time
+// of kombu bench --batch went to the collector). Transports do not keep a
+// *transport.Message after Publish or PublishBatch returned (AMQP converts
+// it first, the virtual channel copies it, Redis encodes it), so reusing
+// the structs is safe; the bodies and headers they point to are not
+// reused.
+type batchBufs struct {
+	reqs []transport.PublishRequest
+	msgs []transport.Message
+}
+
+// maxPooledBatch bounds the batches whose slices are kept for reuse.
+const maxPooledBatch = 4096
+
+var batchPool = sync.Pool{New: func() any { return new(batchBufs) }}
+
+// getBatchBufs returns slices of n requests and messages.
+func getBatchBufs(n int) *batchBufs {
+	if n > maxPooledBatch {
+		return &batchBufs{reqs: make([]transport.PublishRequest, n), msgs: make([]transport.Message, n)}
+	}
+	b := batchPool.Get().(*batchBufs)
+	if cap(b.reqs) < n {
+		b.reqs = make([]transport.PublishRequest, n)
+		b.msgs = make([]transport.Message, n)
+	}
+	b.reqs, b.msgs = b.reqs[:n], b.msgs[:n]
+	return b
+}
+
+// put clears the slices (they must not keep bodies alive) and pools them.
+func (b *batchBufs) put() {
+	if cap(b.reqs) > maxPooledBatch {
+		return
+	}
+	clear(b.reqs)
+	clear(b.msgs)
+	batchPool.Put(b)
 }

@@ -3,6 +3,9 @@ package messaging_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,4 +54,67 @@ func TestPublishBatchRefusesABadMessage(t *testing.T) {
 			t.Fatalf("the failed batch stored a message: %v, %v", m, err)
 		}
 	})
+}
+
+// A batch larger than the Redis transport's write and reply windows
+// (64 KiB of commands, 4,096 replies outstanding) is stored whole and in
+// order; the next batch on the same connection reports its own error
+// reply (a key of the wrong type), not one of the first batch's replies,
+// and the one after it succeeds.
+func TestPublishBatchLarge(t *testing.T) {
+	url := brokerURL(t, "KOMBU_TEST_REDIS_URL")
+	conn, err := messaging.NewConnection(url, brokerOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	q := messaging.Queue{Name: "batch-large-" + messaging.NewUUID()[:8]}
+	ch, err := conn.DefaultChannel(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Delete(context.Background(), ch, messaging.DeleteOptions{})
+	p, err := messaging.NewProducer(conn, messaging.ProducerOptions{RoutingKey: q.Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 10000
+	msgs := make([]messaging.BatchMessage, n)
+	for i := range msgs {
+		msgs[i] = messaging.BatchMessage{Body: map[string]any{"i": i, "pad": strings.Repeat("p", i%300)}}
+	}
+	if err := p.PublishBatch(ctx, msgs, messaging.BatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	wrong := q.Name + "-string"
+	if err := redisDo(ctx, url, "SET", wrong, "not a list"); err != nil {
+		t.Fatal(err)
+	}
+	defer redisDo(context.Background(), url, "DEL", wrong)
+	bad := []messaging.BatchMessage{{Body: "x", Options: messaging.PublishOptions{RoutingKey: wrong}}}
+	if err := p.PublishBatch(ctx, bad, messaging.BatchOptions{}); err == nil || !strings.Contains(err.Error(), "WRONGTYPE") {
+		t.Fatalf("batch to a string key: %v, want WRONGTYPE", err)
+	}
+	last := []messaging.BatchMessage{{Body: map[string]any{"i": n}}}
+	if err := p.PublishBatch(ctx, last, messaging.BatchOptions{}); err != nil {
+		t.Fatalf("the batch after the failed one: %v", err)
+	}
+	for i := 0; i <= n; i++ {
+		m, err := q.Get(ctx, ch, messaging.GetOptions{NoAck: true})
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		body, err := m.Decode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(body.(map[string]any)["i"]); got != strconv.Itoa(i) {
+			t.Fatalf("message %d is %v", i, got)
+		}
+	}
+	if _, err := q.Get(ctx, ch, messaging.GetOptions{NoAck: true}); !errors.Is(err, messaging.ErrEmpty) && !errors.Is(err, transport.ErrEmpty) {
+		t.Fatalf("more than %d messages: %v", n+1, err)
+	}
 }

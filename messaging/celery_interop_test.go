@@ -43,14 +43,19 @@ def add(self, x, y, note=''):
 
 // celeryPython returns the Python that can import Celery (KOMBU_TEST_PYTHON
 // or /usr/bin/python3), or skips (fails with KOMBU_REQUIRE_BROKERS=1).
-func celeryPython(t *testing.T) string {
+func celeryPython(t *testing.T) string { return pythonWith(t, "celery") }
+
+// pythonWith returns the Python (KOMBU_TEST_PYTHON or /usr/bin/python3)
+// if it can import module (Debian's python3-<module>), or skips (fails
+// with KOMBU_REQUIRE_BROKERS=1).
+func pythonWith(t *testing.T, module string) string {
 	t.Helper()
 	py := os.Getenv("KOMBU_TEST_PYTHON")
 	if py == "" {
 		py = "/usr/bin/python3"
 	}
-	if out, err := exec.Command(py, "-c", "import celery").CombinedOutput(); err != nil {
-		transporttest.Require(t, "%s cannot import celery (apt-get install python3-celery): %v %s", py, err, out)
+	if out, err := exec.Command(py, "-c", "import "+module).CombinedOutput(); err != nil {
+		transporttest.Require(t, "%s cannot import %s (apt-get install python3-%s): %v %s", py, module, module, err, out)
 	}
 	return py
 }

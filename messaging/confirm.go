@@ -110,7 +110,7 @@ func (q Queue) reachedBy(exchange, routingKey string) bool {
 }
 
 // confirmFor decides whether a publish waits for its confirm.
-func (p *Producer) confirmFor(opts PublishOptions, declare []Declaration, exchange, routingKey string) bool {
+func (p *Producer) confirmFor(opts *PublishOptions, declare []Declaration, exchange, routingKey string) bool {
 	mode := opts.Confirm
 	if mode == ConfirmAuto {
 		mode = p.opts.Confirm

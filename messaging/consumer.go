@@ -98,8 +98,8 @@ type ConsumerOptions struct {
 //	if err := consumer.Consume(ctx); err != nil { ... }
 //	go h.Run(ctx) // or conn.DrainEvents in a loop
 //	select {
-//	case <-consumer.Done(): // the connection was lost or closed
-//		log.Print(consumer.Err())
+//	case <-consumer.Done(): // the connection was lost or closed, or the broker cancelled it
+//		log.Print(consumer.Err()) // then Consume again to revive it, or Close
 //	case <-shutdown:
 //		dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 //		defer cancel()
@@ -307,8 +307,12 @@ func (c *Consumer) Declare(ctx context.Context) error {
 
 // Consume starts consuming from every queue that has no active consumer
 // yet (Kombu's consume); it can be called again after AddQueue, and after
-// Cancel or a lost connection (see Done). The first call on a channel
-// declares the queues (unless NoDeclare) and applies PrefetchCount.
+// Cancel, a lost connection or a cancel by the broker (see Done). The
+// first call on a channel declares the queues (unless NoDeclare) and
+// applies PrefetchCount. After a cancel by the broker it starts every
+// queue's consumer again, and declares the queues again first (unless
+// NoDeclare: consuming from a deleted queue then fails with an error
+// matching transport.ErrNotFound).
 // Returns [ErrNoCallbacks] without callbacks or OnMessage, and
 // [ErrStopped] after Close or Drain.
 func (c *Consumer) Consume(ctx context.Context) error {
@@ -332,10 +336,19 @@ func (c *Consumer) Consume(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if c.brokerEnded() {
+		// The broker ended a queue consumer, most likely because its
+		// queue was deleted: start every one again, queues declared anew.
+		if err := c.cancelLocked(ctx); err != nil {
+			return err
+		}
+		c.revived = false
+	}
 	if err := c.reviveLocked(ctx, ch); err != nil {
 		return err
 	}
 	h := c.conn.hubNow()
+	r := c.startRun(h)
 	for _, q := range c.queues {
 		if _, ok := c.tags[q.Name]; ok {
 			continue
@@ -343,13 +356,13 @@ func (c *Consumer) Consume(ctx context.Context) error {
 		noAck := c.opts.NoAck || q.NoAck
 		tag, err := ch.Consume(ctx, transport.ConsumeOptions{
 			Queue: q.Name, ConsumerTag: c.newTag(), NoAck: noAck, Arguments: q.consumerArguments(),
+			OnCancel: c.onBrokerCancel(r, q.Name),
 		}, c.deliverFunc(h, ch, noAck))
 		if err != nil {
 			return err
 		}
 		c.tags[q.Name] = tag
 	}
-	c.startRun(h)
 	return nil
 }
 

@@ -73,16 +73,31 @@ func newConsumerRun() *consumerRun { return &consumerRun{done: make(chan struct{
 
 // Done returns a channel that is closed when the consumer stops consuming:
 // after Close, Drain or Cancel (Err is then [ErrStopped]), when its
-// Connection is closed ([ErrClosed]), or when the transport connection it
+// Connection is closed ([ErrClosed]), when the transport connection it
 // consumes on is lost for good or replaced by a reconnection (a connection
-// error, see transport.IsConnectionError). A consumer that stopped for one
-// of the last two reasons, or after Cancel, can consume again: the next
-// Consume revives it on the connection's new default channel, and Done
-// then returns a new channel. After Close and Drain it cannot.
+// error, see transport.IsConnectionError), or when the broker cancels one
+// of its queue consumers by itself (a [*CancelledByBrokerError]: RabbitMQ
+// does when the queue is deleted, or loses the replica it was consumed
+// on). A consumer that stopped for one of the last three reasons, or after
+// Cancel, can consume again: the next Consume revives it (on the
+// connection's new default channel after a reconnection; with its queues
+// declared again after a cancel by the broker), and Done then returns a
+// new channel. After Close and Drain it cannot.
+//
+// After a cancel by the broker, the messages the consumer was given stay
+// its own to settle (the channel is still open); its other queue consumers
+// are cancelled on a goroutine of their own, shortly after Done is closed
+// (deliveries already under way still reach the callbacks, as after
+// Cancel); and the error is also returned by the connection's next
+// DrainEvents, as py-amqp raises ConsumerCancelled from drain_events.
+// Transports whose brokers never cancel a consumer (memory, Redis: Kombu's
+// virtual transports keep consuming a deleted queue's name, and deliver
+// again once it is declared and fed) never end a run this way.
 //
 // The first call while the consumer consumes starts a goroutine that waits
 // for the transport connection to end; it ends with the consumer's
-// consuming, and Close and Drain join it.
+// consuming, and Close and Drain join it (as they join the one cancelling
+// the other queue consumers after a cancel by the broker).
 func (c *Consumer) Done() <-chan struct{} {
 	c.life.mu.Lock()
 	defer c.life.mu.Unlock()
@@ -106,7 +121,9 @@ func (c *Consumer) watchLocked(r *consumerRun) {
 // Err returns nil while the consumer consumes (or has not started), and
 // once Done is closed, why it stopped: [ErrStopped] after Close, Drain or
 // Cancel; [ErrClosed] when its Connection was closed; a connection error
-// when the transport connection it consumed on was lost or replaced.
+// when the transport connection it consumed on was lost or replaced; a
+// [*CancelledByBrokerError] (matching [ErrCancelledByBroker]) when the
+// broker cancelled one of its queue consumers.
 func (c *Consumer) Err() error {
 	c.life.mu.Lock()
 	defer c.life.mu.Unlock()
@@ -161,10 +178,11 @@ func (c *Consumer) openErr() error {
 }
 
 // startRun records that the consumer consumes on the connection's current
-// transport connection, through h. A run that ended (or consumed on
+// transport connection, through h, and returns the run the queue
+// consumers Consume starts belong to. A run that ended (or consumed on
 // another transport connection, now replaced) gives way to a new one.
 // Called by Consume with c.opMu held.
-func (c *Consumer) startRun(h *hub.Hub) {
+func (c *Consumer) startRun(h *hub.Hub) *consumerRun {
 	c.conn.mu.Lock()
 	tc := c.conn.tconn
 	c.conn.mu.Unlock()
@@ -181,10 +199,67 @@ func (c *Consumer) startRun(h *hub.Hub) {
 	}
 	if tc == nil {
 		c.endLocked(r, lostError(nil))
-		return
+		return r
 	}
 	r.tc = tc
 	c.watchLocked(r)
+	return r
+}
+
+// brokerEnded reports whether the current run ended with a cancel by the
+// broker.
+func (c *Consumer) brokerEnded() bool {
+	c.life.mu.Lock()
+	defer c.life.mu.Unlock()
+	return errors.Is(c.life.run.err, ErrCancelledByBroker)
+}
+
+// onBrokerCancel returns the transport's OnCancel for the consumer of
+// queue started in run r. On the hub, it ends r (the first cancel of a
+// run is reported to DrainEvents, as py-amqp raises ConsumerCancelled
+// from drain_events) and has the run's other queue consumers cancelled,
+// so that a consumer whose Done is closed consumes nothing.
+func (c *Consumer) onBrokerCancel(r *consumerRun, queue string) func(tag string, err error) {
+	return func(tag string, cause error) {
+		err := &CancelledByBrokerError{Queue: queue, ConsumerTag: tag, Err: cause}
+		c.conn.log.Warn("messaging: the broker cancelled a consumer", "queue", queue, "consumer_tag", tag, "err", cause)
+		c.life.mu.Lock()
+		first := r.err == nil
+		c.endLocked(r, err)
+		if first {
+			c.life.watchers.Add(1)
+			go c.cancelRest(r) // joined by Close and Drain; ends by itself
+		}
+		c.life.mu.Unlock()
+		if first {
+			c.conn.report(err)
+		}
+	}
+}
+
+// cancelRestTimeout bounds cancelRest's wait for the broker.
+const cancelRestTimeout = 30 * time.Second
+
+// cancelRest cancels the queue consumers still running in r after the
+// broker ended one of them; a Consume that started a new run since then
+// restarted them already. Off the hub: an AMQP cancel waits for the
+// broker.
+func (c *Consumer) cancelRest(r *consumerRun) {
+	defer c.life.watchers.Done()
+	c.opMu.Lock()
+	defer c.opMu.Unlock()
+	c.life.mu.Lock()
+	current := c.life.run == r
+	c.life.mu.Unlock()
+	if !current {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cancelRestTimeout)
+	defer cancel()
+	if err := c.cancelLocked(ctx); err != nil {
+		c.conn.log.Warn("messaging: cannot cancel the other queue consumers of a consumer the broker cancelled",
+			"err", err)
+	}
 }
 
 // endRun ends the current run with err. Called with c.opMu held.

@@ -113,7 +113,11 @@
 // error: transport.IsConnectionError) and the next use reconnects lazily,
 // but consumers are not restarted by themselves: Consumer.Done is closed
 // and Consumer.Err says why; call Consume again (it revives a consumer on
-// the new default channel), or let a [ConsumerWorker] do it all.
+// the new default channel), or let a [ConsumerWorker] do it all. The same
+// holds when the broker cancels a consumer by itself (RabbitMQ's
+// basic.cancel when the queue is deleted): Done closes with a
+// [*CancelledByBrokerError], DrainEvents returns it once, and Consume
+// declares the queues again and revives the consumer.
 //
 // # Closing and draining
 //
@@ -143,7 +147,9 @@
 // the hub that runs them. Close joins everything it started: a Connection
 // its decode pool; Workers its goroutines; a Consumer the goroutine its
 // Done started to watch the connection (which also ends with the
-// connection). Nothing else in this package starts goroutines.
+// connection), and the one that cancels its other queue consumers after a
+// cancel by the broker (which ends by itself). Nothing else in this
+// package starts goroutines.
 //
 // # Decoding off the hub
 //
@@ -195,5 +201,9 @@
 //     as Exchange.BindTo on memory or Redis.
 //   - [ErrStopped]: Consumer.Err after Close, Drain or Cancel, and
 //     Consume after Close or Drain.
+//   - [ErrCancelledByBroker] / [*CancelledByBrokerError]: Consumer.Err, and
+//     the next DrainEvents, after the broker cancelled one of the
+//     consumer's queue consumers (it unwraps to
+//     transport.ErrConsumerCancelled).
 //   - [ErrClosed], [ErrNoCallbacks], [ErrSlowConsumer].
 package messaging

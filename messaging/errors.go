@@ -43,6 +43,13 @@ var (
 	// stopped by its user: Close, Drain or Cancel.
 	ErrStopped = errors.New("messaging: consumer stopped")
 
+	// ErrCancelledByBroker is matched by what Consumer.Err (and the next
+	// DrainEvents) returns once the broker ended one of the consumer's
+	// queue consumers by itself: RabbitMQ does when the queue is deleted,
+	// or loses the replica it was consumed on (py-amqp's
+	// ConsumerCancelled). The error is a [*CancelledByBrokerError].
+	ErrCancelledByBroker = errors.New("messaging: consumer cancelled by the broker")
+
 	// ErrUnknownTransport reports a URL scheme with no transport. The
 	// wrapping error lists the known schemes.
 	ErrUnknownTransport = errors.New("messaging: no such transport")
@@ -138,6 +145,25 @@ func (e *LimitExceededError) Error() string {
 
 // Is reports whether target is [ErrLimitExceeded].
 func (e *LimitExceededError) Is(target error) bool { return target == ErrLimitExceeded }
+
+// CancelledByBrokerError reports a queue consumer that the broker ended by
+// itself. It matches [ErrCancelledByBroker] and unwraps to the transport's
+// error (which matches transport.ErrConsumerCancelled, and says why when
+// the transport knows).
+type CancelledByBrokerError struct {
+	// Queue and ConsumerTag name the consumer that was cancelled.
+	Queue       string
+	ConsumerTag string
+	Err         error
+}
+
+// Error names the queue, the consumer tag and the cause.
+func (e *CancelledByBrokerError) Error() string {
+	return fmt.Sprintf("messaging: the broker cancelled consumer %q of queue %q: %v", e.ConsumerTag, e.Queue, e.Err)
+}
+
+// Unwrap returns [ErrCancelledByBroker] and the cause.
+func (e *CancelledByBrokerError) Unwrap() []error { return []error{ErrCancelledByBroker, e.Err} }
 
 // DecodeError reports a delivered message that could not be decoded. It
 // matches [ErrDecode] and unwraps to the cause (transport.ErrBadEnvelope, a

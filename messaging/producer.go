@@ -201,28 +201,47 @@ func (p *Producer) Declare(ctx context.Context) error {
 // header, the delivery mode, the expiration in milliseconds, and the
 // properties. It also returns the exchange and routing key to publish to.
 func (p *Producer) Prepare(body any, opts PublishOptions) (*transport.Message, string, string, error) {
-	ex := p.opts.Exchange
+	m := new(transport.Message)
+	ex, rk, err := p.prepare(m, body, &opts)
+	if err != nil {
+		return nil, "", "", err
+	}
+	if m.Headers == nil {
+		m.Headers = map[string]any{}
+	}
+	return m, ex, rk, nil
+}
+
+// prepare is Prepare into m, except that a message without headers gets
+// none (nil): it travels as the empty map does ("headers": {} in Kombu's
+// envelope, no header table on AMQP), and consumers see an empty map
+// either way (newMessage), without an allocation per message here.
+func (p *Producer) prepare(m *transport.Message, body any, opts *PublishOptions) (string, string, error) {
+	ex := &p.opts.Exchange
 	if opts.Exchange != nil {
-		ex = *opts.Exchange
+		ex = opts.Exchange
 	}
 	rk := opts.RoutingKey
 	if rk == "" {
 		rk = p.opts.RoutingKey
 	}
-	headers := maps.Clone(opts.Headers)
-	if headers == nil {
-		headers = map[string]any{}
+	var headers map[string]any
+	if len(opts.Headers) > 0 {
+		headers = maps.Clone(opts.Headers)
 	}
 	ct, enc, data, err := p.serialize(body, opts)
 	if err != nil {
-		return nil, "", "", err
+		return "", "", err
 	}
 	if method := firstNonEmpty(opts.Compression, p.opts.Compression); method != "" {
 		out, cct, err := p.conn.comp.Compress(data, method)
 		if err != nil {
-			return nil, "", "", err
+			return "", "", err
 		}
 		data = out
+		if headers == nil {
+			headers = map[string]any{}
+		}
 		headers["compression"] = cct
 	}
 	mode := opts.DeliveryMode
@@ -232,27 +251,27 @@ func (p *Producer) Prepare(body any, opts PublishOptions) (*transport.Message, s
 	if mode == 0 {
 		mode = Persistent
 	}
-	props := transport.Properties{
-		CorrelationID: opts.CorrelationID,
-		ReplyTo:       opts.ReplyTo,
-		MessageID:     opts.MessageID,
-		Type:          opts.Type,
-		AppID:         opts.AppID,
-		UserID:        opts.UserID,
-		Timestamp:     opts.Timestamp,
-		DeliveryMode:  uint8(mode),
-		Priority:      opts.Priority,
-		Extra:         maps.Clone(opts.Properties),
-	}
+	*m = transport.Message{Body: data, ContentType: ct, ContentEncoding: enc, Headers: headers,
+		Properties: transport.Properties{
+			CorrelationID: opts.CorrelationID,
+			ReplyTo:       opts.ReplyTo,
+			MessageID:     opts.MessageID,
+			Type:          opts.Type,
+			AppID:         opts.AppID,
+			UserID:        opts.UserID,
+			Timestamp:     opts.Timestamp,
+			DeliveryMode:  uint8(mode),
+			Priority:      opts.Priority,
+			Extra:         maps.Clone(opts.Properties),
+		}}
 	if opts.Expiration > 0 {
-		props.Expiration = strconv.FormatInt(opts.Expiration.Milliseconds(), 10)
+		m.Properties.Expiration = strconv.FormatInt(opts.Expiration.Milliseconds(), 10)
 	}
-	m := &transport.Message{Body: data, ContentType: ct, ContentEncoding: enc, Headers: headers, Properties: props}
-	return m, ex.Name, rk, nil
+	return ex.Name, rk, nil
 }
 
 // serialize is Kombu's _prepare without compression.
-func (p *Producer) serialize(body any, opts PublishOptions) (string, string, []byte, error) {
+func (p *Producer) serialize(body any, opts *PublishOptions) (string, string, []byte, error) {
 	if opts.ContentType == "" {
 		return p.conn.ser.Dumps(body, firstNonEmpty(opts.Serializer, p.opts.Serializer))
 	}
@@ -284,13 +303,14 @@ func firstNonEmpty(a, b string) string {
 //
 // Safe for concurrent use. ctx bounds the publish and its retries.
 func (p *Producer) Publish(ctx context.Context, body any, opts PublishOptions) error {
-	m, exchange, rk, err := p.Prepare(body, opts)
+	m := new(transport.Message)
+	exchange, rk, err := p.prepare(m, body, &opts)
 	if err != nil {
 		return err
 	}
-	declare := p.declareList(opts)
+	declare := p.declareList(&opts)
 	popts := transport.PublishOptions{Mandatory: opts.Mandatory, Immediate: opts.Immediate,
-		Confirm: p.confirmFor(opts, declare, exchange, rk)}
+		Confirm: p.confirmFor(&opts, declare, exchange, rk)}
 	publish := func(ctx context.Context, ch transport.Channel) error {
 		for _, d := range declare {
 			if _, err := p.conn.MaybeDeclare(ctx, ch, d); err != nil {
@@ -330,7 +350,7 @@ func (p *Producer) ensure(ctx context.Context, policy RetryPolicy, fn func(ctx c
 
 // declareList is opts.Declare plus the producer's exchange when it is
 // auto-declared (Kombu's step 5).
-func (p *Producer) declareList(opts PublishOptions) []Declaration {
+func (p *Producer) declareList(opts *PublishOptions) []Declaration {
 	declare := opts.Declare
 	if !p.opts.NoDeclare && p.opts.Exchange.Name != "" {
 		has := slices.ContainsFunc(declare, func(d Declaration) bool { return d.cacheKey() == p.opts.Exchange.cacheKey() })

@@ -161,7 +161,10 @@ func (sq *SimpleQueue) pop() *Message {
 // (Kombu's get(block=True, timeout)). The first call starts consuming.
 // When ctx's deadline passes the error matches both [ErrEmpty] and
 // [ErrTimeout]; a cancelled ctx gives ctx.Err(). Other errors come from
-// DrainEvents (a broken connection, an undecodable message).
+// DrainEvents (a broken connection, an undecodable message, the queue's
+// consumer cancelled by the broker: [ErrCancelledByBroker]); after one
+// that stopped the consumer, the next Get consumes again (declaring the
+// queue again after a cancel by the broker).
 func (sq *SimpleQueue) Get(ctx context.Context) (*Message, error) {
 	sq.mu.Lock()
 	closed, consuming := sq.closed, sq.consuming
@@ -169,7 +172,18 @@ func (sq *SimpleQueue) Get(ctx context.Context) (*Message, error) {
 	if closed {
 		return nil, ErrClosed
 	}
-	if !consuming {
+	if stopped := sq.consumer.Err(); !consuming || stopped != nil {
+		if errors.Is(stopped, ErrCancelledByBroker) {
+			// Most likely its queue was deleted: declare it again (the
+			// consumer does not: NoDeclare).
+			ch, err := sq.conn.DefaultChannel(ctx)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := sq.queue.Declare(ctx, ch); err != nil {
+				return nil, err
+			}
+		}
 		if err := sq.consumer.Consume(ctx); err != nil {
 			return nil, err
 		}

@@ -193,10 +193,17 @@ func (w *ConsumerWorker) stopped() bool {
 // context.DeadlineExceeded (the unsettled messages went back to the
 // broker). When the connection breaks it logs "Connection to broker lost,
 // trying to re-establish connection...", waits at least RestartInterval
-// since the last start, and starts again on a new connection. It returns
-// an error when a connection cannot be made within ConnectRetry, or when
-// building or starting the consumers fails with anything but a connection
-// error. One Run at a time: a second concurrent call returns an error.
+// since the last start, and starts again on a new connection. When the
+// broker cancels one of the consumers by itself (RabbitMQ does when the
+// queue is deleted: see [ErrCancelledByBroker]) it logs and restarts the
+// same way, as Kombu's ConsumerMixin and Celery do on py-amqp's
+// ConsumerCancelled: the new consumers declare their queues again, so a
+// deleted queue comes back (with NoDeclare, consuming from it fails and
+// Run returns that error); RestartInterval keeps a queue deleted over and
+// over from making it spin. It returns an error when a connection cannot
+// be made within ConnectRetry, or when building or starting the consumers
+// fails with anything but a connection error. One Run at a time: a second
+// concurrent call returns an error.
 func (w *ConsumerWorker) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -248,6 +255,8 @@ func (w *ConsumerWorker) Run(ctx context.Context) error {
 			return err
 		case transport.IsConnectionError(err) || errors.Is(err, errLost) || errors.Is(err, transport.ErrClosed):
 			w.log.Warn("messaging: Connection to broker lost, trying to re-establish connection...", "err", err)
+		case errors.Is(err, ErrCancelledByBroker):
+			w.log.Warn("messaging: the broker cancelled a consumer; restarting the consumers", "err", err)
 		default:
 			return err
 		}
@@ -312,6 +321,13 @@ func (w *ConsumerWorker) consume(ctx context.Context) (err error) {
 		}
 		if w.stopped() || ctx.Err() != nil {
 			return nil
+		}
+		// DrainEvents reports a cancel by the broker once, perhaps to
+		// another caller: the consumers keep it.
+		for _, c := range consumers {
+			if err := c.Err(); errors.Is(err, ErrCancelledByBroker) {
+				return err
+			}
 		}
 		if w.opts.OnIteration != nil {
 			w.opts.OnIteration()

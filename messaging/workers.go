@@ -46,7 +46,13 @@ type WorkersOptions struct {
 // The pool owns its goroutines: Close stops and joins them. To stop a
 // consumer that feeds a pool, drain the consumer first (Consumer.Drain
 // waits for the pool to settle the messages it was given), then close the
-// pool; a closed pool requeues the deliveries it gets.
+// pool; a closed pool requeues the deliveries it gets. A consumer that
+// stops by itself (its connection lost, or its queue deleted and the
+// consumer cancelled by the broker: see Consumer.Done) only stops feeding
+// the pool: the messages the pool holds are still handled, and their
+// settlements reach the broker while their channel is open (it stays open
+// after a cancel by the broker; after a connection loss the broker
+// redelivers them instead).
 type Workers struct {
 	opts   WorkersOptions
 	jobs   chan job

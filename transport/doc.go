@@ -26,6 +26,18 @@
 //     any goroutine; virtual transports (memory, redis) queue them for the
 //     hub and return at once, AMQP waits for the broker's answer.
 //
+// # Consumers the broker cancels
+//
+// A broker may end a consumer by itself: RabbitMQ sends basic.cancel when
+// the consumed queue is deleted (the consumer_cancel_notify capability) or
+// when a quorum or mirrored queue loses the replica it was consumed on. A
+// transport that learns of it calls [ConsumeOptions].OnCancel on the hub
+// goroutine, after the consumer's last delivery, with an error matching
+// [ErrConsumerCancelled]; without OnCancel the consumer just stops. The
+// field is optional on both sides: a transport whose broker never cancels
+// (Kombu's virtual transports keep consuming a deleted queue's name) never
+// calls it, and a caller that sets none loses nothing it had before.
+//
 // # Errors
 //
 // Errors are wrapped with %w around the sentinels of this package, or carried

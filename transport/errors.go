@@ -29,6 +29,10 @@ var (
 	ErrUnsupported = errors.New("transport: not supported by this transport")
 	// ErrBadEnvelope reports bytes that are not a valid message envelope.
 	ErrBadEnvelope = errors.New("transport: malformed message envelope")
+	// ErrConsumerCancelled reports a consumer the broker ended by itself
+	// (AMQP basic.cancel from the server), given to
+	// ConsumeOptions.OnCancel.
+	ErrConsumerCancelled = errors.New("transport: consumer cancelled by the broker")
 )
 
 // ErrorKind says what a failure breaks.

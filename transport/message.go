@@ -140,6 +140,20 @@ type ConsumeOptions struct {
 	NoAck     bool
 	Exclusive bool
 	Arguments map[string]any
+	// OnCancel, when set, is called on the hub goroutine when the broker
+	// ends the consumer by itself (py-amqp's basic_consume on_cancel):
+	// RabbitMQ sends basic.cancel when the queue is deleted, or when a
+	// quorum or mirrored queue loses the replica the consumer was on, and
+	// a transport that restarts consumers after a reconnection may find
+	// the broker refusing one. err matches [ErrConsumerCancelled] and says
+	// why when the transport knows. It is
+	// the consumer's last callback: no delivery follows it, the channel
+	// stays open, and the consumer's unacknowledged messages can still be
+	// settled. It is not called after Cancel or Close, nor when the
+	// connection is lost. Transports whose brokers never end a consumer
+	// (memory, redis: Kombu's virtual transports keep consuming a deleted
+	// queue's name) never call it. Optional.
+	OnCancel func(consumerTag string, err error)
 }
 
 // DeliverFunc receives a delivered message on the hub goroutine. It must not

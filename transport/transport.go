@@ -48,7 +48,8 @@ type Channel interface {
 	// or Reject.
 	Get(ctx context.Context, queue string, noAck bool) (*Message, error)
 	// Consume starts a consumer and returns its tag. Deliveries arrive on the
-	// hub goroutine through fn.
+	// hub goroutine through fn; opts.OnCancel, when set, hears of the
+	// broker ending the consumer by itself.
 	Consume(ctx context.Context, opts ConsumeOptions, fn DeliverFunc) (string, error)
 	// Cancel stops the consumer with this tag; unknown tags are ignored.
 	// From a goroutine other than the hub's, a delivery already under way

@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -143,30 +142,30 @@ func appendEnvelope(b []byte, m *Message, bodyEncoding string) ([]byte, error) {
 		dm = 2
 	}
 	b = strconv.AppendInt(b, int64(dm), 10)
+	// delivery_mode is always there: the keys below follow it, written
+	// as they are.
 	if p.Expiration != "" {
-		key("expiration")
+		b = append(b, `, "expiration": `...)
 		b = appendPyString(b, p.Expiration)
 	} else if err = extra("expiration"); err != nil {
 		return b, fmt.Errorf("envelope: property \"expiration\": %w", err)
 	}
-	key("delivery_info")
-	b = append(b, `{"exchange": `...)
+	b = append(b, `, "delivery_info": {"exchange": `...)
 	b = appendPyString(b, m.DeliveryInfo.Exchange)
 	b = append(b, `, "routing_key": `...)
 	b = appendPyString(b, m.DeliveryInfo.RoutingKey)
 	if m.DeliveryInfo.Redelivered {
 		b = append(b, `, "redelivered": true`...)
 	}
-	b = append(b, '}')
-	key("priority")
+	b = append(b, `}, "priority": `...)
 	b = strconv.AppendInt(b, int64(p.Priority), 10)
-	key("body_encoding")
+	b = append(b, `, "body_encoding": `...)
 	if bodyEncoding == "" {
 		b = append(b, "null"...)
 	} else {
 		b = appendPyString(b, bodyEncoding)
 	}
-	key("delivery_tag")
+	b = append(b, `, "delivery_tag": `...)
 	b = appendPyString(b, m.DeliveryInfo.DeliveryTag)
 	b = append(b, "}}"...)
 	return b, nil
@@ -378,64 +377,6 @@ func appendPyFloat(b []byte, f float64) ([]byte, error) {
 		b = append(b, ".0"...)
 	}
 	return b, nil
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendPyString writes s as a JSON string the way Python's json.dumps does
-// with ensure_ascii: printable ASCII as is (except " and \), the usual
-// two-character escapes, and everything else as \uXXXX (UTF-16 surrogate
-// pairs above U+FFFF). Invalid UTF-8 is written as U+FFFD.
-func appendPyString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c < 0x7f && c != '"' && c != '\\' {
-			i++
-			continue
-		}
-		b = append(b, s[start:i]...)
-		if c < utf8.RuneSelf {
-			switch c {
-			case '"':
-				b = append(b, `\"`...)
-			case '\\':
-				b = append(b, `\\`...)
-			case '\n':
-				b = append(b, `\n`...)
-			case '\r':
-				b = append(b, `\r`...)
-			case '\t':
-				b = append(b, `\t`...)
-			case '\b':
-				b = append(b, `\b`...)
-			case '\f':
-				b = append(b, `\f`...)
-			default:
-				b = appendU(b, rune(c))
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r >= 0x10000 {
-			r1, r2 := utf16.EncodeRune(r)
-			b = appendU(b, r1)
-			b = appendU(b, r2)
-		} else {
-			b = appendU(b, r) // also U+FFFD for an invalid byte
-		}
-		i += size
-		start = i
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
-
-func appendU(b []byte, r rune) []byte {
-	return append(b, '\\', 'u', hexDigits[r>>12&0xf], hexDigits[r>>8&0xf], hexDigits[r>>4&0xf], hexDigits[r&0xf])
 }
 
 var base64Std = base64.StdEncoding

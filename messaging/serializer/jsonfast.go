@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -103,16 +104,23 @@ func appendFast(b []byte, v any, depth int) ([]byte, bool) {
 		if x == nil {
 			return append(b, "null"...), true
 		}
-		keys := sortedKeys(x)
+		if len(x) <= smallMap {
+			return appendSmallMap(b, x, depth)
+		}
+		entries := make([]entry, 0, len(x))
+		for k, v := range x {
+			entries = append(entries, entry{k, v})
+		}
+		slices.SortFunc(entries, func(a, b entry) int { return strings.Compare(a.k, b.k) })
 		b = append(b, '{')
-		for i, k := range keys {
+		for i, e := range entries {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSONString(b, k)
+			b = appendJSONString(b, e.k)
 			b = append(b, ':')
 			var ok bool
-			if b, ok = appendFast(b, x[k], depth+1); !ok {
+			if b, ok = appendFast(b, e.v, depth+1); !ok {
 				return b, false
 			}
 		}
@@ -121,7 +129,8 @@ func appendFast(b []byte, v any, depth int) ([]byte, bool) {
 		if x == nil {
 			return append(b, "null"...), true
 		}
-		keys := sortedKeys(x)
+		var buf [smallMap]string
+		keys := appendSortedKeys(buf[:0], x)
 		b = append(b, '{')
 		for i, k := range keys {
 			if i > 0 {
@@ -136,14 +145,64 @@ func appendFast(b []byte, v any, depth int) ([]byte, bool) {
 	return b, false
 }
 
-// sortedKeys returns a map's keys in encoding/json's order (sorted).
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+// smallMap is the size up to which a map's entries are sorted on the
+// stack.
+const smallMap = 8
+
+// appendSmallMap is appendFast of a map of at most smallMap entries. The
+// entries are copied into arrays on the stack and an array of their
+// indexes is sorted by key: no allocation, one lookup per key, and no
+// pointer moved while sorting (sorting the entries themselves through a
+// slice cost a GC write barrier per move: a fifth of a small body's
+// encoding, profiled).
+func appendSmallMap(b []byte, x map[string]any, depth int) ([]byte, bool) {
+	var keys [smallMap]string
+	var vals [smallMap]any
+	n := 0
+	for k, v := range x {
+		if n == smallMap {
+			return b, false // the map grew: cannot happen without a data race
+		}
+		keys[n], vals[n] = k, v
+		n++
 	}
-	slices.Sort(keys)
-	return keys
+	var order [smallMap]uint8
+	for i := range n {
+		order[i] = uint8(i)
+		for j := i; j > 0 && keys[order[j]] < keys[order[j-1]]; j-- {
+			order[j], order[j-1] = order[j-1], order[j]
+		}
+	}
+	b = append(b, '{')
+	for i, o := range order[:n] {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, keys[o])
+		b = append(b, ':')
+		var ok bool
+		if b, ok = appendFast(b, vals[o], depth+1); !ok {
+			return b, false
+		}
+	}
+	return append(b, '}'), true
+}
+
+// entry is a map[string]any entry.
+type entry struct {
+	k string
+	v any
+}
+
+// appendSortedKeys appends a map's keys to dst in encoding/json's order
+// (sorted). Given a small array on the caller's stack, a small map's keys
+// cost no allocation (a body's map, measured: a fifth of its encoding).
+func appendSortedKeys[V any](dst []string, m map[string]V) []string {
+	for k := range m {
+		dst = append(dst, k)
+	}
+	slices.Sort(dst)
+	return dst
 }
 
 // appendJSONFloat is encoding/json's float encoding: the shortest
@@ -181,6 +240,10 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		if len(s)-i >= 8 && jsonPlain8(s[i:]) {
+			i += 8
+			continue
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if c >= 0x20 && c != '"' && c != '\\' {
@@ -227,4 +290,28 @@ func appendJSONString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// Masks for jsonPlain8: every byte set to 0x01, 0x20, 0x22 ('"'), 0x5c
+// ('\\') and 0x80.
+const (
+	ones8   = 0x0101010101010101
+	spaces8 = 0x2020202020202020
+	quotes8 = 0x2222222222222222
+	slashs8 = 0x5c5c5c5c5c5c5c5c
+	highs8  = 0x8080808080808080
+)
+
+// jsonPlain8 reports whether the first eight bytes of s (it has that many)
+// are all written as they are by appendJSONString: ASCII, no control
+// character, no '"' or '\\'. It tests them at once (Hacker's Delight 6-1):
+// (w-n)&^w has a high bit set when some byte is below n, which finds the
+// controls and, with w xor'ed with a byte repeated, the bytes equal to it;
+// w itself has one for a non-ASCII byte. A borrow crossing into the next
+// byte only follows a byte that matched.
+func jsonPlain8(s string) bool {
+	w := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+	q, k := w^quotes8, w^slashs8
+	return ((w-spaces8)&^w|(q-ones8)&^q|(k-ones8)&^k|w)&highs8 == 0
 }

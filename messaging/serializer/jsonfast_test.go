@@ -135,3 +135,32 @@ func (g *gen) value(depth int) any {
 		return uint64(g.n) * uint64(g.byte())
 	}
 }
+
+// jsonPlain8 agrees with a byte loop for every byte value at every
+// position of eight bytes, over backgrounds of every byte appendJSONString
+// copies as it is.
+func TestJSONPlain8(t *testing.T) {
+	plain := func(c byte) bool { return c >= 0x20 && c < 0x80 && c != '"' && c != '\\' }
+	for bg := 0; bg < 256; bg++ {
+		if !plain(byte(bg)) {
+			continue
+		}
+		buf := []byte("........")
+		for i := range buf {
+			buf[i] = byte(bg)
+		}
+		for pos := range buf {
+			for c := 0; c < 256; c++ {
+				buf[pos] = byte(c)
+				want := true
+				for _, x := range buf {
+					want = want && plain(x)
+				}
+				if got := jsonPlain8(string(buf)); got != want {
+					t.Fatalf("jsonPlain8(%q) = %v, want %v", buf, got, want)
+				}
+			}
+			buf[pos] = byte(bg)
+		}
+	}
+}

@@ -192,10 +192,7 @@ func (ch *channel) reopen() error {
 					break
 				}
 			}
-			c.log.Error("amqp: consumer could not be restarted; dropped",
-				"tag", cons.tag, "queue", cons.queue, "err", err)
-			cons.cancelled.Store(true)
-			ch.removeConsumer(cons)
+			ch.brokerCancelled(cons, brokerError(err, false))
 			break
 		}
 		if !refused {

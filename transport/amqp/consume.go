@@ -24,8 +24,10 @@ type consumer struct {
 	exclusive bool
 	args      amqp091.Table
 	fn        transport.DeliverFunc
-	// cancelled is set by Cancel (or when the broker cancelled the
-	// consumer); the hub reads it before each callback.
+	onCancel  func(tag string, err error) // ConsumeOptions.OnCancel; may be nil
+	// cancelled is set by Cancel; the hub reads it before each callback.
+	// A consumer the broker cancels is not marked: the deliveries it got
+	// before the cancel still reach fn, ahead of OnCancel.
 	cancelled atomic.Bool
 
 	// Executor-owned.
@@ -121,7 +123,7 @@ func (ch *channel) Consume(ctx context.Context, opts transport.ConsumeOptions, f
 		tag = c.newTag()
 	}
 	cons := &consumer{ch: ch, tag: tag, noAck: opts.NoAck, exclusive: opts.Exclusive,
-		args: args, fn: fn}
+		args: args, fn: fn, onCancel: opts.OnCancel}
 	err = ch.exec(ctx, func() error {
 		if err := ch.ensure(); err != nil {
 			return err
@@ -244,9 +246,32 @@ func (c *conn) consumerEnded(f *forwarder) {
 		return
 	}
 	if cons.fwd == f && !cons.cancelled.Load() {
-		c.log.Warn("amqp: the broker cancelled a consumer", "tag", cons.tag, "queue", cons.queue)
-		cons.cancelled.Store(true)
+		// amqp091 closed the delivery channel of a consumer nobody
+		// cancelled, on an open channel: basic.cancel from the broker.
 		cons.fwd = nil
-		ch.removeConsumer(cons)
+		ch.brokerCancelled(cons, nil)
+	}
+}
+
+// brokerCancelled drops a consumer the broker ended by itself (cause is
+// nil for basic.cancel, else the broker's refusal to restart it) and tells
+// its OnCancel on the hub, after the deliveries already posted
+// (executor).
+func (ch *channel) brokerCancelled(cons *consumer, cause error) {
+	c := ch.c
+	ch.removeConsumer(cons)
+	c.topo.consumerGone(cons.queue, c.chans)
+	var err error
+	if cause == nil {
+		c.log.Warn("amqp: the broker cancelled a consumer", "tag", cons.tag, "queue", cons.queue)
+		err = fmt.Errorf("%w: basic.cancel (the queue was deleted, or lost the replica it was consumed on)",
+			transport.ErrConsumerCancelled)
+	} else {
+		c.log.Error("amqp: consumer could not be restarted; dropped", "tag", cons.tag, "queue", cons.queue, "err", cause)
+		err = fmt.Errorf("%w: the broker refused to restart it: %w", transport.ErrConsumerCancelled, cause)
+	}
+	if fn := cons.onCancel; fn != nil {
+		tag := cons.tag
+		c.h.Post(func() { fn(tag, err) })
 	}
 }

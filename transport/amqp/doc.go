@@ -102,6 +102,21 @@
 // went away with the old channel's consumers is declared again, with its
 // bindings, when this connection declared it.
 //
+// # Consumers the broker cancels
+//
+// RabbitMQ ends a consumer by itself with basic.cancel when its queue is
+// deleted (by anyone) or loses the replica it was consumed on. amqp091
+// then closes the consumer's delivery channel while the AMQP channel stays
+// open; the forwarder sees it end, the executor drops the consumer, and
+// transport.ConsumeOptions.OnCancel runs on the hub after the deliveries
+// the consumer got before the cancel, with an error matching
+// transport.ErrConsumerCancelled. The same happens to a consumer the
+// broker refuses to restart after a channel reopen or a reconnection (its
+// queue is gone and this connection did not declare it; an exclusive
+// queue in use elsewhere), the error then also carrying the broker's
+// refusal. The channel is untouched: the consumer's unacknowledged
+// messages can still be settled, and Consume may start a new consumer.
+//
 // # Goroutine budget
 //
 // Per connection: 4 (amqp091's reader and heartbeater, the executor, the

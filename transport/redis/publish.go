@@ -114,17 +114,18 @@ func (st *store) appendBatch(b *pubBatch, reqs []PublishRequest, state *channel.
 	var env []byte
 	var queues []string
 	var err error
+	var tags channel.TagBlock // the tags only live in the envelopes
 	for _, r := range reqs {
 		m := *r.Message
 		m.DeliveryInfo = transport.DeliveryInfo{Exchange: r.Exchange, RoutingKey: r.RoutingKey}
 		typ := state.Typeof(r.Exchange)
 		if r.Exchange != "" && typ == transport.Fanout {
-			m.DeliveryInfo.DeliveryTag = channel.NewDeliveryTag()
+			m.DeliveryInfo.DeliveryTag = tags.Next()
 			if env, err = appendEnvelope(env[:0], &m, o.bodyEncoding); err != nil {
 				return err
 			}
 			b.pc.out = appendCommand3(b.pc.out, "PUBLISH", o.key(o.fanoutTopic(r.Exchange, r.RoutingKey)), env)
-			b.add()
+			b.queued()
 			continue
 		}
 		queues = queues[:0]
@@ -139,16 +140,16 @@ func (st *store) appendBatch(b *pubBatch, reqs []PublishRequest, state *channel.
 			queues = append(queues, dlq)
 		}
 		for _, q := range queues {
-			m.DeliveryInfo.DeliveryTag = channel.NewDeliveryTag()
+			m.DeliveryInfo.DeliveryTag = tags.Next()
 			if env, err = appendEnvelope(env[:0], &m, o.bodyEncoding); err != nil {
 				return err
 			}
 			b.pc.out = appendCommand3(b.pc.out, "LPUSH", o.key(o.queueKey(q, m.Properties.Priority)), env)
-			b.add()
+			b.queued()
 			if ms, ok := st.ttl(q); ok {
 				for _, k := range o.stepKeys(q) {
 					b.pc.out = resp.AppendCommand(b.pc.out, "PEXPIRE", k, strconv.FormatInt(ms, 10))
-					b.add()
+					b.queued()
 				}
 			}
 		}
@@ -157,6 +158,29 @@ func (st *store) appendBatch(b *pubBatch, reqs []PublishRequest, state *channel.
 		}
 	}
 	return nil
+}
+
+// batchChunk is how many bytes of commands PublishBatch buffers before it
+// writes them. pubBatch.add alone writes every pubChunk (8 KiB), so that
+// Redis starts on the first commands while the rest are encoded; but on
+// this 2-core machine shared with Redis, the five writes of a batch of 100
+// small envelopes cost more than the overlap gained. Measured 2026-12-02
+// (load average 4.2-5.1, a private Redis, 4 interleaved runs of 140 pairs
+// of 2,000 messages in batches of 100), the median ratio of
+// messaging.Producer.PublishBatch to a go-redis pipeline of envelopes
+// encoded beforehand was 0.64-0.67 with 8 KiB writes and 0.71-0.76 with
+// one write per 64 KiB, and Redis spent less CPU per message.
+const batchChunk = 64 << 10
+
+// queued counts a command appended to b.pc.out, and has b.add write the
+// buffer once it holds batchChunk bytes (or read the replies when
+// pubReplies are outstanding).
+func (b *pubBatch) queued() {
+	if len(b.pc.out) < batchChunk && b.pending+1 < pubReplies {
+		b.pending++
+		return
+	}
+	b.add()
 }
 
 // appendCommand3 appends the command name key value.
