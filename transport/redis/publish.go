@@ -26,11 +26,11 @@ var _ transport.BatchPublisher = (*Channel)(nil)
 // and in order, in two round trips for the whole batch: one pipeline reads
 // the binding tables of the exchanges involved (SMEMBERS, once each, through
 // go-redis), one pipeline sends every LPUSH and PUBLISH, on a connection of
-// the transport's own (pubconn.go) where the commands are written while
-// the rest of the batch is still being encoded. Each stored copy gets its
-// own uuid4 delivery tag. mandatory and immediate are ignored, as Kombu does
-// on Redis. It returns the first error; a failed pipeline may have stored
-// part of the batch. Safe for concurrent use.
+// the transport's own (pubconn.go), written once per batchChunk bytes as
+// the batch is encoded. Each stored copy gets its own uuid4 delivery tag.
+// mandatory and immediate are ignored, as Kombu does on Redis. It returns
+// the first error; a failed pipeline may have stored part of the batch.
+// Safe for concurrent use.
 func (ch *Channel) PublishBatch(ctx context.Context, reqs []PublishRequest) error {
 	st := ch.st
 	o := st.o
