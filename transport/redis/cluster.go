@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"net"
 	"slices"
-	"strings"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
