@@ -295,7 +295,9 @@
 // (NewQueue), the executor's job queue, and the connection's channel set;
 // each is commented where it is declared. Goroutines: one executor and
 // one sweeper per connection, a dial goroutine while a hub socket
-// connects, two per TLS hub socket; Conn.Close joins them all.
+// connects, one while a cluster connection reads the slot map for its
+// node sockets (checkSlots), two per TLS hub socket; Conn.Close joins
+// them all.
 //
 // # Errors
 //
