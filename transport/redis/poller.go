@@ -447,9 +447,11 @@ func (s *hubSock) handshake() {
 	}
 	s.tracking, s.blmove = false, false
 	if s.kind == kindNode {
+		// No NOLOOP: the members share the connection, so one member's pop
+		// from a key another armed must reach that other member too.
 		b = resp.AppendCommand(b, "HELLO", "3")
 		exps = append(exps, expect{kind: rHello, wait: wait})
-		b = resp.AppendCommand(b, "CLIENT", "TRACKING", "ON", "NOLOOP", "OPTIN")
+		b = resp.AppendCommand(b, "CLIENT", "TRACKING", "ON", "OPTIN")
 		exps = append(exps, expect{kind: rTracking, wait: wait})
 	} else if s.kind == kindConsume && o.ackEmulation {
 		if !o.noTracking {
