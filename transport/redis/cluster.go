@@ -36,10 +36,12 @@ import (
 //     it (Kombu routes it through its exchange again, which in a cluster
 //     could not be one atomic step with the record's deletion).
 //
-// Each queue a channel consumes gets its own consume socket on the master
-// that owns the queue's slot (a sub-store of the channel, clusterStore): a
-// socket that fails (the master died, the slot moved: MOVED, ASK) is
-// dialled again, with backoff, to the master the cluster names then.
+// Each queue a channel consumes gets a sub-store of the channel
+// (clusterStore) whose consume socket is a member of the node socket of
+// the master that owns the queue's slot (nodesock.go): one connection per
+// master for every queue of the connection. A member that fails (the
+// master died, the slot moved: MOVED, ASK) joins, with backoff, the node
+// socket of the master the cluster names then.
 
 // slotOf is the cluster hash slot of a key: CRC16 (XMODEM) of the key, or
 // of its hash tag (the part between the first '{' and the next '}', when

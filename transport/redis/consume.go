@@ -618,7 +618,10 @@ func (st *store) finish() {
 		}
 		st.pump()
 	}
-	if st.registered && st.readReplies(s, deadline) && !st.owesRedis() {
+	// A member of a node socket never registered a lease (it never moves
+	// a message into its processing list) but may have written its
+	// delivering hash: the same script deletes it.
+	if (st.registered || (s.shared && st.seq > 0)) && st.readReplies(s, deadline) && !st.owesRedis() {
 		s.send(st.leaveCmd(), expect{kind: rLeave, wait: o.scriptWait()})
 		st.readReplies(s, deadline)
 	}
@@ -633,16 +636,20 @@ func (st *store) readReplies(s *hubSock, deadline time.Time) bool {
 			s.fail(errorf("no reply to the command in flight at close"))
 			return false
 		}
-		if s.writer {
-			s.flush()
+		r := s // the socket with the descriptor: a member's node socket
+		if s.node != nil {
+			r = s.node
 		}
-		ok, err := fdWaitReadable(s.fd, wait)
+		if r.writer {
+			r.flush()
+		}
+		ok, err := fdWaitReadable(r.fd, wait)
 		if err != nil {
-			s.fail(err)
+			r.fail(err)
 			return false
 		}
 		if ok {
-			s.onReadable()
+			r.onReadable()
 		}
 	}
 	return s.state == sockOpen

@@ -254,16 +254,27 @@
 // no patterns). A restore puts the message back into the queue whose
 // records held it (Kombu routes it through its exchange again). Requests
 // go through go-redis's cluster client. Each queue a channel consumes gets
-// a sub-store with its own consume socket on the master of the queue's
-// slot, running the protocol above on that queue; the sub-stores share the
-// channel's prefetch window (an idle one's wait gives way to one with
-// messages and no room). A socket that fails (the master died, the slot
-// moved: MOVED, ASK, CLUSTERDOWN) is dialled again with backoff to the
-// master CLUSTER SLOTS names then. A sub-store whose wait found nothing
-// stops waiting and hears of the next message through Redis's
-// invalidations, like its other keys (its lease is registered again before
-// its next wait), so idle queues cost a health-check PING each per
-// health_check_interval. The visibility sweep, with the conversion of dead
+// a sub-store running the protocol above on that queue; the sub-stores
+// share the channel's prefetch window. Their consume sockets do not have a
+// connection each: the consume sockets of every channel of the connection
+// whose queues live on one master share one connection to it (a node
+// socket, nodesock.go), so a connection holds one consume connection per
+// master however many queues it consumes. A blocking command waits on one
+// slot's keys only and would hold the connection its master's other queues
+// share, so on a cluster nothing blocks: every consumed key is tracked
+// (CLIENT TRACKING), a push brings Redis's invalidation, and the consume
+// script pops and records what came, within the window. Without leases
+// (nothing moves a message into a processing list), each delivering hash
+// expires visibility_timeout plus a lease's life after its last write. The
+// node socket fails as one (the master died: its members dial the master
+// CLUSTER SLOTS names then, with backoff); a member whose script gets
+// MOVED, ASK or CLUSTERDOWN fails alone; and the slot map is read again
+// once per watchdog tick, so that a member whose queue's slot moved while
+// it was idle follows it. Idle queues thus cost their sweeps (below) and,
+// per connection, a CLUSTER SLOTS per watchdog tick (brpop_timeout, at
+// least 1 s) and a health-check PING per node socket per
+// health_check_interval. A node that refuses CLIENT TRACKING (an ACL) has
+// its members poll their keys once per tick instead. The visibility sweep, with the conversion of dead
 // consumers' processing lists before it, runs over every queue the
 // connection has consumed, each on its own master (the conversion at the
 // sweep's pace, not at every tick as on one node). PublishBatch publishes one message
@@ -284,7 +295,9 @@
 // (NewQueue), the executor's job queue, and the connection's channel set;
 // each is commented where it is declared. Goroutines: one executor and
 // one sweeper per connection, a dial goroutine while a hub socket
-// connects, two per TLS hub socket; Conn.Close joins them all.
+// connects, one while a cluster connection reads the slot map for its
+// node sockets (checkSlots), two per TLS hub socket; Conn.Close joins
+// them all.
 //
 // # Errors
 //

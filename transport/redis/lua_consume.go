@@ -39,8 +39,11 @@ package redis
 //	         what later calls handed over; "" not to look
 //	ARGV[6]  the list key the processing list's messages came from
 //	ARGV[7]  A, the number of acked tags   ARGV[8] B, the number of pairs
-//	ARGV[9 .. 8+A]      acked tags
-//	ARGV[9+A .. ]       B pairs: sha1 hex of a message's bytes, its tag
+//	ARGV[9]  the delivering hash's time to live in ms ("" for none): a
+//	         consumer without a lease (a cluster's node sockets) that dies
+//	         leaves no hash behind for good
+//	ARGV[10 .. 9+A]     acked tags
+//	ARGV[10+A .. ]      B pairs: sha1 hex of a message's bytes, its tag
 //
 // Reply: {last, rem, out, recovered}. last is the 1-based index among the
 // list keys of the last key visited (0: none); rem is 0 when that key was
@@ -95,7 +98,7 @@ if ARGV[5] ~= '' then
 end
 if rec then
   local given = {}
-  local base = 8 + nacks
+  local base = 9 + nacks
   for i = 1, npairs do
     given[ARGV[base + 2 * i - 1]] = ARGV[base + 2 * i]
   end
@@ -128,9 +131,9 @@ if n > 0 then
   end
 end
 writeRecords(KEYS[1], KEYS[2], recs, idx)
-local a = 9
-while a <= 8 + nacks do
-  local b = math.min(a + 999, 8 + nacks)
+local a = 10
+while a <= 9 + nacks do
+  local b = math.min(a + 999, 9 + nacks)
   redis.call('ZREM', KEYS[2], unpack(ARGV, a, b))
   redis.call('HDEL', KEYS[1], unpack(ARGV, a, b))
   a = b + 1
@@ -151,6 +154,7 @@ if rec and (#out > 0 or #recovered > 0) then
   end
   redis.call('DEL', KEYS[4])
   redis.call('HSET', KEYS[4], unpack(h))
+  if ARGV[9] ~= '' then redis.call('PEXPIRE', KEYS[4], ARGV[9]) end
 end
 return {last, rem, out, recovered}
 `

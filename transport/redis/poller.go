@@ -40,6 +40,14 @@ type multiPoller struct {
 	leased     []*store
 	leaseTimer func()
 
+	// nodes are the node sockets of a cluster connection by master
+	// address: the consume sockets of the queues on one master share one
+	// (nodesock.go).
+	nodes map[string]*hubSock
+	// slotCheck says a read of the slot map for the members is under way
+	// (checkSlots).
+	slotCheck bool
+
 	// dmu guards dials: dial goroutines register their results, and
 	// Conn.Close releases those the hub never claimed.
 	dmu   sync.Mutex
@@ -53,7 +61,7 @@ type sockRef struct {
 
 func newMultiPoller(c *Conn) *multiPoller {
 	return &multiPoller{c: c, h: c.h, socks: make(map[int]sockRef), buf: make([]byte, 64<<10),
-		dials: make(map[*dialResult]struct{})}
+		dials: make(map[*dialResult]struct{}), nodes: make(map[string]*hubSock)}
 }
 
 // add registers a channel's store (Kombu's cycle.add) and starts the timers
@@ -99,6 +107,9 @@ func (p *multiPoller) close() {
 		st.closeSockets()
 	}
 	p.stores = nil
+	for _, n := range p.nodes {
+		n.close()
+	}
 }
 
 // releaseDials closes the descriptors of dials whose result never reached
@@ -146,8 +157,13 @@ func (p *multiPoller) healthCheck() {
 		if s := st.listen; s != nil && s.ready && !st.paused {
 			s.ping()
 		}
-		if s := st.cons; s != nil && s.ready && len(s.exp) == 0 {
+		if s := st.cons; s != nil && !s.shared && s.ready && len(s.exp) == 0 {
 			s.ping()
+		}
+	}
+	for _, n := range p.nodes {
+		if n.ready && len(n.exp) == 0 {
+			n.ping()
 		}
 	}
 }
@@ -160,20 +176,35 @@ func (s *hubSock) ping() {
 		return
 	}
 	s.pingOut = true
-	s.send(resp.AppendCommand(nil, "PING"), expect{kind: rPing, wait: s.st.o.connTimeout + s.st.o.sockTimeout})
+	s.send(resp.AppendCommand(nil, "PING"), expect{kind: rPing, wait: s.p.c.o.connTimeout + s.p.c.o.sockTimeout})
 }
 
 // watchdog drops sockets whose oldest command has waited too long for its
-// reply (a network partition gives no EOF).
+// reply (a network partition gives no EOF): the node sockets of a cluster
+// rather than their members. A member whose node refused CLIENT TRACKING
+// cannot hear of pushes: its keys are polled here, once per tick.
 func (p *multiPoller) watchdog() {
 	now := p.h.Now()
 	for _, st := range p.stores {
 		for _, s := range [...]*hubSock{st.cons, st.listen} {
+			if s != nil && s.shared {
+				if s.ready && !s.tracking && !st.closed {
+					st.markAllDirty()
+					st.pump()
+				}
+				continue
+			}
 			if s != nil && len(s.exp) > 0 && !(s.kind == kindLISTEN && st.paused) && now.Sub(s.since) > s.exp[0].wait {
 				s.fail(fmt.Errorf("no reply within %v", s.exp[0].wait))
 			}
 		}
 	}
+	for _, n := range p.nodes {
+		if len(n.exp) > 0 && now.Sub(n.since) > n.exp[0].wait {
+			n.fail(fmt.Errorf("no reply within %v", n.exp[0].wait))
+		}
+	}
+	p.checkSlots()
 }
 
 // sockKind says what a hub socket is for (Kombu's 'BRPOP' and 'LISTEN'):
@@ -184,11 +215,15 @@ type sockKind uint8
 const (
 	kindConsume sockKind = iota + 1
 	kindLISTEN
+	kindNode // a cluster master's connection, shared by consume sockets (nodesock.go)
 )
 
 func (k sockKind) String() string {
-	if k == kindConsume {
+	switch k {
+	case kindConsume:
 		return "CONSUME"
+	case kindNode:
+		return "NODE"
 	}
 	return "LISTEN"
 }
@@ -224,6 +259,10 @@ type expect struct {
 	kind replyKind
 	wait time.Duration // the watchdog's limit
 	cmd  *popCmd       // rScript, rWait
+	// owner is, on a node socket, the member that sent the command, and
+	// ogen its generation then (nil: the node socket's own command).
+	owner *hubSock
+	ogen  uint64
 }
 
 // hubSock is one Redis connection owned by the hub: a non-blocking
@@ -260,10 +299,28 @@ type hubSock struct {
 	addr   string
 	failed bool
 	dial   *dialResult
+
+	// shared says a consume socket is a member of a node socket
+	// (nodesock.go): node is that node socket while it is attached.
+	shared bool
+	node   *hubSock
+	// A node socket's members, the members whose tracked keys each
+	// invalidation goes to (watched), and those that got a reply in the
+	// current read burst (touched; a member's own touched flag).
+	members []*hubSock
+	watched map[string][]*hubSock
+	touched []*hubSock
+	// touchedFlag marks a member listed in its node's touched.
+	touchedFlag bool
 }
 
+// newHubSock returns a store's socket of kind. The consume socket of a
+// cluster channel's sub-store is a member of its master's node socket
+// (nodesock.go) when Redis tracking may be used.
 func newHubSock(st *store, kind sockKind) *hubSock {
-	return &hubSock{p: st.c.mp, st: st, kind: kind, fd: -1}
+	s := &hubSock{p: st.c.mp, st: st, kind: kind, fd: -1}
+	s.shared = kind == kindConsume && st.group != nil && st.c.topo != nil && !st.o.noTracking
+	return s
 }
 
 // connect starts a dial goroutine; the hub takes the socket over when its
@@ -282,12 +339,20 @@ func (s *hubSock) connect() {
 	p.dials[r] = struct{}{}
 	p.dmu.Unlock()
 	c := p.c
-	slot, refresh := s.st.slot(), s.failed
+	slot, refresh, node, addr := 0, s.failed, s.kind == kindNode, s.addr
+	if s.st != nil {
+		slot = s.st.slot()
+	}
+	dial := !s.shared
 	c.dialWG.Add(1)
 	go func() { // owned by the Conn, joined in Close
 		defer c.dialWG.Done()
-		r.addr, r.err = c.target(c.ctx, slot, refresh)
-		if r.err == nil {
+		if node {
+			r.addr = addr
+		} else {
+			r.addr, r.err = c.target(c.ctx, slot, refresh)
+		}
+		if r.err == nil && dial {
 			r.fd, r.err = c.dialFD(c.ctx, r.addr)
 		}
 		c.h.Post(func() {
@@ -313,9 +378,17 @@ func (s *hubSock) onDialed(gen uint64, r *dialResult) {
 	s.dial = nil
 	if r.err != nil {
 		s.state = sockIdle
-		s.st.c.o.log.Warn("redis: cannot connect hub socket", "kind", s.kind, "err", r.err)
+		s.p.c.o.log.Warn("redis: cannot connect hub socket", "kind", s.kind, "addr", r.addr, "err", r.err)
+		if s.kind == kindNode {
+			s.fail(r.err)
+			return
+		}
 		s.failed = true
 		s.scheduleRetry()
+		return
+	}
+	if s.shared {
+		s.p.attach(s, r.addr) // a member: its master is known, its node socket is shared
 		return
 	}
 	s.fd = r.fd
@@ -352,7 +425,7 @@ func (s *hubSock) addReader() error {
 // LOAD (consume socket) or PING (LISTEN socket, RESP2, so that pub/sub
 // replies are plain arrays), whose reply marks the socket ready.
 func (s *hubSock) handshake() {
-	o := s.st.c.o
+	o := s.p.c.o
 	wait := o.connTimeout + o.sockTimeout
 	var b []byte
 	var exps []expect
@@ -373,7 +446,14 @@ func (s *hubSock) handshake() {
 		exps = append(exps, expect{kind: rOK, wait: wait})
 	}
 	s.tracking, s.blmove = false, false
-	if s.kind == kindConsume && o.ackEmulation {
+	if s.kind == kindNode {
+		// No NOLOOP: the members share the connection, so one member's pop
+		// from a key another armed must reach that other member too.
+		b = resp.AppendCommand(b, "HELLO", "3")
+		exps = append(exps, expect{kind: rHello, wait: wait})
+		b = resp.AppendCommand(b, "CLIENT", "TRACKING", "ON", "OPTIN")
+		exps = append(exps, expect{kind: rTracking, wait: wait})
+	} else if s.kind == kindConsume && o.ackEmulation {
 		if !o.noTracking {
 			b = resp.AppendCommand(b, "HELLO", "3")
 			exps = append(exps, expect{kind: rHello, wait: wait})
@@ -386,7 +466,7 @@ func (s *hubSock) handshake() {
 	}
 	b = resp.AppendCommand(b, "CLIENT", "ID")
 	exps = append(exps, expect{kind: rClientID, wait: wait})
-	if s.kind == kindConsume {
+	if s.kind != kindLISTEN {
 		b = resp.AppendCommand(b, "SCRIPT", "LOAD", consumeSrc)
 	} else {
 		b = resp.AppendCommand(b, "PING")
@@ -399,6 +479,10 @@ func (s *hubSock) handshake() {
 // writes as much as the socket takes now.
 func (s *hubSock) send(cmd []byte, exps ...expect) {
 	if s.state != sockOpen {
+		return
+	}
+	if s.shared {
+		s.sendShared(cmd, exps)
 		return
 	}
 	if len(s.exp) == 0 {
@@ -478,6 +562,10 @@ func (s *hubSock) onReadable() {
 		s.fail(err)
 		return
 	}
+	if s.kind == kindNode {
+		s.afterNodeRead() // members that got replies, even if the node failed meanwhile
+		return
+	}
 	if s.state == sockOpen && gen == s.gen {
 		s.st.afterRead(s)
 	}
@@ -498,8 +586,11 @@ func (s *hubSock) parse(gen uint64) {
 			continue
 		}
 		if v.Kind == resp.Push {
-			if s.kind == kindConsume {
+			switch s.kind {
+			case kindConsume:
 				s.st.onInvalidate(v)
+			case kindNode:
+				s.onNodePush(v)
 			}
 			continue
 		}
@@ -510,6 +601,10 @@ func (s *hubSock) parse(gen uint64) {
 		e := s.exp[0]
 		s.exp = s.exp[:copy(s.exp, s.exp[1:])]
 		s.since = s.p.h.Now()
+		if e.owner != nil {
+			s.dispatch(e, v)
+			continue
+		}
 		s.onReply(e, v)
 	}
 }
@@ -530,7 +625,7 @@ func (s *hubSock) onReply(e expect, v resp.Value) {
 		s.clientID = v.Int
 	case rHello:
 		if v.Kind == resp.Error {
-			s.st.o.log.Warn("redis: HELLO 3 refused; consuming without invalidation messages "+
+			s.p.c.o.log.Warn("redis: HELLO 3 refused; consuming without invalidation messages "+
 				"(keys other than the one waited on are polled once per brpop_timeout)", "err", v.Err())
 			return
 		}
@@ -538,7 +633,7 @@ func (s *hubSock) onReply(e expect, v resp.Value) {
 		s.blmove = versionAtLeast(string(ver.Str), 6, 2)
 	case rTracking:
 		if v.Kind == resp.Error {
-			s.st.o.log.Warn("redis: CLIENT TRACKING refused; consuming without invalidation messages "+
+			s.p.c.o.log.Warn("redis: CLIENT TRACKING refused; consuming without invalidation messages "+
 				"(keys other than the one waited on are polled once per brpop_timeout)", "err", v.Err())
 			return
 		}
@@ -546,6 +641,10 @@ func (s *hubSock) onReply(e expect, v resp.Value) {
 	case rReady:
 		s.ready = true
 		s.backoff = 0
+		if s.kind == kindNode {
+			s.onNodeReady()
+			return
+		}
 		s.st.onReady(s)
 	case rPing:
 		s.pingOut = false
@@ -579,11 +678,28 @@ func versionAtLeast(v string, major, minor int) bool {
 // closed, every expected reply is given up (the consume socket remembers
 // what was in flight for its recovery script), and a reconnect is
 // scheduled while the socket is still needed.
-func (s *hubSock) fail(err error) {
+func (s *hubSock) fail(err error) { s.lose(err, true) }
+
+// lose is fail, logged or not (the members of a node socket that failed
+// are not logged one by one). A node socket that fails is closed for good
+// and its members fail with it (failMembers); it is never redialled
+// itself.
+func (s *hubSock) lose(err error, log bool) {
+	if s.kind == kindNode {
+		if s.state == sockClosed {
+			return
+		}
+		s.p.c.o.log.Warn("redis: hub socket lost", "kind", s.kind, "addr", s.addr, "members", len(s.members), "err", err)
+		s.close()
+		s.failMembers(err)
+		return
+	}
 	if s.state != sockOpen {
 		return
 	}
-	s.st.c.o.log.Warn("redis: hub socket lost", "kind", s.kind, "addr", s.addr, "err", err)
+	if log {
+		s.p.c.o.log.Warn("redis: hub socket lost", "kind", s.kind, "addr", s.addr, "err", err)
+	}
 	s.failed = true
 	s.drop()
 	s.st.onLost(s)
@@ -592,7 +708,8 @@ func (s *hubSock) fail(err error) {
 
 // drop closes the socket and forgets its state.
 func (s *hubSock) drop() {
-	if s.state == sockOpen {
+	s.detach()
+	if s.state == sockOpen && s.fd >= 0 {
 		delete(s.p.socks, s.fd)
 		s.p.h.Remove(s.fd)
 		fdClose(s.fd)
@@ -620,7 +737,7 @@ func (s *hubSock) drop() {
 // cluster: maxBackoff), on a
 // hub timer, if the socket is still needed then.
 func (s *hubSock) scheduleRetry() {
-	if s.state == sockClosed || s.p.closed || s.retry != nil {
+	if s.state == sockClosed || s.p.closed || s.retry != nil || s.kind == kindNode {
 		return
 	}
 	s.backoff = min(max(2*s.backoff, 100*time.Millisecond), s.p.c.o.maxBackoff())
@@ -641,4 +758,7 @@ func (s *hubSock) close() {
 	}
 	s.drop()
 	s.state = sockClosed
+	if s.kind == kindNode && s.p.nodes[s.addr] == s {
+		delete(s.p.nodes, s.addr)
+	}
 }

@@ -201,7 +201,7 @@ func (st *store) pump() {
 		// from the key it waits on (one that pops others must re-arm their
 		// tracking first), so that the next message is handed over as soon
 		// as it comes.
-		wait := consuming && st.trickle && room >= 2 && st.primary != "" && !st.othersWantRoom()
+		wait := consuming && !s.shared && st.trickle && room >= 2 && st.primary != "" && !st.othersWantRoom()
 		n := 0
 		if consuming {
 			n = max(0, min(room, maxBatch))
@@ -215,7 +215,9 @@ func (st *store) pump() {
 		}
 		return
 	}
-	idle := st.group != nil && st.idleWaits > 0 && s.tracking && st.o.ackEmulation
+	// A member of a node socket never waits (nodesock.go): a blocking
+	// command would hold the socket its master's other queues share.
+	idle := s.shared || (st.group != nil && st.idleWaits > 0 && s.tracking && st.o.ackEmulation)
 	if consuming && room > 0 && !st.othersWantRoom() && !idle {
 		st.sendWait(s)
 		return
@@ -289,6 +291,9 @@ func (st *store) sendArm(s *hubSock) {
 	}
 	wait := st.o.connTimeout + st.o.sockTimeout
 	s.send(b, expect{kind: rOK, wait: wait}, expect{kind: rArm, wait: wait, cmd: &popCmd{keys: keys}})
+	if n := s.node; n != nil {
+		n.watch(s, keys) // before Redis can run the EXISTS: the reply is read on the hub
+	}
 }
 
 // onArm handles the EXISTS that re-armed the tracking of keys: when it
@@ -385,7 +390,7 @@ func (st *store) sendScript(s *hubSock, n int) *popCmd {
 		}
 		p.sent = true
 	}
-	nargs := 3 + 4 + len(cmd.keys) + 8 + len(acks) + 2*len(cmd.pairs)
+	nargs := 3 + 4 + len(cmd.keys) + 9 + len(acks) + 2*len(cmd.pairs)
 	b := resp.AppendArrayHeader(s.out[len(s.out):], nargs)
 	b = resp.AppendBulkString(b, "EVALSHA")
 	b = resp.AppendBulkString(b, consumeSHA)
@@ -405,6 +410,7 @@ func (st *store) sendScript(s *hubSock, n int) *popCmd {
 	b = resp.AppendBulkString(b, cmd.waitKey)
 	b = resp.AppendBulkInt(b, int64(len(acks)))
 	b = resp.AppendBulkInt(b, int64(len(cmd.pairs)))
+	b = resp.AppendBulkString(b, st.deliveringTTL(s))
 	for _, t := range acks {
 		b = resp.AppendBulkString(b, t)
 	}
@@ -415,6 +421,17 @@ func (st *store) sendScript(s *hubSock, n int) *popCmd {
 	st.reserved += cmd.n
 	s.send(b, expect{kind: rScript, wait: o.scriptWait(), cmd: cmd})
 	return cmd
+}
+
+// deliveringTTL is the consume script's ARGV[9]: a member of a node socket
+// registers no lease, so no sweep would delete its delivering hash after
+// it died; the hash expires instead, once its records are old enough for
+// the visibility sweep anyway. "" (no expiry) with a lease.
+func (st *store) deliveringTTL(s *hubSock) string {
+	if !s.shared {
+		return ""
+	}
+	return strconv.FormatInt((st.o.visibility + st.o.leaseTTL()).Milliseconds(), 10)
 }
 
 // sendWait sends the wait: BLMOVE (BRPOPLPUSH before Redis 6.2) from the
@@ -621,19 +638,31 @@ func (st *store) onScript(s *hubSock, cmd *popCmd, v resp.Value) {
 }
 
 // onInvalidate handles Redis's "invalidate" push: the keys named (every
-// key when null) may have changed, so they are dirty; a wait in flight is
-// ended so that the script reads them.
+// key when null) may have changed.
 func (st *store) onInvalidate(v resp.Value) {
 	a := v.Array()
 	if len(a) < 2 || string(a[0].Str) != "invalidate" {
 		return
 	}
-	waiting := st.waiting()
 	if a[1].IsNull() {
+		st.invalidated(nil, true)
+		return
+	}
+	keys := make([]string, 0, len(a[1].Array()))
+	for _, k := range a[1].Array() {
+		keys = append(keys, string(k.Str))
+	}
+	st.invalidated(keys, false)
+}
+
+// invalidated marks the keys Redis invalidated (every key when all) dirty,
+// and ends a wait in flight so that the script reads them.
+func (st *store) invalidated(keys []string, all bool) {
+	waiting := st.waiting()
+	if all {
 		st.markAllDirty()
 	}
-	for _, k := range a[1].Array() {
-		key := string(k.Str)
+	for _, key := range keys {
 		if _, ok := st.keyQueue[key]; !ok || (waiting && key == st.primary) {
 			continue
 		}

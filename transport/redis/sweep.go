@@ -368,6 +368,18 @@ func (s *sweeper) sweep(ctx context.Context) {
 // sweepKeys is the sweep of the records under o's keys.
 func (s *sweeper) sweepKeys(ctx context.Context, st *store, o *options) {
 	c := s.c
+	// A read first: with nothing past the deadline there is nothing to
+	// take the mutex for (Kombu takes it, then scans). An idle cluster
+	// queue's sweep is then one command, not four.
+	peek, err := c.rdb.ZRevRangeByScore(ctx, o.key(o.unackedIndexKey), &goredis.ZRangeBy{
+		Max: deadline(time.Now(), o.visibility), Min: "-inf", Count: 1}).Result()
+	if err != nil {
+		o.log.Warn("redis: restore_visible: reading the index failed", "err", err)
+		return
+	}
+	if len(peek) == 0 {
+		return
+	}
 	token := randomHex()
 	mutex := o.key(o.unackedMutexKey)
 	lease := o.sweepLease()
