@@ -785,6 +785,11 @@ func TestFanoutPanicDeliversRestOfBatch(t *testing.T) {
 		for i := 0; i < 3 && perr == nil; i++ {
 			perr = ch.Publish(ctx, textMsg(fmt.Sprint(i)), fx, "", transport.PublishOptions{})
 		}
+		// A PUBLISH's reply may reach us before Redis wrote the message to
+		// the subscriber's socket (the two are written in the same event
+		// loop turn, in no set order): still holding the hub, give the
+		// last one time to arrive, or the hub may read it in a second burst.
+		time.Sleep(100 * time.Millisecond)
 	}); err != nil || perr != nil {
 		t.Fatal(err, perr)
 	}
