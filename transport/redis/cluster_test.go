@@ -70,7 +70,7 @@ func TestClusterConformance(t *testing.T) {
 // clusterChannel opens a channel on the test cluster under a
 // global_keyprefix of its own (deleted with t), with opts; its connection
 // closes with t.
-func clusterChannel(t *testing.T, prefix string, opts map[string]any) (transport.Channel, *goredis.ClusterClient) {
+func clusterChannel(t testing.TB, prefix string, opts map[string]any) (transport.Channel, *goredis.ClusterClient) {
 	t.Helper()
 	all := map[string]any{"global_keyprefix": prefix}
 	for k, v := range opts {
