@@ -7,7 +7,7 @@ import (
 
 // TestSlot checks Slot against CLUSTER KEYSLOT. The slots were read with
 // redis-cli -p PORT CLUSTER KEYSLOT KEY from a private cluster started by
-// scripts/brokers.sh redis-cluster-start (Redis 7.0.15, 2026-12-03).
+// scripts/brokers.sh redis-cluster-start (Redis 7.0.15, 2026-12-02).
 func TestSlot(t *testing.T) {
 	for _, c := range []struct {
 		key  string
