@@ -94,7 +94,10 @@ type nodeRun struct {
 	ops  []int // indexes into nodeBatch.ops, in batch order
 	pc   *pubConn
 	err  error // the connection failed: replies from ops[read:] are unknown
-	stop func()
+	// stale: the node answered READONLY, it is a replica now; its
+	// connection is not kept for another batch.
+	stale bool
+	stop  func()
 }
 
 // publishNodes is PublishBatch on a cluster or with publish_wait_replicas.
@@ -129,8 +132,8 @@ func (ch *Channel) publishNodes(ctx context.Context, reqs []PublishRequest) erro
 		if err != nil {
 			return err
 		}
-		if len(runs) == 0 {
-			break
+		if len(runs) == 0 && !b.pause {
+			break // all done, or failed for good
 		}
 		if err := b.round(ctx, runs); err != nil {
 			return err
@@ -253,6 +256,7 @@ func (b *nodeBatch) envelope(op *nodeOp, m *transport.Message) error {
 // round.
 func (b *nodeBatch) plan(ctx context.Context) ([]*nodeRun, error) {
 	var runs []*nodeRun
+	var lookup error // the slot map could not be read: not again this round
 	for i := range b.ops {
 		op := &b.ops[i]
 		if op.done || op.final {
@@ -264,12 +268,18 @@ func (b *nodeBatch) plan(ctx context.Context) ([]*nodeRun, error) {
 			var ok bool
 			if addr, ok = b.masters[slot]; !ok {
 				var err error
-				if addr, err = b.c.topo.masterOf(ctx, slot, false); err != nil {
+				if lookup == nil {
+					addr, err = b.c.topo.masterOf(ctx, slot, false)
+				}
+				if lookup != nil || err != nil {
 					if ctx.Err() != nil {
 						return nil, b.result(ctx.Err())
 					}
-					op.err, b.pause = connError("publish", err), true
-					b.c.topo.invalidate()
+					if lookup == nil {
+						lookup = connError("publish", err)
+						b.c.topo.invalidate()
+					}
+					op.err, b.pause = lookup, true
 					continue
 				}
 				b.masters[slot] = addr
@@ -291,6 +301,7 @@ func (b *nodeBatch) round(ctx context.Context, runs []*nodeRun) error {
 	for _, run := range runs {
 		if err := b.send(ctx, run); errors.Is(err, errClosedConn) {
 			for _, r := range runs {
+				r.err = errClosedConn // replies unread: not for another batch
 				b.release(r)
 			}
 			return fmt.Errorf("redis: %w", transport.ErrClosed)
@@ -363,7 +374,9 @@ func (b *nodeBatch) receive(run *nodeRun) {
 				op.done, op.err = true, nil
 				continue
 			}
-			b.redirected(op, run.addr, string(v.Str))
+			if b.redirected(op, run.addr, string(v.Str)) {
+				run.stale = true
+			}
 		}
 	}
 	if run.err == nil && b.o.waitReplicas > 0 {
@@ -402,8 +415,9 @@ func (b *nodeBatch) receive(run *nodeRun) {
 	}
 }
 
-// redirected settles op after the error reply msg from node addr.
-func (b *nodeBatch) redirected(op *nodeOp, addr, msg string) {
+// redirected settles op after the error reply msg from node addr, and
+// reports whether the node has become a replica (READONLY).
+func (b *nodeBatch) redirected(op *nodeOp, addr, msg string) (replica bool) {
 	op.err = fmt.Errorf("redis: publish: %s: %w", nodeName(addr), &resp.RedisError{Msg: msg})
 	code, rest, _ := strings.Cut(msg, " ")
 	switch code {
@@ -412,7 +426,7 @@ func (b *nodeBatch) redirected(op *nodeOp, addr, msg string) {
 		n, err := strconv.Atoi(slot)
 		if err != nil || to == "" {
 			op.final = true
-			return
+			return false
 		}
 		if h, p, err := net.SplitHostPort(to); err == nil && h == "" {
 			// "MOVED 3999 :6381": the host of the node that answered.
@@ -421,7 +435,7 @@ func (b *nodeBatch) redirected(op *nodeOp, addr, msg string) {
 		}
 		if code == "ASK" {
 			op.ask = to
-			return
+			return false
 		}
 		b.masters[n] = to
 		if b.c.topo != nil {
@@ -433,19 +447,21 @@ func (b *nodeBatch) redirected(op *nodeOp, addr, msg string) {
 			b.c.topo.invalidate()
 			clear(b.masters)
 		}
+		return code == "READONLY"
 	default:
 		op.final = true
 	}
+	return false
 }
 
-// release returns run's connection to its pool: healthy when every reply
-// was read.
+// release returns run's connection to its pool: kept when every reply was
+// read and the node is still a master.
 func (b *nodeBatch) release(run *nodeRun) {
 	if run.pc == nil {
 		return
 	}
 	run.stop()
-	b.c.nodePool(run.addr).put(run.pc, run.err == nil)
+	b.c.nodePool(run.addr).put(run.pc, run.err == nil && !run.stale)
 	run.pc = nil
 }
 
