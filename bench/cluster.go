@@ -12,6 +12,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/kombu-go/kombu/internal/hashslot"
 	"github.com/kombu-go/kombu/messaging"
 	"github.com/kombu-go/kombu/transport"
 	"github.com/kombu-go/kombu/transport/redis"
@@ -85,38 +86,6 @@ func (t clusterTarget) node(addr string) *goredis.Client {
 // queueKey is the key of a queue's list in the transport's cluster layout
 // (the queue name as hash tag, after global_keyprefix).
 func (t clusterTarget) queueKey(queue string) string { return t.prefix + "{" + queue + "}" }
-
-// keySlot is the cluster hash slot of key: CRC-16/XMODEM of its hash tag
-// (the text between the first '{' and the next '}', when not empty) or of
-// the whole key, modulo 16384.
-func keySlot(key string) int {
-	if open := strings.IndexByte(key, '{'); open >= 0 {
-		if n := strings.IndexByte(key[open+1:], '}'); n > 0 {
-			key = key[open+1 : open+1+n]
-		}
-	}
-	return int(xmodem(key) % 16384)
-}
-
-// xmodemTable is the CRC-16/XMODEM (polynomial 0x1021) value of each byte.
-var xmodemTable = func() (t [256]uint16) {
-	for b := range t {
-		v := uint16(b) << 8
-		for range 8 {
-			v = v<<1 ^ 0x1021*(v>>15)
-		}
-		t[b] = v
-	}
-	return t
-}()
-
-func xmodem(s string) uint16 {
-	var v uint16
-	for i := 0; i < len(s); i++ {
-		v = v<<8 ^ xmodemTable[byte(v>>8)^s[i]]
-	}
-	return v
-}
 
 // slotMap is CLUSTER SLOTS as the bench uses it.
 type slotMap struct {
@@ -199,7 +168,7 @@ func (t clusterTarget) pickQueues(m slotMap, base string, k int, spread bool) (n
 			return nil, nil, fmt.Errorf("bench: found no %d queue names that fit %v", k, want)
 		}
 		name := base + "-" + strconv.Itoa(i)
-		mst := m.masterOf(keySlot(t.queueKey(name)))
+		mst := m.masterOf(hashslot.Slot(t.queueKey(name)))
 		if want[mst] > 0 {
 			want[mst]--
 			names, masters = append(names, name), append(masters, mst)

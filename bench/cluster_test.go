@@ -4,22 +4,9 @@ import (
 	"maps"
 	"slices"
 	"testing"
-)
 
-// TestKeySlot checks keySlot against CLUSTER KEYSLOT of Redis 7.0.15
-// (values read with redis-cli), hash tags included.
-func TestKeySlot(t *testing.T) {
-	for key, want := range map[string]int{
-		"foo": 12182, "bar": 5061, "123456789": 12739, "somekey": 11058,
-		"foo{hash_tag}": 2515, "{user1000}.following": 3443,
-		"pre{}x": 4205, "{}{a}": 13650, "a{b}c{d}": 3300,
-		"kombu-bench-0a1b2c3d-s-7": 5556, "": 0,
-	} {
-		if got := keySlot(key); got != want {
-			t.Errorf("keySlot(%q) = %d, want %d", key, got, want)
-		}
-	}
-}
+	"github.com/kombu-go/kombu/internal/hashslot"
+)
 
 // TestPickQueues picks queue names on a made-up slot map of three unequal
 // masters: spread puts k/3 queues on each (one more on the first k%3), one
@@ -45,7 +32,7 @@ func TestPickQueues(t *testing.T) {
 				}
 				count := map[string]int{}
 				for i, name := range names {
-					if got := m.masterOf(keySlot(prefix + "{" + name + "}")); got != masters[i] {
+					if got := m.masterOf(hashslot.Slot(prefix + "{" + name + "}")); got != masters[i] {
 						t.Errorf("%s%s is on %s, picked as %s", prefix, name, got, masters[i])
 					}
 					count[masters[i]]++

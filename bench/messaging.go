@@ -84,6 +84,12 @@ type MessagingResult struct {
 	PublishVsBaseline     float64 `json:"publish_vs_baseline,omitempty"`
 	PublishNaivePerSec    float64 `json:"publish_naive_per_s,omitempty"`
 	PublishVsNaive        float64 `json:"publish_vs_naive,omitempty"`
+	// PublishRoundsQueues is how many queues each publisher of those rounds
+	// spread its messages over, and PublishRoundsMasters how many masters
+	// they are on: on a Redis Cluster one queue per master, so that a
+	// batch is a pipeline per master.
+	PublishRoundsQueues  int `json:"publish_rounds_queues,omitempty"`
+	PublishRoundsMasters int `json:"publish_rounds_masters,omitempty"`
 	// Scaling is the queue-scaling comparison (RunScaling), when asked for.
 	Scaling *ScalingResult `json:"queue_scaling,omitempty"`
 	// ClusterScaling is the comparison of queues spread over a Redis
@@ -338,6 +344,7 @@ func RunMessaging(ctx context.Context, cfg MessagingConfig) (MessagingResult, er
 		}
 		res.PublishRoundsPerSec, res.PublishBaselinePerSec, res.PublishNaivePerSec = cmp.Batched, cmp.Ready, cmp.Naive
 		res.PublishVsBaseline, res.PublishVsNaive = cmp.Batched/cmp.Ready, cmp.Batched/cmp.Naive
+		res.PublishRoundsQueues, res.PublishRoundsMasters = cmp.Queues, cmp.Masters
 	}
 	if cfg.Baseline && res.Transport == "redis" {
 		// Queues of its own: the hub's channel may still hold a BRPOP on the

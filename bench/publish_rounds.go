@@ -28,13 +28,19 @@ type PublishComparison struct {
 	// same map) and encoding its envelope in the loop: the obvious Go
 	// publisher.
 	Naive float64
+	// Queues is how many queues each publisher spreads its messages over
+	// (message i to queue i%Queues), and Masters how many masters those
+	// are on: 1 and 1 on one node; on a cluster one queue per master.
+	Queues, Masters int
 }
 
 // comparePublish publishes n messages with each of the three publishers
 // to scratch queues, in batches of batch, over publishRounds rounds that
 // run the three in a random order each time, so that all three see the
 // same drift of the machine (a sequential measurement on this VM varied by
-// 2x between runs). The queues are deleted afterwards.
+// 2x between runs). On one node each publisher has a queue; on a cluster,
+// a queue on each master, and its batches take them in turn, so that each
+// batch is a pipeline per master. The queues are deleted afterwards.
 func comparePublish(ctx context.Context, url string, prod *messaging.Producer, queue string, n, batch int,
 	payload string) (PublishComparison, error) {
 	br, err := newBenchRedis(url, 10, false)
@@ -43,10 +49,39 @@ func comparePublish(ctx context.Context, url string, prod *messaging.Producer, q
 	}
 	rdb := br.rdb
 	defer rdb.Close()
-	qs := [3]string{queue + "-batched", queue + "-ready", queue + "-naive"}
+	var qs [3][]string
+	res := PublishComparison{Queues: 1, Masters: 1}
+	for k, side := range []string{"-batched", "-ready", "-naive"} {
+		qs[k] = []string{queue + side}
+	}
+	if br.cluster {
+		t, err := parseCluster(url)
+		if err != nil {
+			return res, err
+		}
+		m, err := t.slots(ctx)
+		if err != nil {
+			return res, err
+		}
+		res.Queues, res.Masters = len(m.masters), len(m.masters)
+		for k := range qs {
+			if qs[k], _, err = t.pickQueues(m, qs[k][0], len(m.masters), true); err != nil {
+				return res, err
+			}
+		}
+	}
+	keys := func(queues []string) []string {
+		out := make([]string, len(queues))
+		for i, q := range queues {
+			out[i] = br.list(q)
+		}
+		return out
+	}
 	del := func(ctx context.Context) {
-		for _, q := range qs { // one by one: on a cluster, in three slots
-			rdb.Del(ctx, br.list(q))
+		for _, side := range qs {
+			for _, k := range keys(side) { // one by one: on a cluster, in different slots
+				rdb.Del(ctx, k)
+			}
 		}
 	}
 	defer del(context.Background())
@@ -60,27 +95,28 @@ func comparePublish(ctx context.Context, url string, prod *messaging.Producer, q
 			case 0:
 				d, err = publishBatched(ctx, prod, qs[0], per, batch, payload)
 			default:
-				d, err = publishPipeline(ctx, rdb, qs[k], br.list(qs[k]), per, batch, payload, k == 2)
+				d, err = publishPipeline(ctx, rdb, qs[k], keys(qs[k]), per, batch, payload, k == 2)
 			}
 			if err != nil {
-				return PublishComparison{}, err
+				return res, err
 			}
 			took[k] += d
 		}
 		del(ctx)
 	}
 	total := float64(per * publishRounds)
-	return PublishComparison{Batched: total / took[0].Seconds(), Ready: total / took[1].Seconds(),
-		Naive: total / took[2].Seconds()}, nil
+	res.Batched, res.Ready, res.Naive = total/took[0].Seconds(), total/took[1].Seconds(), total/took[2].Seconds()
+	return res, nil
 }
 
-// publishBatched publishes n messages with Producer.PublishBatch.
-func publishBatched(ctx context.Context, prod *messaging.Producer, queue string, n, batch int, payload string) (time.Duration, error) {
+// publishBatched publishes n messages with Producer.PublishBatch, message
+// i to queues[i%len(queues)].
+func publishBatched(ctx context.Context, prod *messaging.Producer, queues []string, n, batch int, payload string) (time.Duration, error) {
 	msgs := make([]messaging.BatchMessage, 0, batch)
 	start := time.Now()
 	for i := 0; i < n; i++ {
 		msgs = append(msgs, messaging.BatchMessage{Body: map[string]any{"i": i, "payload": payload},
-			Options: messaging.PublishOptions{RoutingKey: queue}})
+			Options: messaging.PublishOptions{RoutingKey: queues[i%len(queues)]}})
 		if len(msgs) == batch || i == n-1 {
 			if err := prod.PublishBatch(ctx, msgs, messaging.BatchOptions{}); err != nil {
 				return 0, err
@@ -91,11 +127,13 @@ func publishBatched(ctx context.Context, prod *messaging.Producer, queue string,
 	return time.Since(start), nil
 }
 
-// publishPipeline LPUSHes n Kombu envelopes of queue to its list key with
-// go-redis pipelines of batch commands: encoded beforehand (inLoop false,
-// not timed) or in the loop (inLoop true).
-func publishPipeline(ctx context.Context, rdb goredis.UniversalClient, queue, key string, n, batch int, payload string, inLoop bool) (time.Duration, error) {
+// publishPipeline LPUSHes n Kombu envelopes, message i of queues[i%len]
+// to its list key keys[i%len], with go-redis pipelines of batch commands
+// (on a cluster, go-redis sends one per node, concurrently): encoded
+// beforehand (inLoop false, not timed) or in the loop (inLoop true).
+func publishPipeline(ctx context.Context, rdb goredis.UniversalClient, queues, keys []string, n, batch int, payload string, inLoop bool) (time.Duration, error) {
 	encode := func(i int) ([]byte, error) {
+		queue := queues[i%len(queues)]
 		body, err := json.Marshal(map[string]any{"i": i, "payload": payload})
 		if err != nil {
 			return nil, err
@@ -128,7 +166,7 @@ func publishPipeline(ctx context.Context, rdb goredis.UniversalClient, queue, ke
 				} else {
 					env = envs[j]
 				}
-				p.LPush(ctx, key, env)
+				p.LPush(ctx, keys[j%len(keys)], env)
 			}
 			return nil
 		})

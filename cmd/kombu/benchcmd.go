@@ -114,8 +114,12 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		printClusterScaling(e, cs)
 	}
 	if res.PublishBaselinePerSec > 0 {
-		fmt.Fprintf(e.stdout, "batched publish against a plain go-redis pipeline of the same envelopes (batches of %d), %d interleaved rounds:\n",
-			res.Batch, 6)
+		spread := ""
+		if res.PublishRoundsMasters > 1 {
+			spread = fmt.Sprintf(", each over %d queues on %d masters", res.PublishRoundsQueues, res.PublishRoundsMasters)
+		}
+		fmt.Fprintf(e.stdout, "batched publish against a plain go-redis pipeline of the same envelopes (batches of %d%s), %d interleaved rounds:\n",
+			res.Batch, spread, 6)
 		fmt.Fprintf(e.stdout, "  publish  %10.0f msg/s  PublishBatch\n", res.PublishRoundsPerSec)
 		fmt.Fprintf(e.stdout, "  publish  %10.0f msg/s  envelopes encoded beforehand -> batched publish is %.2fx\n",
 			res.PublishBaselinePerSec, res.PublishVsBaseline)

@@ -36,6 +36,9 @@ var policy = map[string]rule{
 	"poller":        {external: []string{"golang.org/x/sys"}},
 	"timer":         {},
 	"internal/resp": {},
+	// Redis Cluster's key hash slot (CRC16 and the hash-tag rule), for the Redis transport, its
+	// cluster test fixture and the benchmarks: a pure function, stdlib only.
+	"internal/hashslot": {},
 
 	// The event loop.
 	"hub": {ours: []string{"poller", "timer"}, external: []string{"golang.org/x/sys"}},
@@ -63,7 +66,7 @@ var policy = map[string]rule{
 	// The transports. They never import messaging, nor each other.
 	"transport/memory": {ours: []string{"transport", "channel", "hub", "internal/optmap"}},
 	"transport/redis": {
-		ours: []string{"transport", "channel", "channel/envelope", "hub", "internal/resp", "internal/optmap"},
+		ours: []string{"transport", "channel", "channel/envelope", "hub", "internal/resp", "internal/optmap", "internal/hashslot"},
 		// x/sys: DESIGN.md ("The Redis transport") has this package create or take over the
 		// BRPOP/SUBSCRIBE sockets itself (unix.Socket, dup of the fd) to put them in the hub.
 		external: []string{"github.com/redis/go-redis/v9", "golang.org/x/sys"},
@@ -124,7 +127,7 @@ var policy = map[string]rule{
 
 	// Brokers for tests (issue 15): a Redis Cluster fixture that any package's _test.go files use
 	// (see testExtras). It queries the nodes over RESP with the bottom-layer reader.
-	"internal/testbroker/...": {ours: []string{"internal/resp"}},
+	"internal/testbroker/...": {ours: []string{"internal/resp", "internal/hashslot"}},
 }
 
 // testExtras is what _test.go files may import on top of their package's rule.
@@ -145,7 +148,7 @@ var testExtras = map[string]rule{
 // everything below it, "..." is every package of ours.
 var forbidden = []negative{
 	{
-		from: []string{"poller", "timer", "internal/resp"},
+		from: []string{"poller", "timer", "internal/resp", "internal/hashslot"},
 		to:   []string{"..."},
 		why:  "the bottom layer imports none of our packages",
 	},
@@ -233,7 +236,7 @@ func init() {
 
 // libraryPackages is every package of ours except programs and benchmarks.
 var libraryPackages = []string{
-	"poller", "timer", "internal/resp", "internal/optmap", "hub", "transport/...", "channel/...", "messaging/...", "celery/...",
+	"poller", "timer", "internal/resp", "internal/hashslot", "internal/optmap", "hub", "transport/...", "channel/...", "messaging/...", "celery/...",
 }
 
 const anyModule = "*"

@@ -7,11 +7,12 @@ import (
 	"net"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/kombu-go/kombu/internal/hashslot"
 )
 
 // Redis Cluster (redis+cluster://). Kombu has no cluster layout: its
@@ -43,34 +44,8 @@ import (
 // master died, the slot moved: MOVED, ASK) joins, with backoff, the node
 // socket of the master the cluster names then.
 
-// slotOf is the cluster hash slot of a key: CRC16 (XMODEM) of the key, or
-// of its hash tag (the part between the first '{' and the next '}', when
-// not empty), modulo 16384.
-func slotOf(key string) int {
-	if i := strings.IndexByte(key, '{'); i >= 0 {
-		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
-			key = key[i+1 : i+1+j]
-		}
-	}
-	return int(crc16(key) & 16383)
-}
-
-// crc16 is CRC-16/XMODEM (polynomial 0x1021, initial 0), Redis Cluster's
-// key hash.
-func crc16(s string) uint16 {
-	var crc uint16
-	for i := 0; i < len(s); i++ {
-		crc ^= uint16(s[i]) << 8
-		for range 8 {
-			if crc&0x8000 != 0 {
-				crc = crc<<1 ^ 0x1021
-			} else {
-				crc <<= 1
-			}
-		}
-	}
-	return crc
-}
+// slotOf is the cluster hash slot of a key (internal/hashslot).
+func slotOf(key string) int { return hashslot.Slot(key) }
 
 // clusterQueueKey is the list key of a queue's priority step in cluster
 // mode (unprefixed): the queue name as a hash tag.

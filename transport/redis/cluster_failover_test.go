@@ -124,7 +124,7 @@ func clusterFaultTrials(t *testing.T, waitReplicas, total int, disrupt disruptio
 	load := loadAverage()
 	var all []failoverResult
 	for i := 1; i <= n; i++ {
-		all = append(all, clusterFaultTrial(t, rc, i, waitReplicas, total, disrupt))
+		all = append(all, clusterFaultTrial(t, rc, i, waitReplicas, total, 1, disrupt))
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "publish_wait_replicas=%d, %d trials (load average %s before, %s after):", waitReplicas, n, load, loadAverage())
@@ -149,11 +149,11 @@ func loadAverage() string {
 	return "?"
 }
 
-// clusterFaultTrial streams total messages through one queue of rc,
-// disrupts the queue's master after a third of them were published (a
-// kill and failover, a slot migration), and counts what the consumer
-// received.
-func clusterFaultTrial(t *testing.T, rc *rediscluster.Cluster, trial, waitReplicas, total int, disrupt disruption) failoverResult {
+// clusterFaultTrial streams total messages through one queue of rc, one
+// by one or in PublishBatch batches of batch, disrupts the queue's master
+// after a third of them were published (a kill and failover, a slot
+// migration), and counts what the consumer received.
+func clusterFaultTrial(t *testing.T, rc *rediscluster.Cluster, trial, waitReplicas, total, batch int, disrupt disruption) failoverResult {
 	prefix := uniq("cfo") + ":"
 	cfg := clusterURLConfig(t, rc.URL(), map[string]any{
 		"global_keyprefix": prefix, "publish_wait_replicas": waitReplicas, "visibility_timeout": 10,
@@ -225,12 +225,13 @@ func clusterFaultTrial(t *testing.T, rc *rediscluster.Cluster, trial, waitReplic
 	var gone atomic.Bool                      // the killed master's process is gone
 	pubErrs := make(chan error, 1)
 	go func() { // joined below (pubErrs)
-		for i := range total {
+		for i := 0; i < total; i += batch {
+			n := min(batch, total-i)
 			if gone.Load() {
 				firstAfter.CompareAndSwap(-1, int64(i))
 			}
 			for {
-				err := pub.Publish(ctx, textMsg(strconv.Itoa(i)), "", q, transport.PublishOptions{})
+				err := publishRange(ctx, pub, q, i, n)
 				if err == nil {
 					break
 				}
@@ -244,8 +245,8 @@ func clusterFaultTrial(t *testing.T, rc *rediscluster.Cluster, trial, waitReplic
 			if int64(i) == firstAfter.Load() {
 				resumedAt.Store(time.Now().UnixNano())
 			}
-			sent.Add(1)
-			time.Sleep(time.Millisecond)
+			sent.Add(int64(n))
+			time.Sleep(time.Duration(n) * time.Millisecond)
 		}
 		pubErrs <- nil
 	}()
@@ -301,6 +302,19 @@ func clusterFaultTrial(t *testing.T, rc *rediscluster.Cluster, trial, waitReplic
 			trial, firstAfter.Load())
 	}
 	return res
+}
+
+// publishRange publishes messages "first" to "first+n-1" to queue q: with
+// Publish when n is 1, else in one PublishBatch.
+func publishRange(ctx context.Context, ch transport.Channel, q string, first, n int) error {
+	if n == 1 {
+		return ch.Publish(ctx, textMsg(strconv.Itoa(first)), "", q, transport.PublishOptions{})
+	}
+	reqs := make([]PublishRequest, n)
+	for j := range reqs {
+		reqs[j] = PublishRequest{Message: textMsg(strconv.Itoa(first + j)), RoutingKey: q}
+	}
+	return ch.(*Channel).PublishBatch(ctx, reqs)
 }
 
 // migrateSlot moves key's slot from master to another master.

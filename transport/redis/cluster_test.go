@@ -70,7 +70,7 @@ func TestClusterConformance(t *testing.T) {
 // clusterChannel opens a channel on the test cluster under a
 // global_keyprefix of its own (deleted with t), with opts; its connection
 // closes with t.
-func clusterChannel(t *testing.T, prefix string, opts map[string]any) (transport.Channel, *goredis.ClusterClient) {
+func clusterChannel(t testing.TB, prefix string, opts map[string]any) (transport.Channel, *goredis.ClusterClient) {
 	t.Helper()
 	all := map[string]any{"global_keyprefix": prefix}
 	for k, v := range opts {
@@ -79,20 +79,7 @@ func clusterChannel(t *testing.T, prefix string, opts map[string]any) (transport
 	cfg := clusterConfig(t, all)
 	cc := clusterClient(t, cfg)
 	t.Cleanup(func() { cleanCluster(cc, prefix) })
-	tr, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := tr.Dial(ctxT(t), startHub(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	ch, err := conn.Channel(ctxT(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ch, cc
+	return clusterChannelOn(t, cfg), cc
 }
 
 // TestClusterLayout checks the key layout: each queue's lists and records

@@ -277,11 +277,14 @@
 // its members poll their keys once per tick instead. The visibility sweep, with the conversion of dead
 // consumers' processing lists before it, runs over every queue the
 // connection has consumed, each on its own master (the conversion at the
-// sweep's pace, not at every tick as on one node). PublishBatch publishes one message
-// at a time in a cluster. Asynchronous replication loses what a master
+// sweep's pace, not at every tick as on one node). PublishBatch sends one
+// pipeline per master, written to all of them before any reply is read,
+// and sends again what a MOVED, ASK or failed connection left undone
+// (cluster_publish.go). Asynchronous replication loses what a master
 // stored and did not pass on before it died: with publish_wait_replicas=N
 // ([Options].PublishWaitReplicas) a Publish returns only once N replicas
-// have the message (WAIT), and is an error otherwise.
+// have the message (WAIT; PublishBatch: one WAIT at the end of each node's
+// pipeline), and is an error otherwise.
 //
 // # Concurrency
 //

@@ -80,7 +80,8 @@ type Options struct {
 
 	// PublishWaitReplicas, when above 0, makes every Publish wait until
 	// that many replicas acknowledged the message (Redis's WAIT, on the
-	// connection that stored it), so that a failover that promotes one of
+	// connection that stored it; PublishBatch sends one WAIT at the end of
+	// each node's pipeline), so that a failover that promotes one of
 	// them keeps it; fewer acknowledgements within PublishWaitTimeout are
 	// an error (the message may still be stored: publish again and accept
 	// a duplicate). Option publish_wait_replicas, ours (Kombu has none).

@@ -27,9 +27,9 @@ type pubConn struct {
 	in  []byte
 }
 
-// pubPool holds the idle pubConns of a connection. Its mutex guards free
-// and closed: PublishBatch runs on its callers' goroutines, several at
-// once, and never on the hub.
+// pubPool holds the idle pubConns of a connection (or, in a cluster, of
+// one node: nodePools). Its mutex guards free and closed: PublishBatch
+// runs on its callers' goroutines, several at once, and never on the hub.
 type pubPool struct {
 	mu     sync.Mutex
 	free   []*pubConn
@@ -49,20 +49,23 @@ const (
 
 // getPub returns an idle pubConn or dials one (AUTH, SELECT and CLIENT
 // SETNAME as configured, checked before it is used).
-func (c *Conn) getPub(ctx context.Context) (*pubConn, error) {
-	c.pub.mu.Lock()
-	if c.pub.closed {
-		c.pub.mu.Unlock()
+func (c *Conn) getPub(ctx context.Context) (*pubConn, error) { return c.pub.get(ctx, c, "") }
+
+// get returns an idle pubConn of p or dials one to addr (see dialConn).
+func (p *pubPool) get(ctx context.Context, c *Conn, addr string) (*pubConn, error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
 		return nil, errClosedConn
 	}
-	if n := len(c.pub.free); n > 0 {
-		pc := c.pub.free[n-1]
-		c.pub.free = c.pub.free[:n-1]
-		c.pub.mu.Unlock()
+	if n := len(p.free); n > 0 {
+		pc := p.free[n-1]
+		p.free = p.free[:n-1]
+		p.mu.Unlock()
 		return pc, nil
 	}
-	c.pub.mu.Unlock()
-	nc, err := c.dialConn(ctx, "")
+	p.mu.Unlock()
+	nc, err := c.dialConn(ctx, addr)
 	if err != nil {
 		return nil, err
 	}
@@ -102,29 +105,35 @@ func (c *Conn) getPub(ctx context.Context) (*pubConn, error) {
 }
 
 // putPub returns a healthy pubConn to the pool, or closes it.
-func (c *Conn) putPub(pc *pubConn, healthy bool) {
+func (c *Conn) putPub(pc *pubConn, healthy bool) { c.pub.put(pc, healthy) }
+
+// put returns a healthy pubConn to p, or closes it.
+func (p *pubPool) put(pc *pubConn, healthy bool) {
 	if cap(pc.out) > pubRetain {
 		pc.out = nil
 	}
 	pc.out = pc.out[:0]
 	pc.rd.Reset()
-	c.pub.mu.Lock()
-	if healthy && !c.pub.closed && len(c.pub.free) < maxIdlePub {
-		c.pub.free = append(c.pub.free, pc)
-		c.pub.mu.Unlock()
+	p.mu.Lock()
+	if healthy && !p.closed && len(p.free) < maxIdlePub {
+		p.free = append(p.free, pc)
+		p.mu.Unlock()
 		return
 	}
-	c.pub.mu.Unlock()
+	p.mu.Unlock()
 	pc.nc.Close()
 }
 
 // closePub closes the idle pubConns; those in use are closed when they
 // come back.
-func (c *Conn) closePub() {
-	c.pub.mu.Lock()
-	free := c.pub.free
-	c.pub.free, c.pub.closed = nil, true
-	c.pub.mu.Unlock()
+func (c *Conn) closePub() { c.pub.close() }
+
+// close closes p's idle pubConns, and those put back later.
+func (p *pubPool) close() {
+	p.mu.Lock()
+	free := p.free
+	p.free, p.closed = nil, true
+	p.mu.Unlock()
 	for _, pc := range free {
 		pc.nc.Close()
 	}

@@ -30,6 +30,18 @@ var _ transport.BatchPublisher = (*Channel)(nil)
 // the batch is encoded. Each stored copy gets its own uuid4 delivery tag.
 // mandatory and immediate are ignored, as Kombu does on Redis. It returns
 // the first error; a failed pipeline may have stored part of the batch.
+//
+// On a Redis Cluster, and with Options.PublishWaitReplicas, the batch goes
+// as one pipeline per node instead (the master of each queue's slot; with
+// WAIT at its end), the nodes' pipelines written before any reply is read;
+// commands answered MOVED, ASK, TRYAGAIN or CLUSTERDOWN, and those of a
+// node whose connection failed, are sent again, a few times, to the node
+// the cluster names then. A connection that fails after Redis stored a
+// command but before its reply (or WAIT's) was read makes that retry store
+// the message twice. The error then names how many messages, and which
+// first, were not stored or not confirmed; those may be anywhere in the
+// batch, not only after a prefix (see cluster_publish.go).
+//
 // Safe for concurrent use.
 func (ch *Channel) PublishBatch(ctx context.Context, reqs []PublishRequest) error {
 	st := ch.st
@@ -41,18 +53,10 @@ func (ch *Channel) PublishBatch(ctx context.Context, reqs []PublishRequest) erro
 		return fmt.Errorf("redis: %w", transport.ErrClosed)
 	}
 	if o.cluster || o.waitReplicas > 0 {
-		// The batch connection reaches one node and sends no WAIT: a
-		// cluster's queues live on several masters, so each message is
-		// published on its own (go-redis routes it by slot).
-		for i, r := range reqs {
-			if r.Message == nil {
-				return fmt.Errorf("redis: publish of a nil message")
-			}
-			if err := ch.Publish(ctx, r.Message, r.Exchange, r.RoutingKey, r.Options); err != nil {
-				return fmt.Errorf("redis: batch message %d: %w", i, err)
-			}
-		}
-		return nil
+		// A cluster's queues live on several masters, and WAIT must follow
+		// the writes on their connection: one pipeline per node
+		// (cluster_publish.go).
+		return ch.publishNodes(ctx, reqs)
 	}
 	state := ch.vc.State()
 	// Binding tables of the non-fanout named exchanges, read live once.

@@ -184,6 +184,7 @@ type Conn struct {
 	exec  *executor
 	sweep *sweeper
 	pub   pubPool      // PublishBatch's connections (pubconn.go)
+	npub  nodePools    // and those to cluster nodes (cluster_publish.go)
 	mp    *multiPoller // hub goroutine only
 
 	// topo is the slot map of a cluster (nil on a single node).
@@ -265,6 +266,7 @@ func (c *Conn) Close() error {
 	c.exec.stop()
 	c.wg.Wait()
 	c.closePub()
+	c.npub.close()
 	errs = append(errs, c.rdb.Close())
 	if c.topo != nil {
 		c.topo.close()
