@@ -115,13 +115,15 @@ func (st *store) appendBatch(b *pubBatch, reqs []PublishRequest, state *channel.
 	var queues []string
 	var err error
 	var tags channel.TagBlock // the tags only live in the envelopes
+	var enc channel.EnvelopeEncoder
+	enc.Reset(o.bodyEncoding)
 	for _, r := range reqs {
 		m := *r.Message
 		m.DeliveryInfo = transport.DeliveryInfo{Exchange: r.Exchange, RoutingKey: r.RoutingKey}
 		typ := state.Typeof(r.Exchange)
 		if r.Exchange != "" && typ == transport.Fanout {
 			m.DeliveryInfo.DeliveryTag = tags.Next()
-			if env, err = appendEnvelope(env[:0], &m, o.bodyEncoding); err != nil {
+			if env, err = enc.Append(env[:0], &m); err != nil {
 				return err
 			}
 			b.pc.out = appendCommand3(b.pc.out, "PUBLISH", o.key(o.fanoutTopic(r.Exchange, r.RoutingKey)), env)
@@ -141,7 +143,7 @@ func (st *store) appendBatch(b *pubBatch, reqs []PublishRequest, state *channel.
 		}
 		for _, q := range queues {
 			m.DeliveryInfo.DeliveryTag = tags.Next()
-			if env, err = appendEnvelope(env[:0], &m, o.bodyEncoding); err != nil {
+			if env, err = enc.Append(env[:0], &m); err != nil {
 				return err
 			}
 			b.pc.out = appendCommand3(b.pc.out, "LPUSH", o.key(o.queueKey(q, m.Properties.Priority)), env)
