@@ -114,8 +114,8 @@ func (st *store) appendBatch(b *pubBatch, reqs []PublishRequest, state *channel.
 	var env []byte
 	var queues []string
 	var err error
-	var tags channel.TagBlock // the tags only live in the envelopes
-	var enc channel.EnvelopeEncoder
+	tags := &b.pc.tags // the tags only live in the envelopes
+	enc := &b.pc.enc
 	enc.Reset(o.bodyEncoding)
 	for _, r := range reqs {
 		m := *r.Message
