@@ -22,15 +22,8 @@ func TestPublishBatchRefusesABadMessage(t *testing.T) {
 	eachBroker(t, func(t *testing.T, url string, conn *messaging.Connection) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		q := messaging.Queue{Name: "batch-bad-" + messaging.NewUUID()[:8]}
-		ch, err := conn.DefaultChannel(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := q.Declare(ctx, ch); err != nil {
-			t.Fatal(err)
-		}
-		defer q.Delete(context.Background(), ch, messaging.DeleteOptions{})
+		q, ch, del := scratchQueue(t, ctx, conn, "batch-bad-")
+		defer del()
 		p, err := messaging.NewProducer(conn, messaging.ProducerOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -129,15 +122,8 @@ func TestPublishBatchBodiesOutliveTheBatch(t *testing.T) {
 	run := func(t *testing.T, conn *messaging.Connection) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		q := messaging.Queue{Name: "batch-bodies-" + messaging.NewUUID()[:8]}
-		ch, err := conn.DefaultChannel(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := q.Declare(ctx, ch); err != nil {
-			t.Fatal(err)
-		}
-		defer q.Delete(context.Background(), ch, messaging.DeleteOptions{})
+		q, ch, del := scratchQueue(t, ctx, conn, "batch-bodies-")
+		defer del()
 		p, err := messaging.NewProducer(conn, messaging.ProducerOptions{RoutingKey: q.Name})
 		if err != nil {
 			t.Fatal(err)
@@ -191,4 +177,20 @@ func TestPublishBatchBodiesOutliveTheBatch(t *testing.T) {
 		defer conn.Close()
 		run(t, conn)
 	})
+}
+
+// scratchQueue declares a queue named prefix and a random suffix on the
+// connection's default channel; del deletes it (before the connection
+// closes).
+func scratchQueue(t *testing.T, ctx context.Context, conn *messaging.Connection, prefix string) (q messaging.Queue, ch transport.Channel, del func()) {
+	t.Helper()
+	q = messaging.Queue{Name: prefix + messaging.NewUUID()[:8]}
+	ch, err := conn.DefaultChannel(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Declare(ctx, ch); err != nil {
+		t.Fatal(err)
+	}
+	return q, ch, func() { q.Delete(context.Background(), ch, messaging.DeleteOptions{}) }
 }
