@@ -14,7 +14,14 @@ import (
 // AppendEnvelope appends m's Kombu envelope to dst (envelope.Append);
 // bodyEncoding is "base64" (Kombu's default) or "utf-8".
 func AppendEnvelope(dst []byte, m *transport.Message, bodyEncoding string) ([]byte, error) {
-	e := envelope.Message{
+	e := toEnvelope(m)
+	return envelope.Append(dst, &e, bodyEncoding)
+}
+
+// toEnvelope converts m into the envelope's message (no copies of its
+// body or maps).
+func toEnvelope(m *transport.Message) envelope.Message {
+	return envelope.Message{
 		Body:            m.Body,
 		ContentType:     m.ContentType,
 		ContentEncoding: m.ContentEncoding,
@@ -27,7 +34,22 @@ func AppendEnvelope(dst []byte, m *transport.Message, bodyEncoding string) ([]by
 			DeliveryTag: m.DeliveryInfo.DeliveryTag,
 		},
 	}
-	return envelope.Append(dst, &e, bodyEncoding)
+}
+
+// EnvelopeEncoder writes a run of envelopes (envelope.Encoder): a batch's
+// messages that differ only in body and delivery tag share the encoding
+// of the rest. The zero value is ready for use with body encoding "";
+// Reset sets it. Not safe for concurrent use.
+type EnvelopeEncoder struct{ e envelope.Encoder }
+
+// Reset sets the body encoding ("base64" or "utf-8") and forgets the
+// previous message.
+func (ee *EnvelopeEncoder) Reset(bodyEncoding string) { ee.e.Reset(bodyEncoding) }
+
+// Append appends m's envelope to dst, as AppendEnvelope does.
+func (ee *EnvelopeEncoder) Append(dst []byte, m *transport.Message) ([]byte, error) {
+	e := toEnvelope(m)
+	return ee.e.Append(dst, &e)
 }
 
 // EncodeEnvelope returns m's Kombu envelope (envelope.Encode).

@@ -22,15 +22,8 @@ func TestPublishBatchRefusesABadMessage(t *testing.T) {
 	eachBroker(t, func(t *testing.T, url string, conn *messaging.Connection) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		q := messaging.Queue{Name: "batch-bad-" + messaging.NewUUID()[:8]}
-		ch, err := conn.DefaultChannel(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := q.Declare(ctx, ch); err != nil {
-			t.Fatal(err)
-		}
-		defer q.Delete(context.Background(), ch, messaging.DeleteOptions{})
+		q, ch, del := scratchQueue(t, ctx, conn, "batch-bad-")
+		defer del()
 		p, err := messaging.NewProducer(conn, messaging.ProducerOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -117,4 +110,87 @@ func TestPublishBatchLarge(t *testing.T) {
 	if _, err := q.Get(ctx, ch, messaging.GetOptions{NoAck: true}); !errors.Is(err, messaging.ErrEmpty) && !errors.Is(err, transport.ErrEmpty) {
 		t.Fatalf("more than %d messages: %v", n+1, err)
 	}
+}
+
+// The bodies of a batch are serialized into one buffer that the next
+// batch reuses: on Redis each must be encoded from its own bytes before
+// PublishBatch returns; through Publish (the memory transport, which also
+// copies what it stores) each gets a copy first; a mandatory message and
+// a compressed one are not in the buffer. Several batches go out before
+// anything is read back, and every body must decode to what was sent.
+func TestPublishBatchBodiesOutliveTheBatch(t *testing.T) {
+	run := func(t *testing.T, conn *messaging.Connection) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		q, ch, del := scratchQueue(t, ctx, conn, "batch-bodies-")
+		defer del()
+		p, err := messaging.NewProducer(conn, messaging.ProducerOptions{RoutingKey: q.Name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		const batches, per = 4, 20
+		for b := 0; b < batches; b++ {
+			msgs := make([]messaging.BatchMessage, per)
+			for i := range msgs {
+				n := b*per + i
+				msgs[i] = messaging.BatchMessage{Body: map[string]any{"n": n, "pad": strings.Repeat("p", n)}}
+				switch i {
+				case 3:
+					msgs[i].Options.Mandatory = true
+				case 5:
+					msgs[i].Options.Compression = "zlib"
+				}
+			}
+			if err := p.PublishBatch(ctx, msgs, messaging.BatchOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		seen := map[int]bool{}
+		for range batches * per {
+			m, err := q.Get(ctx, ch, messaging.GetOptions{NoAck: true})
+			if err != nil {
+				t.Fatalf("after %d messages: %v", len(seen), err)
+			}
+			var v struct {
+				N   int
+				Pad string
+			}
+			if err := m.DecodeInto(&v); err != nil || v.Pad != strings.Repeat("p", v.N) || seen[v.N] {
+				t.Fatalf("body %q: %+v, %v (seen before: %v)", m.Body, v, err, seen[v.N])
+			}
+			seen[v.N] = true
+		}
+	}
+	t.Run("memory", func(t *testing.T) {
+		conn, err := messaging.NewConnection("memory://batch-bodies", messaging.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		run(t, conn)
+	})
+	t.Run("redis", func(t *testing.T) {
+		conn, err := messaging.NewConnection(brokerURL(t, "KOMBU_TEST_REDIS_URL"), brokerOptions())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		run(t, conn)
+	})
+}
+
+// scratchQueue declares a queue named prefix and a random suffix on the
+// connection's default channel; del deletes it (before the connection
+// closes).
+func scratchQueue(t *testing.T, ctx context.Context, conn *messaging.Connection, prefix string) (q messaging.Queue, ch transport.Channel, del func()) {
+	t.Helper()
+	q = messaging.Queue{Name: prefix + messaging.NewUUID()[:8]}
+	ch, err := conn.DefaultChannel(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Declare(ctx, ch); err != nil {
+		t.Fatal(err)
+	}
+	return q, ch, func() { q.Delete(context.Background(), ch, messaging.DeleteOptions{}) }
 }

@@ -217,6 +217,15 @@ func (p *Producer) Prepare(body any, opts PublishOptions) (*transport.Message, s
 // envelope, no header table on AMQP), and consumers see an empty map
 // either way (newMessage), without an allocation per message here.
 func (p *Producer) prepare(m *transport.Message, body any, opts *PublishOptions) (string, string, error) {
+	ex, rk, _, err := p.prepareInto(m, body, opts, nil)
+	return ex, rk, err
+}
+
+// prepareInto is prepare, serializing a value (not a string or []byte)
+// into *slab when slab is not nil and the message is not mandatory (a
+// returned message is handed to the application later, so its body must
+// not be reused). inSlab reports a body left in *slab (not compressed).
+func (p *Producer) prepareInto(m *transport.Message, body any, opts *PublishOptions, slab *[]byte) (exchange, routingKey string, inSlab bool, err error) {
 	ex := &p.opts.Exchange
 	if opts.Exchange != nil {
 		ex = opts.Exchange
@@ -229,16 +238,27 @@ func (p *Producer) prepare(m *transport.Message, body any, opts *PublishOptions)
 	if len(opts.Headers) > 0 {
 		headers = maps.Clone(opts.Headers)
 	}
-	ct, enc, data, err := p.serialize(body, opts)
+	var ct, enc string
+	var data []byte
+	if slab != nil && opts.ContentType == "" && !opts.Mandatory && slabbable(body) {
+		start := len(*slab)
+		var out []byte
+		ct, enc, out, err = p.conn.ser.AppendDumps(*slab, body, firstNonEmpty(opts.Serializer, p.opts.Serializer))
+		if err == nil {
+			*slab, data, inSlab = out, out[start:len(out):len(out)], true
+		}
+	} else {
+		ct, enc, data, err = p.serialize(body, opts)
+	}
 	if err != nil {
-		return "", "", err
+		return "", "", false, err
 	}
 	if method := firstNonEmpty(opts.Compression, p.opts.Compression); method != "" {
 		out, cct, err := p.conn.comp.Compress(data, method)
 		if err != nil {
-			return "", "", err
+			return "", "", false, err
 		}
-		data = out
+		data, inSlab = out, false
 		if headers == nil {
 			headers = map[string]any{}
 		}
@@ -267,7 +287,17 @@ func (p *Producer) prepare(m *transport.Message, body any, opts *PublishOptions)
 	if opts.Expiration > 0 {
 		m.Properties.Expiration = strconv.FormatInt(opts.Expiration.Milliseconds(), 10)
 	}
-	return ex.Name, rk, nil
+	return ex.Name, rk, inSlab, nil
+}
+
+// slabbable reports a body that a serializer encodes: strings and []byte
+// are sent as they are (or converted once), and gain nothing from a slab.
+func slabbable(body any) bool {
+	switch body.(type) {
+	case string, []byte, nil:
+		return false
+	}
+	return true
 }
 
 // serialize is Kombu's _prepare without compression.

@@ -175,7 +175,12 @@ type PublishRequest struct {
 // BatchPublisher is implemented by channels that can publish many messages
 // for the cost of about one round trip (Redis pipelines them). Messages are
 // published in order; on error, a prefix of the batch may have been
-// published. Safe for concurrent use, like Publish.
+// published. PublishBatch keeps neither reqs nor their messages' bodies
+// once it returns, except a message published with Options.Mandatory
+// (which may come back as a Returned): the caller may reuse the others'
+// bytes (messaging.Producer.PublishBatch serializes a batch's bodies into
+// one buffer that the next batch reuses). Safe for concurrent use, like
+// Publish.
 type BatchPublisher interface {
 	PublishBatch(ctx context.Context, reqs []PublishRequest) error
 }

@@ -9,6 +9,8 @@
 // so the output is identical to Kombu's for the same message; [Decode]
 // reads any formatting and refuses what is not a Kombu message;
 // [MarkRedelivered] edits stored bytes the way Kombu's restore does.
+// [Encoder] writes a batch of envelopes as Append would, reusing the
+// encoding of what consecutive messages share (all but body and tag).
 //
 // The package knows no transport: its [Message], [Properties] and
 // [DeliveryInfo] hold exactly what the envelope carries, and a transport
@@ -16,7 +18,8 @@
 // only.
 //
 // Concurrency: every function is safe for concurrent use; none keeps state
-// or starts goroutines.
+// or starts goroutines. An [Encoder] keeps the previous message's encoding
+// and belongs to one goroutine.
 //
 // Errors: input that is not a Kombu envelope gives an error wrapping
 // [ErrMalformed]; a message that cannot be written (a NaN header, a body

@@ -61,20 +61,39 @@ func Append(dst []byte, m *Message, bodyEncoding string) ([]byte, error) {
 }
 
 func appendEnvelope(b []byte, m *Message, bodyEncoding string) ([]byte, error) {
+	b, err := appendBody(b, m.Body, bodyEncoding)
+	if err != nil {
+		return b, err
+	}
+	if b, err = appendMiddle(b, m, bodyEncoding); err != nil {
+		return b, err
+	}
+	return appendTail(b, m.DeliveryInfo.DeliveryTag), nil
+}
+
+// appendBody writes the envelope's opening and its body.
+func appendBody(b, body []byte, bodyEncoding string) ([]byte, error) {
 	b = append(b, `{"body": `...)
 	switch {
 	case strings.EqualFold(bodyEncoding, BodyBase64):
 		b = append(b, '"')
-		b = base64Std.AppendEncode(b, m.Body)
+		b = base64Std.AppendEncode(b, body)
 		b = append(b, '"')
 	case bodyEncoding == "" || strings.EqualFold(bodyEncoding, BodyUTF8):
-		if !utf8.Valid(m.Body) {
+		if !utf8.Valid(body) {
 			return b, fmt.Errorf("envelope: body is not valid UTF-8 and body_encoding is %q", bodyEncoding)
 		}
-		b = appendPyString(b, string(m.Body))
+		b = appendPyString(b, string(body))
 	default:
 		return b, fmt.Errorf("envelope: unknown body_encoding %q", bodyEncoding)
 	}
+	return b, nil
+}
+
+// appendMiddle writes what lies between the body and the delivery tag's
+// value: everything but those two depends on the message's other fields
+// only, which lets [Encoder] reuse it.
+func appendMiddle(b []byte, m *Message, bodyEncoding string) ([]byte, error) {
 	b = append(b, `, "content-encoding": `...)
 	b = appendOptString(b, m.ContentEncoding)
 	b = append(b, `, "content-type": `...)
@@ -165,10 +184,13 @@ func appendEnvelope(b []byte, m *Message, bodyEncoding string) ([]byte, error) {
 	} else {
 		b = appendPyString(b, bodyEncoding)
 	}
-	b = append(b, `, "delivery_tag": `...)
-	b = appendPyString(b, m.DeliveryInfo.DeliveryTag)
-	b = append(b, "}}"...)
-	return b, nil
+	return append(b, `, "delivery_tag": `...), nil
+}
+
+// appendTail writes the delivery tag's value and closes the envelope.
+func appendTail(b []byte, tag string) []byte {
+	b = appendPyString(b, tag)
+	return append(b, "}}"...)
 }
 
 // reservedProperty reports the property keys that Encode writes from

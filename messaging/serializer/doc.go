@@ -12,7 +12,9 @@
 //	text     text/plain                       utf-8    a string sent without a serializer
 //
 // [Registry.Dumps] returns (content type, content encoding, body) following
-// Kombu's dumps; [Registry.Loads] and [Registry.LoadsInto] follow Kombu's
+// Kombu's dumps ([Registry.AppendDumps] appends the body to a buffer, in
+// place for json, for callers that serialize many values into one);
+// [Registry.Loads] and [Registry.LoadsInto] follow Kombu's
 // loads, including the accept policy: with an [AcceptSet] (from
 // [Registry.PrepareAccept]), only its types plus the trusted application/data
 // and application/text are decoded (text/plain is not trusted); without one,

@@ -33,6 +33,7 @@ func jsonSerializer() Serializer {
 		ContentType:     ContentTypeJSON,
 		ContentEncoding: EncodingUTF8,
 		Encode:          jsonEncode,
+		AppendEncode:    jsonAppend,
 		Decode:          jsonDecode,
 		DecodeInto:      jsonDecodeInto,
 	}
@@ -41,8 +42,10 @@ func jsonSerializer() Serializer {
 // jsonBuffers recycles encoding buffers; the result is copied out.
 var jsonBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-func jsonEncode(v any) ([]byte, error) {
-	if b, ok := appendJSONFast(make([]byte, 0, 128), v); ok {
+func jsonEncode(v any) ([]byte, error) { return jsonAppend(make([]byte, 0, 128), v) }
+
+func jsonAppend(dst []byte, v any) ([]byte, error) {
+	if b, ok := appendJSONFast(dst, v); ok {
 		return b, nil
 	}
 	buf := jsonBuffers.Get().(*bytes.Buffer)
@@ -58,7 +61,7 @@ func jsonEncode(v any) ([]byte, error) {
 		return nil, err
 	}
 	out := buf.Bytes()
-	return bytes.Clone(out[:len(out)-1]), nil // drop Encode's newline
+	return append(dst, out[:len(out)-1]...), nil // drop Encode's newline
 }
 
 // decodeJSONTree parses data into a generic tree with json.Number numbers.

@@ -38,6 +38,10 @@ type Serializer struct {
 	// Encode serializes a value; the returned slice belongs to the caller.
 	// Nil registers a decoder only.
 	Encode func(v any) ([]byte, error)
+	// AppendEncode, optional, is Encode appending to dst (which it
+	// returns, extended, as append does). [Registry.AppendDumps] uses it;
+	// without it, Encode's result is copied. Only with Encode.
+	AppendEncode func(dst []byte, v any) ([]byte, error)
 	// Decode deserializes a non-empty body into a generic value. Nil
 	// registers an encoder only: Loads then treats the content type like an
 	// unknown one and returns text or bytes by content encoding.
@@ -240,6 +244,8 @@ func (r *Registry) Register(s Serializer) error {
 		return fmt.Errorf("%w: %s has neither Encode nor Decode", ErrInvalidSerializer, s.Name)
 	case s.DecodeInto != nil && s.Decode == nil:
 		return fmt.Errorf("%w: %s has DecodeInto without Decode", ErrInvalidSerializer, s.Name)
+	case s.AppendEncode != nil && s.Encode == nil:
+		return fmt.Errorf("%w: %s has AppendEncode without Encode", ErrInvalidSerializer, s.Name)
 	}
 	return r.update(func(t *table) error {
 		t.add(s)
@@ -427,15 +433,48 @@ func (r *Registry) Dumps(v any, serializer string) (contentType, contentEncoding
 	if serializer == "raw" {
 		return rawEncode(v)
 	}
+	return r.dumps(nil, false, v, serializer)
+}
+
+// AppendDumps is [Registry.Dumps] appending the body to dst: out is dst
+// with the body after it, written in place by a serializer with
+// AppendEncode (json), copied from Encode's result otherwise, and copied
+// for a []byte or string sent as is. A caller that serializes many values
+// into one buffer saves an allocation per value. On error out is dst.
+func (r *Registry) AppendDumps(dst []byte, v any, serializer string) (contentType, contentEncoding string, out []byte, err error) {
+	if serializer == "raw" {
+		ct, enc, body, err := rawEncode(v)
+		if err != nil {
+			return "", "", dst, err
+		}
+		return ct, enc, append(dst, body...), nil
+	}
+	return r.dumps(dst, true, v, serializer)
+}
+
+// dumps is Dumps (appending false: body is the serializer's result) and
+// AppendDumps (appending true: body is dst with the serialized value
+// appended) for every serializer but raw.
+func (r *Registry) dumps(dst []byte, appending bool, v any, serializer string) (contentType, contentEncoding string, body []byte, err error) {
+	fail := func(err error) (string, string, []byte, error) { return "", "", dst, err }
+	send := func(ct, enc string, b []byte) (string, string, []byte, error) {
+		if appending {
+			b = append(dst, b...)
+		}
+		return ct, enc, b, nil
+	}
 	t := r.load()
 	name := serializer
 	if name == "" {
 		switch b := v.(type) {
 		case []byte:
-			return ContentTypeData, EncodingBinary, b, nil
+			return send(ContentTypeData, EncodingBinary, b)
 		case string:
 			if !utf8.ValidString(b) {
-				return "", "", nil, &EncodeError{Serializer: "text", Err: errInvalidUTF8}
+				return fail(&EncodeError{Serializer: "text", Err: errInvalidUTF8})
+			}
+			if appending {
+				return ContentTypeText, EncodingUTF8, append(dst, b...), nil
 			}
 			return ContentTypeText, EncodingUTF8, []byte(b), nil
 		}
@@ -444,15 +483,22 @@ func (r *Registry) Dumps(v any, serializer string) (contentType, contentEncoding
 	s, ok := t.byName[name]
 	if !ok || s.Encode == nil {
 		if serializer == "" {
-			return "", "", nil, fmt.Errorf("%w: no default serializer set", ErrNotInstalled)
+			return fail(fmt.Errorf("%w: no default serializer set", ErrNotInstalled))
 		}
-		return "", "", nil, t.notInstalled(serializer)
+		return fail(t.notInstalled(serializer))
 	}
-	body, err = s.Encode(v)
+	if appending && s.AppendEncode != nil {
+		body, err = s.AppendEncode(dst, v)
+	} else {
+		body, err = s.Encode(v)
+	}
 	if err != nil {
-		return "", "", nil, &EncodeError{Serializer: s.Name, Err: err}
+		return fail(&EncodeError{Serializer: s.Name, Err: err})
 	}
-	return s.ContentType, s.ContentEncoding, body, nil
+	if appending && s.AppendEncode != nil {
+		return s.ContentType, s.ContentEncoding, body, nil
+	}
+	return send(s.ContentType, s.ContentEncoding, body)
 }
 
 func rawEncode(v any) (string, string, []byte, error) {

@@ -11,10 +11,6 @@ func encodeEnvelope(m *transport.Message, bodyEncoding string) ([]byte, error) {
 	return channel.EncodeEnvelope(m, bodyEncoding)
 }
 
-func appendEnvelope(dst []byte, m *transport.Message, bodyEncoding string) ([]byte, error) {
-	return channel.AppendEnvelope(dst, m, bodyEncoding)
-}
-
 func decodeEnvelope(data []byte) (*transport.Message, error) { return channel.DecodeEnvelope(data) }
 
 func markRedelivered(data []byte) ([]byte, error) { return channel.MarkRedelivered(data) }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kombu-go/kombu/channel"
 	"github.com/kombu-go/kombu/internal/resp"
 )
 
@@ -25,6 +26,11 @@ type pubConn struct {
 	rd  resp.Reader
 	out []byte
 	in  []byte
+	// tags and enc serve the batches of this connection, one at a time:
+	// a block of tags is used up across batches rather than dropped at
+	// the end of each, and the encoder keeps its buffer.
+	tags channel.TagBlock
+	enc  channel.EnvelopeEncoder
 }
 
 // pubPool holds the idle pubConns of a connection (or, in a cluster, of
