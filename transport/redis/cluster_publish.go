@@ -244,7 +244,7 @@ func (b *nodeBatch) route(st *store, reqs []PublishRequest, state *channel.State
 func (b *nodeBatch) envelope(op *nodeOp, m *transport.Message) error {
 	op.from = len(b.envs)
 	var err error
-	if b.envs, err = appendEnvelope(b.envs, m, b.o.bodyEncoding); err != nil {
+	if b.envs, err = channel.AppendEnvelope(b.envs, m, b.o.bodyEncoding); err != nil {
 		return fmt.Errorf("redis: publish: %w", err)
 	}
 	op.to = len(b.envs)
