@@ -29,7 +29,9 @@ type BatchOptions struct {
 // they need once, and publishes them in order. Channels that can send a
 // batch in one round trip (a Redis pipeline) do so; the others publish one
 // message at a time. The first failure stops the batch: the messages
-// before it are published.
+// before it are published, except on a Redis Cluster, where the batch's
+// pipelines go to several masters at once and the error names the messages
+// that were not stored (any of the batch's).
 //
 // Safe for concurrent use.
 func (p *Producer) PublishBatch(ctx context.Context, msgs []BatchMessage, opts BatchOptions) error {

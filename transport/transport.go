@@ -174,8 +174,9 @@ type PublishRequest struct {
 
 // BatchPublisher is implemented by channels that can publish many messages
 // for the cost of about one round trip (Redis pipelines them). Messages are
-// published in order; on error, a prefix of the batch may have been
-// published. PublishBatch keeps neither reqs nor their messages' bodies
+// published in order (per queue, on a Redis Cluster); on error, part of the
+// batch may have been published: a prefix on one node, any of its messages
+// on a cluster, whose masters each get a pipeline. PublishBatch keeps neither reqs nor their messages' bodies
 // once it returns, except a message published with Options.Mandatory
 // (which may come back as a Returned): the caller may reuse the others'
 // bytes (messaging.Producer.PublishBatch serializes a batch's bodies into
