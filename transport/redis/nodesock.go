@@ -66,7 +66,6 @@ func (n *hubSock) join(m *hubSock) {
 	m.clientID = n.clientID
 	m.failed = false
 	m.backoff = 0
-	m.since = n.p.h.Now()
 	m.st.onReady(m)
 }
 
@@ -101,13 +100,9 @@ func (m *hubSock) sendShared(cmd []byte, exps []expect) {
 	if n == nil || n.state != sockOpen {
 		return
 	}
-	now := n.p.h.Now()
-	if len(m.exp) == 0 {
-		m.since = now
-	}
 	m.exp = append(m.exp, exps...)
 	if len(n.exp) == 0 {
-		n.since = now
+		n.since = n.p.h.Now() // the watchdog times the node socket, not its members
 	}
 	for _, e := range exps {
 		n.exp = append(n.exp, expect{kind: e.kind, wait: e.wait, owner: m, ogen: m.gen})
@@ -127,7 +122,6 @@ func (n *hubSock) dispatch(e expect, v resp.Value) {
 	}
 	me := m.exp[0]
 	m.exp = m.exp[:copy(m.exp, m.exp[1:])]
-	m.since = n.p.h.Now()
 	if !m.touchedFlag {
 		m.touchedFlag = true
 		n.touched = append(n.touched, m)
